@@ -1,0 +1,442 @@
+"""The mitmproxy addon: a thin layer of hooks over the pure modules.
+
+request         -> local pages, or prepare the OCA request (token, model, translation)
+responseheaders -> put a stream translator (or a pass-through tap) on streamed answers
+response        -> assemble buffered answers, shape errors in the client's API, record stats
+error           -> record failures (the client's error body comes from mitm_patches)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+import webbrowser
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from mitmproxy import ctx, http
+from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
+
+from . import __version__, mitm_patches, sse
+from .config import DEPLOYMENTS, Settings, SettingsFile, find_config_file
+from .errors import ApiError, ApiFlavor, error_bytes, upstream_error_message
+from .gateway import Exchange, PassthroughTap, StreamDriver, parse_json_body, prepare, token_counts
+from .gateway import terminal_error_frame, usage_from_stream
+from .idcs import Idcs
+from .local import LocalPages
+from .modelinfo import Catalog
+from .routing import Endpoint, classify
+from .stats import RequestRecord, Stats
+from .tokens import TokenManager, TokenStore, default_token_path
+from .translate.responses import ResponseHistory
+
+log = logging.getLogger("oca_addon")
+
+JSON = {"content-type": "application/json"}
+
+
+@dataclass
+class Upstream:
+    """Where OCA is, resolved from options, the reverse-mode target and the settings file."""
+
+    base_url: str
+    idcs_url: str
+    client_id: str
+    mode: str
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        parts = urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.scheme, parts.hostname or "", port
+
+    @property
+    def prefix(self) -> str:
+        return urlsplit(self.base_url).path.rstrip("/")
+
+
+@dataclass
+class InFlight:
+    """One API request between hooks (kept off flow.metadata: that is saved to flow files)."""
+
+    exchange: Exchange
+    record: RequestRecord
+    access_token: str
+    driver: StreamDriver | PassthroughTap | None = None
+    upstream_raw: bytearray = field(default_factory=bytearray)
+
+
+class OcaAddon:
+    def __init__(self) -> None:
+        self.settings_file: SettingsFile | None = None
+        self.tokens: TokenManager | None = None
+        self.upstream: Upstream | None = None
+        self.stats = Stats()
+        self.history = ResponseHistory()
+        self.local = LocalPages(self)
+        self._catalog: Catalog | None = None
+        self._catalog_task: asyncio.Task[Catalog | None] | None = None
+        self._inflight: dict[str, InFlight] = {}
+        self._keepalive: asyncio.Task[None] | None = None
+
+    # -- options ---------------------------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        mitm_patches.apply()
+        add = loader.add_option
+        add("oca_mode", str, "", "OCA deployment: internal or external (default: settings file, else internal).")
+        add("oca_base_url", str, "", "OCA API base URL (default: the reverse-mode target, the settings file, or the mode's).")
+        add("oca_idcs_url", str, "", "IDCS (login) URL (default: settings file, else the mode's).")
+        add("oca_client_id", str, "", "OAuth client id (default: settings file, else the mode's).")
+        add("oca_config", str, "", "Settings file (default: ~/.config/oca/oca-proxy.config.json or .yaml, or ~/.oca/oca-proxy-config.json).")
+        add("oca_token_file", str, "", "Refresh token file (default: ~/.oca/refresh_token.json).")
+        add("oca_open_browser", bool, True, "Open the login page in a browser at start when not logged in.")
+        add("oca_refresh_margin", int, 300, "Refresh the access token this many seconds before it expires.")
+        add("oca_keepalive", int, 6 * 3600, "Refresh the login every this many seconds even when idle (0: never).")
+        add("oca_models_ttl", int, 300, "Seconds to cache OCA's model list.")
+        add("oca_capture_limit", int, 2 * 1024 * 1024, "Bytes of each streamed body kept for display after the stream ends.")
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if "connection_strategy" in updated or "oca_mode" in updated or not self.upstream:
+            # Lazy: an unreachable OCA must not take the local pages down with it.
+            if opts.connection_strategy != "lazy":
+                opts.update(connection_strategy="lazy")
+            # We check and rewrite Host ourselves; keep the client's for the DNS-rebinding check.
+            if not opts.keep_host_header:
+                opts.update(keep_host_header=True)
+        if self.settings_file is None or "oca_config" in updated:
+            self.settings_file = SettingsFile(find_config_file(opts.oca_config or None))
+        keys = {"oca_mode", "oca_base_url", "oca_idcs_url", "oca_client_id", "oca_token_file",
+                "oca_refresh_margin", "mode"}
+        if self.tokens is None or updated & keys:
+            self.upstream = self._resolve_upstream()
+            token_path = Path(opts.oca_token_file).expanduser() if opts.oca_token_file else default_token_path()
+            self.tokens = TokenManager(
+                TokenStore(token_path),
+                Idcs(self.upstream.idcs_url, self.upstream.client_id),
+                refresh_margin=float(opts.oca_refresh_margin),
+            )
+            self._catalog = None
+
+    def _resolve_upstream(self) -> Upstream:
+        opts = ctx.options
+        assert self.settings_file is not None
+        s = self.settings_file.get()
+        mode = opts.oca_mode or s.mode or "internal"
+        if mode not in DEPLOYMENTS:
+            log.error("Unknown OCA mode %r: use internal or external. Using internal.", mode)
+            mode = "internal"
+        dep = DEPLOYMENTS[mode]
+        base = opts.oca_base_url or self._reverse_target(s.base_url) or s.base_url or dep.base_url
+        return Upstream(
+            base_url=base.rstrip("/"),
+            idcs_url=opts.oca_idcs_url or s.idcs_url or dep.idcs_url,
+            client_id=opts.oca_client_id or s.client_id or dep.client_id,
+            mode=mode,
+        )
+
+    @staticmethod
+    def _reverse_target(settings_base: str | None) -> str | None:
+        """The reverse-mode target plus OCA's API path (the mode spec carries no path)."""
+        for spec in ctx.options.mode:
+            try:
+                mode = ProxyMode.parse(spec)
+            except ValueError:
+                continue
+            if isinstance(mode, ReverseMode):
+                host, port = mode.address
+                scheme = "https" if mode.scheme == "https" else "http"
+                default = 443 if scheme == "https" else 80
+                origin = f"{scheme}://{host}" + ("" if port == default else f":{port}")
+                if settings_base and settings_base.startswith(origin):
+                    return settings_base
+                from .config import API_PREFIX
+
+                return origin + API_PREFIX
+        return None
+
+    def listen_port(self) -> int:
+        for spec in ctx.options.mode:
+            try:
+                port = ProxyMode.parse(spec).listen_port(ctx.options.listen_port)
+            except ValueError:
+                continue
+            if port:
+                return port
+        return ctx.options.listen_port or 8669
+
+    def current_settings(self) -> Settings:
+        assert self.settings_file is not None
+        return self.settings_file.get()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def running(self) -> None:
+        assert self.tokens and self.upstream
+        login_url = f"http://localhost:{self.listen_port()}/login"
+        log.info("oca-proxy %s: OCA %s (%s mode), login via %s", __version__,
+                 self.upstream.base_url, self.upstream.mode, self.upstream.idcs_url)
+        status = await self.tokens.status()
+        if status.logged_in:
+            log.info("Logged in (token file %s)", self.tokens.store.path)
+        else:
+            log.warning("Not logged in (%s). Log in at %s", status.problem, login_url)
+            if ctx.options.oca_open_browser and _has_display():
+                await asyncio.to_thread(webbrowser.open, login_url)
+        if ctx.options.oca_keepalive > 0:
+            self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        """Refresh tokens go stale when unused for days: refresh now and then even if idle."""
+        while True:
+            await asyncio.sleep(max(60, ctx.options.oca_keepalive))
+            if self.tokens and (await self.tokens.status()).logged_in:
+                await self.tokens.refresh_now()
+
+    def done(self) -> None:
+        if self._keepalive:
+            self._keepalive.cancel()
+
+    # -- hooks -----------------------------------------------------------------------
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        path = req.path
+        endpoint = classify(path)
+        if endpoint is None:
+            # Local pages (dashboard, login, health, ...) answered without touching OCA.
+            await self.local.handle(flow)
+            return
+        flavor = endpoint.flavor
+        try:
+            if endpoint is Endpoint.MODELS:
+                await self._models(flow, flavor)
+            elif endpoint is Endpoint.COUNT_TOKENS:
+                self._count_tokens(flow)
+            else:
+                await self._forward(flow, endpoint)
+        except ApiError as e:
+            self._reply_error(flow, flavor, e)
+        except Exception as e:  # a bug must cost one request, never the proxy
+            log.exception("Unexpected error handling %s %s", req.method, path)
+            self._reply_error(flow, flavor, ApiError(500, f"oca-proxy failed on this request: {type(e).__name__}: {e}"))
+
+    async def _forward(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
+        req = flow.request
+        if req.method != "POST":
+            raise ApiError(405, f"{req.path.split('?')[0]} takes POST, not {req.method}")
+        body = parse_json_body(req.raw_content, req.headers.get("content-type"))
+        token = await self._access_token(endpoint.flavor)
+        catalog = await self.catalog(token)
+        ex = prepare(endpoint, body, self.current_settings(), catalog, self.history)
+        request_id = uuid.uuid4().hex
+        record = RequestRecord(
+            started=time.time(), api=endpoint.value, path=req.path.split("?")[0],
+            requested_model=ex.choice.requested, target_model=ex.choice.target,
+            route="native" if ex.route.native else "translated", stream=ex.client_stream,
+            request_id=request_id,
+        )
+        self._rewrite_upstream(flow, ex, token, request_id)
+        self._inflight[flow.id] = InFlight(ex, record, token)
+
+    def _rewrite_upstream(self, flow: http.HTTPFlow, ex: Exchange, token: str, request_id: str) -> None:
+        assert self.upstream
+        req = flow.request
+        scheme, host, port = self.upstream.origin
+        req.scheme, req.host, req.port = scheme, host, port
+        req.path = self.upstream.prefix + ex.route.upstream_path
+        keep = {"user-agent", "client", "client-version", "client-ide", "client-ide-version"}
+        if ex.endpoint is Endpoint.MESSAGES and ex.route.native:
+            keep |= {"anthropic-version", "anthropic-beta"}
+        for name in list(req.headers.keys()):
+            if name.lower() not in keep:
+                del req.headers[name]
+        req.host_header = host if port in (80, 443) else f"{host}:{port}"
+        req.headers["authorization"] = f"Bearer {token}"
+        req.headers["content-type"] = "application/json"
+        req.headers["accept"] = "application/json" if ex.endpoint is Endpoint.EMBEDDINGS else "text/event-stream"
+        req.headers["accept-encoding"] = "identity"  # streams are translated byte by byte
+        req.headers["opc-request-id"] = request_id
+        req.content = json.dumps(ex.upstream_body, ensure_ascii=False).encode()
+
+    async def _access_token(self, flavor: ApiFlavor) -> str:
+        assert self.tokens
+        token = await self.tokens.access_token()
+        if token is None:
+            why = self.tokens.problem or "not logged in"
+            raise ApiError(
+                401,
+                f"oca-proxy is not logged in to OCA ({why}). "
+                f"Open http://localhost:{self.listen_port()}/login in your browser to sign in.",
+                code="login_required",
+            )
+        return token
+
+    async def catalog(self, token: str | None = None) -> Catalog | None:
+        """OCA's model list, cached; None (so: route everything as chat) if unavailable."""
+        cat = self._catalog
+        if cat is not None and time.time() - cat.fetched_at < ctx.options.oca_models_ttl:
+            return cat
+        if token is None:
+            return cat
+        if self._catalog_task is None or self._catalog_task.done():
+            self._catalog_task = asyncio.get_running_loop().create_task(self._fetch_catalog(token))
+        return await asyncio.shield(self._catalog_task)
+
+    async def _fetch_catalog(self, token: str) -> Catalog | None:
+        assert self.upstream
+        url = f"{self.upstream.base_url}/v1/model/info"
+        headers = {"authorization": f"Bearer {token}", "opc-request-id": uuid.uuid4().hex}
+        try:
+            resp = await asyncio.to_thread(requests.get, url, headers=headers, timeout=15)
+            resp.raise_for_status()
+            self._catalog = Catalog.from_model_info(resp.json())
+        except (requests.RequestException, ValueError) as e:
+            log.warning("Could not load OCA's model list (%s); routing by the chat API only", type(e).__name__)
+            return self._catalog
+        return self._catalog
+
+    async def _models(self, flow: http.HTTPFlow, flavor: ApiFlavor) -> None:
+        from .modelinfo import anthropic_model_list, openai_model_list
+
+        token = await self._access_token(flavor)
+        catalog = await self.catalog(token)
+        aliases = [n for n in self.current_settings().model_mapping if not any(c in n for c in "*?[")]
+        anthropic_client = "anthropic-version" in flow.request.headers
+        body = anthropic_model_list(catalog, aliases) if anthropic_client else openai_model_list(catalog, aliases)
+        flow.response = http.Response.make(200, json.dumps(body), JSON)
+
+    def _count_tokens(self, flow: http.HTTPFlow) -> None:
+        from .translate.count_tokens import count_tokens
+
+        body = parse_json_body(flow.request.raw_content, flow.request.headers.get("content-type"))
+        if not isinstance(body.get("messages"), list):
+            raise ApiError(400, "'messages' must be an array")
+        flow.response = http.Response.make(200, json.dumps({"input_tokens": count_tokens(body)}), JSON)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        st = self._inflight.get(flow.id)
+        resp = flow.response
+        if st is None or resp is None:
+            return
+        st.record.ttfb_ms = (time.time() - st.record.started) * 1000
+        ex = st.exchange
+        streaming = (
+            resp.status_code == 200
+            and ex.client_stream
+            and "text/event-stream" in resp.headers.get("content-type", "")
+        )
+        if not streaming:
+            return  # buffered: shaped for the client in the response hook
+        limit = ctx.options.oca_capture_limit
+        if ex.make_translator is not None:
+            st.driver = StreamDriver(ex.make_translator())
+            resp.stream = st.driver
+            resp.headers.pop("content-length", None)
+            if flow.request.http_version == "HTTP/1.1":
+                resp.headers["transfer-encoding"] = "chunked"
+        else:
+            tap = PassthroughTap(limit, lambda msg: terminal_error_frame(ex.endpoint, 502, msg))
+            st.driver = tap
+            resp.stream = tap
+        resp.headers["content-type"] = "text/event-stream; charset=utf-8"
+        resp.headers["cache-control"] = "no-cache"
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        st = self._inflight.pop(flow.id, None)
+        resp = flow.response
+        if st is None or resp is None:
+            return
+        ex, rec = st.exchange, st.record
+        rec.status = resp.status_code
+        try:
+            if resp.stream:
+                usage = st.driver.usage if isinstance(st.driver, StreamDriver) else None
+                if usage is None and isinstance(st.driver, PassthroughTap):
+                    usage = usage_from_stream(bytes(st.driver.captured))
+                rec.input_tokens, rec.output_tokens = token_counts(usage)
+            elif resp.status_code >= 400:
+                await self._upstream_error(flow, st)
+            else:
+                self._buffered_answer(flow, st)
+        finally:
+            rec.latency_ms = (time.time() - rec.started) * 1000
+            self.stats.record(rec)
+
+    def _buffered_answer(self, flow: http.HTTPFlow, st: InFlight) -> None:
+        ex, resp = st.exchange, flow.response
+        assert resp is not None
+        raw = resp.raw_content or b""
+        try:
+            body = ex.client_body(raw)
+        except ApiError as e:
+            e.message = f"{e.message} (OCA request id {st.record.request_id})"
+            self._reply_error(flow, ex.flavor, e, st.record)
+            return
+        st.record.input_tokens, st.record.output_tokens = token_counts(
+            ex.usage or body.get("usage")
+        )
+        headers = {**JSON, "opc-request-id": resp.headers.get("opc-request-id", st.record.request_id)}
+        if ex.client_stream:
+            # A stream was asked for but OCA answered in one piece (e.g. JSON): still a stream.
+            flow.response = http.Response.make(200, sse.encode(body), {"content-type": "text/event-stream"})
+        else:
+            flow.response = http.Response.make(200, json.dumps(body, ensure_ascii=False).encode(), headers)
+
+    async def _upstream_error(self, flow: http.HTTPFlow, st: InFlight) -> None:
+        resp = flow.response
+        assert resp is not None and self.tokens
+        status = resp.status_code
+        request_id = resp.headers.get("opc-request-id") or st.record.request_id
+        message = upstream_error_message(resp.raw_content or b"", status)
+        headers: dict[str, str] = {}
+        if status == 401:
+            # OCA refused a token we thought valid: refresh now; the SDK retries by itself.
+            self.tokens.invalidate(st.access_token)
+            self.tokens.refresh_now()
+            headers["x-should-retry"] = "true"
+            message = f"OCA rejected the access token; oca-proxy is refreshing it, please retry ({message})"
+        if "retry-after" in resp.headers:
+            headers["retry-after"] = resp.headers["retry-after"]
+        err = ApiError(status, f"OCA answered {status}: {message} (OCA request id {request_id})", headers=headers)
+        st.record.error = message
+        self._reply_error(flow, st.exchange.flavor, err, st.record)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        st = self._inflight.pop(flow.id, None)
+        if st is None:
+            return
+        st.record.status = flow.response.status_code if flow.response else 502
+        st.record.error = flow.error.msg if flow.error else "connection failed"
+        st.record.latency_ms = (time.time() - st.record.started) * 1000
+        self.stats.record(st.record)
+        log.warning("Request %s to OCA failed: %s", st.record.request_id, st.record.error)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _reply_error(self, flow: http.HTTPFlow, flavor: ApiFlavor, err: ApiError,
+                     record: RequestRecord | None = None) -> None:
+        kw = {} if flavor == "anthropic" else {"param": err.param, "code": err.code}
+        headers = {**JSON, **err.headers}
+        if record is not None:
+            headers["opc-request-id"] = record.request_id
+            record.status = err.status
+            record.error = record.error or err.message
+        flow.response = http.Response.make(err.status, error_bytes(flavor, err.status, err.message, **kw), headers)
+
+
+def _has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and shutil.which("xdg-open") is not None
+

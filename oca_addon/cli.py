@@ -1,0 +1,121 @@
+"""`oca-proxy`: run mitmdump (or mitmweb) in reverse mode with the addon, and a few chores.
+
+    oca-proxy [--port 8669] [--mode internal|external] [--web] ... [-- mitmproxy args]
+    oca-proxy login [--no-browser] | logout | status
+    oca-proxy sim [...]     the OCA simulator (API and login)
+    oca-proxy demo          simulator + proxy, already logged in
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import ALLOWED_PORTS, DEPLOYMENTS, ConfigError, find_config_file, load_settings
+
+SCRIPT = Path(__file__).resolve().parent / "_script.py"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="oca-proxy",
+        description="Local OpenAI/Anthropic-compatible gateway to Oracle Code Assist, "
+        "as a mitmproxy addon. Anything after `--` goes to mitmproxy untouched.",
+        epilog="Subcommands: login, logout, status, sim, demo (`oca-proxy login --help`).",
+    )
+    p.add_argument("--port", type=int, help="listen port: 8669, 8668 or 8667 (env PORT)")
+    p.add_argument("--mode", choices=sorted(DEPLOYMENTS), help="OCA deployment")
+    p.add_argument("--base-url", help="OCA API base URL")
+    p.add_argument("--idcs-url", help="IDCS (login) URL")
+    p.add_argument("--client-id", help="OAuth client id")
+    p.add_argument("--config", help="settings file (JSON or YAML)")
+    p.add_argument("--token-file", help="refresh token file (default ~/.oca/refresh_token.json)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="listen address (default 127.0.0.1; anything else needs proxy_api_key)")
+    p.add_argument("--web", action="store_true", help="run mitmweb instead of mitmdump")
+    p.add_argument("--no-browser", action="store_true", help="never open a browser")
+    p.add_argument("--version", action="version", version=f"oca-proxy {__version__}")
+    return p
+
+
+def build_mitmproxy_args(args: argparse.Namespace, extra: list[str]) -> tuple[str, list[str]]:
+    """The mitmproxy program and its arguments for these options."""
+    try:
+        settings = load_settings(find_config_file(args.config))
+    except ConfigError as e:
+        raise SystemExit(f"oca-proxy: settings file problem: {e}") from None
+    mode = args.mode or settings.mode or "internal"
+    base = (args.base_url or settings.base_url or DEPLOYMENTS[mode].base_url).rstrip("/")
+    port = args.port or _env_port() or settings.port or 8669
+    if port not in ALLOWED_PORTS:
+        print(f"oca-proxy: warning: port {port} is not one IDCS accepts for the login "
+              f"callback ({', '.join(map(str, ALLOWED_PORTS))}); logging in will fail.",
+              file=sys.stderr)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    program = "mitmweb" if args.web else "mitmdump"
+    argv = [
+        "-s", str(SCRIPT),
+        "--mode", f"reverse:{origin}@{args.host}:{port}",
+        "--set", "connection_strategy=lazy",
+        "--set", "keep_host_header=true",
+        "--set", f"oca_base_url={base}",
+        "--set", f"oca_mode={mode}",
+    ]
+    for opt, value in (("oca_idcs_url", args.idcs_url), ("oca_client_id", args.client_id),
+                       ("oca_config", args.config), ("oca_token_file", args.token_file)):
+        if value:
+            argv += ["--set", f"{opt}={value}"]
+    if args.no_browser:
+        argv += ["--set", "oca_open_browser=false"]
+    if program == "mitmweb":
+        argv += ["--set", "web_open_browser=" + ("false" if args.no_browser else "true")]
+    else:
+        argv += ["--flow-detail", "0"]
+    return program, argv + extra
+
+
+def _env_port() -> int | None:
+    value = os.environ.get("PORT")
+    return int(value) if value and value.isdigit() else None
+
+
+def run_proxy(argv: list[str]) -> int:
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1 :]
+    args = _parser().parse_args(argv)
+    program, mitm_args = build_mitmproxy_args(args, extra)
+    if program == "mitmweb":
+        from mitmproxy.tools.main import mitmweb as run
+    else:
+        from mitmproxy.tools.main import mitmdump as run
+    result = run(mitm_args)
+    return int(result or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sim":
+        from .sim import main as sim_main
+
+        return int(sim_main(argv[1:]) or 0)
+    if argv and argv[0] == "demo":
+        from .demo import main as demo_main
+
+        return int(demo_main(argv[1:]) or 0)
+    if argv and argv[0] in ("login", "logout", "status"):
+        from .account import main as account_main
+
+        return int(account_main(argv) or 0)
+    return run_proxy(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""`oca-proxy demo`: the OCA simulator and the proxy together, already logged in.
+
+For trying every client without OCA access. Everything (settings, token file) lives in a
+temporary folder, so the user's real login and settings are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from .config import API_PREFIX
+
+DEMO_SETTINGS = {
+    "model_mapping": {
+        "claude-*haiku*": "oca/llama-4",
+        "claude-*": "oca/gpt-4.1",
+        "gpt-5*": {"target": "oca/gpt-5", "reasoning_effort": "medium"},
+    },
+    "default_model": "oca/gpt-4.1",
+}
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"oca-proxy demo: {url.split('/')[2]} exited early")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise SystemExit(f"oca-proxy demo: {url} did not come up")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="oca-proxy demo")
+    p.add_argument("--port", type=int, default=8669, help="proxy port (default 8669)")
+    p.add_argument("--sim-port", type=int, default=9100, help="simulator port (default 9100)")
+    p.add_argument("--web", action="store_true", help="mitmweb instead of mitmdump")
+    args, extra = p.parse_known_args(argv)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+
+    home = Path(tempfile.mkdtemp(prefix="oca-demo-"))
+    sim_url = f"http://127.0.0.1:{args.sim_port}"
+    sim = subprocess.Popen([sys.executable, "-m", "oca_addon.sim", "--port", str(args.sim_port)])
+    try:
+        _wait(f"{sim_url}/.well-known/openid-configuration", sim)
+        minted = requests.post(f"{sim_url}/__sim/mint", json={}, timeout=10).json()
+        token_file = home / ".oca" / "refresh_token.json"
+        token_file.parent.mkdir(mode=0o700)
+        token_file.write_text(json.dumps({"refresh_token": minted["refresh_token"],
+                                          "created_at": "demo"}))
+        token_file.chmod(0o600)
+        config = home / "oca-proxy.config.json"
+        config.write_text(json.dumps(DEMO_SETTINGS, indent=2))
+        base = f"http://localhost:{args.port}"
+        print(f"""
+oca-proxy demo: OCA simulator on {sim_url}, proxy on {base} (logged in).
+  OpenAI SDK / Codex:  OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=dummy
+  Claude Code:         ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=dummy
+  Dashboard:           {base}/    Settings: {config}
+  Try: curl {base}/v1/chat/completions -H 'content-type: application/json' \\
+         -d '{{"model":"oca/gpt-4.1","messages":[{{"role":"user","content":"hi"}}]}}'
+""", flush=True)
+        from .cli import run_proxy
+
+        return run_proxy([
+            "--port", str(args.port), "--base-url", sim_url + API_PREFIX, "--idcs-url", sim_url,
+            "--config", str(config), "--token-file", str(token_file), "--no-browser",
+            *(["--web"] if args.web else []), "--", *extra,
+        ])
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        if os.environ.get("OCA_DEMO_KEEP") != "1":
+            import shutil
+
+            shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,384 @@
+"""From a client's request to OCA's, and from OCA's answer back to the client's API.
+
+Pure over dicts and bytes (no mitmproxy): the addon calls `prepare()` in its request hook,
+puts a `StreamDriver` on streamed answers, and calls `Exchange.client_body()` on buffered
+ones. Translator modules follow the contract in docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import sse
+from .config import ModelChoice, Settings, resolve_model
+from .errors import ApiError, ApiFlavor, RequestError, anthropic_error, upstream_error_message
+from .modelinfo import Catalog
+from .routing import Endpoint, Route, model_serves, plan_route
+from .translate import anthropic, completions, responses
+from .translate.chat import ChatAssembler, prepare_chat_request, validate_chat_request
+
+
+class StreamTranslator(Protocol):
+    def feed(self, chunk: dict[str, Any]) -> bytes: ...
+    def finish(self) -> bytes: ...
+    def fail(self, status: int, message: str) -> bytes: ...
+
+
+@dataclass
+class Exchange:
+    """Everything the addon needs to carry one request from hook to hook."""
+
+    endpoint: Endpoint
+    route: Route
+    choice: ModelChoice
+    client_stream: bool
+    upstream_body: dict[str, Any]
+    ctx: Any = None
+    # Builds the per-request stream translator for translated streams.
+    make_translator: Callable[[], StreamTranslator] | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flavor(self) -> ApiFlavor:
+        return self.endpoint.flavor
+
+    @property
+    def requested_model(self) -> str:
+        return self.choice.requested
+
+    def client_body(self, upstream: bytes) -> dict[str, Any]:
+        """A buffered (non-streamed) answer for the client, from OCA's streamed body."""
+        if self.endpoint is Endpoint.EMBEDDINGS:
+            return _json_object(upstream)
+        events = sse.parse_all(upstream)
+        if not events:
+            raise ApiError(502, _not_a_stream(upstream))
+        _raise_stream_error(events)
+        ep, native = self.endpoint, self.route.native
+        if ep is Endpoint.MESSAGES and native:
+            msgs = anthropic.NativeMessagesAssembler()
+            for ev in events:
+                msgs.feed(ev)
+            return msgs.result(self.requested_model)
+        if ep is Endpoint.RESPONSES and native:
+            resp = responses.NativeResponsesAssembler()
+            for ev in events:
+                resp.feed(ev)
+            return resp.result()
+        if ep is Endpoint.COMPLETIONS and native:
+            return completions.assemble_completion_stream(events)
+        assembler = ChatAssembler()
+        for ev in events:
+            if ev.data != "[DONE]":
+                chunk = _json_or_none(ev.data)
+                if isinstance(chunk, dict):
+                    assembler.feed(chunk)
+        completion = assembler.result()
+        self.usage = completion.get("usage") or {}
+        if ep is Endpoint.CHAT:
+            return completion
+        if ep is Endpoint.MESSAGES:
+            return anthropic.chat_to_anthropic(completion, self.ctx)
+        if ep is Endpoint.RESPONSES:
+            return responses.chat_to_response(completion, self.ctx)
+        return completions.chat_to_completion(completion, self.ctx)
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    data = _json_or_none(body.decode("utf-8", "replace"))
+    if not isinstance(data, dict):
+        raise ApiError(502, "OCA answered with something that is not JSON")
+    return data
+
+
+def _not_a_stream(body: bytes) -> str:
+    return f"OCA did not answer with an event stream: {upstream_error_message(body, 200)}"
+
+
+def _raise_stream_error(events: list[sse.SSEEvent]) -> None:
+    """An error event inside a stream (LiteLLM sends `data: {"error": ...}`) fails the call."""
+    for ev in events:
+        if ev.event == "error" or ev.data.startswith('{"error"'):
+            data = _json_or_none(ev.data)
+            if isinstance(data, dict) and "error" in data:
+                raise ApiError(_error_status(data), upstream_error_message(ev.data.encode(), 502))
+        elif ev.data != "[DONE]" and _json_or_none(ev.data) is None:
+            raise ApiError(502, f"OCA sent a stream event that is not JSON: {ev.data[:200]!r}")
+
+
+def _error_status(data: dict[str, Any]) -> int:
+    err = data.get("error")
+    code = err.get("code") if isinstance(err, dict) else None
+    try:
+        status = int(code)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 502
+    return status if 400 <= status < 600 else 502
+
+
+# -- preparing the upstream request ------------------------------------------------
+
+
+def parse_json_body(content: bytes | None, content_type: str | None) -> dict[str, Any]:
+    """The client's JSON object, or a RequestError that says what is wrong with it."""
+    if not content:
+        raise RequestError("the request has no body; send a JSON object")
+    if content_type and "json" not in content_type.lower() and "text/plain" not in content_type:
+        raise RequestError(
+            f"Content-Type must be application/json, not {content_type.split(';')[0]!r}",
+            status=415,
+        )
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RequestError(f"the body is not valid UTF-8 (byte {e.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RequestError(
+            f"the body is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise RequestError(f"the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _model_field(body: dict[str, Any], endpoint: Endpoint) -> str:
+    model = body.get("model")
+    if model is None or model == "":
+        raise RequestError("'model' is required", param="model")
+    if not isinstance(model, str):
+        raise RequestError(f"'model' must be a string, not {type(model).__name__}", param="model")
+    return model
+
+
+def _stream_flag(body: dict[str, Any]) -> bool:
+    stream = body.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise RequestError("'stream' must be true or false", param="stream")
+    return stream
+
+
+def prepare(
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    settings: Settings,
+    catalog: Catalog | None,
+    history: responses.ResponseHistory | None = None,
+) -> Exchange:
+    """Map the model, pick native or translated, and build OCA's request body."""
+    requested = _model_field(body, endpoint)
+    client_stream = _stream_flag(body) if endpoint is not Endpoint.EMBEDDINGS else False
+    choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
+    target = choice.target
+    if catalog is not None and catalog.models and catalog.info(target) is None:
+        available = ", ".join(sorted(catalog.models)[:20])
+        how = "" if choice.via == "oca" else f" ('{requested}' maps to it via {choice.via})"
+        raise ApiError(
+            404,
+            f"The model '{target}'{how} is not available on OCA. Available: {available}. "
+            "Change model_mapping/default_model in the settings or ask for an oca/ model.",
+            code="model_not_found",
+            param="model",
+        )
+    if not model_serves(catalog, target, endpoint):
+        raise ApiError(
+            400,
+            f"The OCA model '{target}' cannot serve {endpoint.value} requests.",
+            code="model_not_supported",
+            param="model",
+        )
+    route = plan_route(endpoint, target, catalog)
+    info = catalog.info(target) if catalog else None
+    effort = choice.reasoning_effort
+    ex = Exchange(endpoint, route, choice, client_stream, {})
+
+    if endpoint is Endpoint.CHAT:
+        validate_chat_request(body)
+        out = prepare_chat_request({**body, "model": target})
+        if effort and "reasoning_effort" not in body and _reasons(info):
+            out["reasoning_effort"] = effort
+        ex.upstream_body = out
+    elif endpoint is Endpoint.EMBEDDINGS:
+        if "input" not in body:
+            raise RequestError("'input' is required", param="input")
+        ex.upstream_body = {**body, "model": target}
+    elif endpoint is Endpoint.MESSAGES:
+        if route.native:
+            ex.upstream_body = anthropic.prepare_native_messages(body, target_model=target)
+        else:
+            ex.upstream_body, ex.ctx = anthropic.anthropic_to_chat(
+                body, target_model=target, model_info=info, reasoning_effort=effort
+            )
+            ctx = ex.ctx
+            ex.make_translator = lambda: anthropic.AnthropicStream(ctx)
+    elif endpoint is Endpoint.RESPONSES:
+        if route.native:
+            ex.upstream_body, ex.ctx = responses.prepare_native_responses(
+                body, target_model=target, reasoning_effort=effort, history=history
+            )
+        else:
+            ex.upstream_body, ex.ctx = responses.responses_to_chat(
+                body, target_model=target, model_info=info, reasoning_effort=effort,
+                history=history,
+            )
+            ctx = ex.ctx
+            ex.make_translator = lambda: responses.ResponsesStream(ctx)
+    elif endpoint is Endpoint.COMPLETIONS:
+        if route.native:
+            ex.upstream_body = completions.prepare_native_completions(body, target_model=target)
+        else:
+            ex.upstream_body, ex.ctx = completions.completions_to_chat(
+                body, target_model=target, model_info=info, reasoning_effort=effort
+            )
+            ctx = ex.ctx
+            ex.make_translator = lambda: completions.CompletionsStream(ctx)
+    else:  # pragma: no cover - callers only pass API endpoints
+        raise RequestError(f"{endpoint.value} is not a model call")
+    return ex
+
+
+def _reasons(info: dict[str, Any] | None) -> bool:
+    return info is None or bool(info.get("is_reasoning_model"))
+
+
+# -- streams -------------------------------------------------------------------------
+
+
+class StreamDriver:
+    """mitmproxy's `flow.response.stream` for a translated answer: OCA's chat SSE in,
+    the client API's SSE out. Called with b"" once the upstream body has ended."""
+
+    __slots__ = ("closed", "parser", "translator", "usage")
+
+    def __init__(self, translator: StreamTranslator) -> None:
+        self.parser = sse.SSEParser()
+        self.translator = translator
+        self.closed = False
+        self.usage: dict[str, Any] | None = None
+
+    def __call__(self, data: bytes) -> bytes:
+        if self.closed:
+            return b""
+        if not data:
+            out = self._events(self.parser.close())
+            if not self.closed:
+                self.closed = True
+                out += self.translator.finish()
+            return out
+        return self._events(self.parser.feed(data))
+
+    def _events(self, events: list[sse.SSEEvent]) -> bytes:
+        out: list[bytes] = []
+        translator = self.translator
+        for ev in events:
+            if self.closed:
+                break
+            data = ev.data
+            if data == "[DONE]":
+                self.closed = True
+                out.append(translator.finish())
+                continue
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                out.append(self.abort(f"OCA sent a stream event that is not JSON: {data[:120]!r}"))
+                continue
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk:
+                self.closed = True
+                out.append(
+                    translator.fail(_error_status(chunk), upstream_error_message(data.encode(), 502))
+                )
+                continue
+            if chunk.get("usage"):
+                self.usage = chunk["usage"]
+            out.append(translator.feed(chunk))
+        return b"".join(out)
+
+    def abort(self, message: str, status: int = 502) -> bytes:
+        """The upstream failed mid-stream: the client API's own terminal error event."""
+        if self.closed:
+            return b""
+        self.closed = True
+        return self.translator.fail(status, message)
+
+
+class PassthroughTap:
+    """`flow.response.stream` for answers already in the client's API: bytes go through
+    untouched; a bounded copy is kept so the flow can be shown and its usage read."""
+
+    __slots__ = ("captured", "fail_frame", "limit", "truncated")
+
+    def __init__(self, limit: int, fail_frame: Callable[[str], bytes] | None = None) -> None:
+        self.captured = bytearray()
+        self.limit = limit
+        self.truncated = False
+        self.fail_frame = fail_frame
+
+    def abort(self, message: str) -> bytes:
+        return self.fail_frame(message) if self.fail_frame else b""
+
+    def __call__(self, data: bytes) -> bytes:
+        room = self.limit - len(self.captured)
+        if room > 0:
+            self.captured += data[:room]
+        if len(data) > room:
+            self.truncated = True
+        return data
+
+
+def terminal_error_frame(endpoint: Endpoint, status: int, message: str) -> bytes:
+    """The error event that ends a native stream in the client API's own grammar."""
+    if endpoint.flavor == "anthropic":
+        return sse.encode(anthropic_error(status, message), event="error")
+    if endpoint is Endpoint.RESPONSES:
+        body = {"type": "error", "code": "server_error", "message": message, "param": None}
+        return sse.encode(body, event="error")
+    return sse.encode({"error": {"message": message, "type": "api_error", "code": str(status)}})
+
+
+def usage_from_stream(body: bytes) -> dict[str, Any] | None:
+    """The token usage reported near the end of a (chat, responses or messages) stream."""
+    tail = body[-16384:]
+    start = tail.find(b"\n") + 1 if len(body) > len(tail) else 0
+    usage: dict[str, Any] | None = None
+    for ev in sse.parse_all(tail[start:]):
+        data = _json_or_none(ev.data)
+        if not isinstance(data, dict):
+            continue
+        found = data.get("usage") or (data.get("response") or {}).get("usage")
+        if isinstance(found, dict) and found:
+            usage = {**(usage or {}), **found}
+    return usage
+
+
+def token_counts(usage: dict[str, Any] | None) -> tuple[int, int]:
+    """(input, output) tokens from any of the three APIs' usage shapes."""
+    if not usage:
+        return 0, 0
+
+    def _int(*keys: str) -> int:
+        for k in keys:
+            v = usage.get(k)
+            if isinstance(v, int):
+                return v
+        return 0
+
+    inp = _int("prompt_tokens", "input_tokens") + (
+        _int("cache_read_input_tokens") if "input_tokens" in usage else 0
+    )
+    return inp, _int("completion_tokens", "output_tokens")

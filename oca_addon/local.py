@@ -1,0 +1,181 @@
+"""Pages the proxy answers itself: health, login, callback, logout, dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from mitmproxy import http
+
+from . import __version__, pages
+from .idcs import IdcsError, LoginRequest
+
+if TYPE_CHECKING:
+    from .addon import OcaAddon
+
+log = logging.getLogger(__name__)
+
+LOGIN_STATE_TTL = 600  # seconds a login attempt stays valid (IDCS codes are short-lived too)
+HTML = {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"}
+JSON = {"content-type": "application/json", "cache-control": "no-store"}
+
+
+class LocalPages:
+    def __init__(self, addon: OcaAddon) -> None:
+        self.addon = addon
+        self._logins: dict[str, LoginRequest] = {}
+        self.csrf = secrets.token_urlsafe(24)  # for this process's own forms
+
+    async def handle(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        path = urlsplit(req.path).path.rstrip("/") or "/"
+        routes = {
+            "/": self.dashboard,
+            "/health": self.health,
+            "/login": self.login,
+            "/callback": self.callback,
+            "/logout": self.logout,
+            "/api/event_logging/batch": self.ignore,
+        }
+        handler = routes.get(path)
+        if handler is None:
+            flow.response = http.Response.make(
+                404,
+                json.dumps({"error": {"message": f"Not found: {path}. The API is under /v1/.",
+                                      "type": "not_found_error", "code": None, "param": None}}),
+                JSON,
+            )
+            return
+        try:
+            flow.response = await handler(flow)
+        except Exception:
+            log.exception("Local page %s failed", path)
+            flow.response = http.Response.make(
+                500, pages.message_page("Something went wrong", "oca-proxy hit an error "
+                                        "on this page; the log has the details.", ok=False), HTML)
+
+    async def ignore(self, flow: http.HTTPFlow) -> http.Response:
+        # Claude Code posts telemetry here; accept and drop it.
+        return http.Response.make(200, b"{}", JSON)
+
+    # -- health and dashboard ---------------------------------------------------------
+
+    async def health_data(self) -> dict[str, Any]:
+        addon = self.addon
+        assert addon.tokens and addon.upstream
+        status = await addon.tokens.status()
+        exp = status.access_expires_at
+        return {
+            "status": "ok",
+            "version": __version__,
+            "logged_in": status.logged_in,
+            "login_problem": status.problem,
+            "access_token_expires_at": exp,
+            "access_token_expires_in": int(exp - time.time()) if exp else None,
+            "mode": addon.upstream.mode,
+            "base_url": addon.upstream.base_url,
+            "idcs_url": addon.upstream.idcs_url,
+            "token_file": str(addon.tokens.store.path),
+            "settings_file": str(addon.settings_file.path) if addon.settings_file else None,
+            "settings_error": str(addon.settings_file.error) if addon.settings_file and addon.settings_file.error else None,
+            "port": addon.listen_port(),
+            "requests": sum(t["requests"] for t in addon.stats.totals.values()),
+        }
+
+    async def health(self, flow: http.HTTPFlow) -> http.Response:
+        return http.Response.make(200, json.dumps(await self.health_data()), JSON)
+
+    async def dashboard(self, flow: http.HTTPFlow) -> http.Response:
+        if flow.request.method == "HEAD":
+            return http.Response.make(200, b"", HTML)
+        data = await self.health_data()
+        state = "logged in" if data["logged_in"] else f"not logged in ({data['login_problem']})"
+        body = pages.message_page(
+            "oca-proxy", f"OCA at {data['base_url']} ({data['mode']} mode): {state}.",
+            ok=data["logged_in"],
+            actions=[("Log in", "/login")] if not data["logged_in"] else [("Log out", "/logout")],
+        )
+        return http.Response.make(200, body, HTML)
+
+    # -- login ------------------------------------------------------------------------
+
+    def redirect_uri(self) -> str:
+        # IDCS only accepts whitelisted localhost ports, whatever host the browser used.
+        return f"http://localhost:{self.addon.listen_port()}/callback"
+
+    async def login(self, flow: http.HTTPFlow) -> http.Response:
+        assert self.addon.tokens
+        idcs = self.addon.tokens.idcs
+        try:
+            login = await asyncio.to_thread(idcs.start_login, self.redirect_uri())
+        except IdcsError as e:
+            return self._login_failed(f"Could not start the login: {e}")
+        self._expire_logins()
+        self._logins[login.state] = login
+        return http.Response.make(302, b"", {"location": login.url, "cache-control": "no-store"})
+
+    def _expire_logins(self) -> None:
+        cutoff = time.time() - LOGIN_STATE_TTL
+        for state, login in list(self._logins.items()):
+            if login.created_at < cutoff:
+                del self._logins[state]
+
+    def _login_failed(self, why: str, status: int = 400) -> http.Response:
+        return http.Response.make(
+            status,
+            pages.message_page("Login failed", why, ok=False,
+                               actions=[("Try again", "/login"), ("Dashboard", "/")]),
+            HTML,
+        )
+
+    async def callback(self, flow: http.HTTPFlow) -> http.Response:
+        addon = self.addon
+        assert addon.tokens
+        query = {k: v[0] for k, v in parse_qs(urlsplit(flow.request.path).query).items()}
+        if "error" in query:
+            desc = query.get("error_description") or query["error"]
+            return self._login_failed(f"IDCS refused the login: {desc}.")
+        state, code = query.get("state"), query.get("code")
+        self._expire_logins()
+        login = self._logins.pop(state, None) if state else None  # one use
+        if login is None:
+            return self._login_failed(
+                "This login link is missing its state, was already used, or is older than "
+                "10 minutes. Start again.")
+        if not code:
+            return self._login_failed("IDCS sent no authorization code.")
+        tokens_mgr = addon.tokens
+        try:
+            tokens = await asyncio.to_thread(tokens_mgr.idcs.exchange_code, code, login)
+            await asyncio.to_thread(tokens_mgr.save_login, tokens)
+        except IdcsError as e:
+            return self._login_failed(f"The login could not be completed: {e}.")
+        tokens_mgr.adopt(tokens)
+        log.info("Logged in to OCA; refresh token saved to %s", tokens_mgr.store.path)
+        return http.Response.make(200, pages.login_success_page(addon.listen_port()), HTML)
+
+    async def logout(self, flow: http.HTTPFlow) -> http.Response:
+        assert self.addon.tokens
+        req = flow.request
+        if req.method == "GET":
+            # State changes only by POST with our token: a link on another site cannot log you out.
+            return http.Response.make(200, pages.logout_confirm_page(self.csrf), HTML)
+        if req.method != "POST":
+            return http.Response.make(405, b"use POST", {"allow": "GET, POST"})
+        form = parse_qs(req.get_text(strict=False) or "")
+        sent = (form.get("csrf") or [req.headers.get("x-csrf-token", "")])[0]
+        if not secrets.compare_digest(sent, self.csrf):
+            return http.Response.make(
+                403, pages.message_page("Not logged out", "This logout did not come from "
+                                        "oca-proxy's own page.", ok=False,
+                                        actions=[("Log out", "/logout")]), HTML)
+        await self.addon.tokens.logout()
+        log.info("Logged out of OCA")
+        return http.Response.make(
+            200, pages.message_page("Logged out", "The OCA login was removed from this machine.",
+                                    ok=True, actions=[("Log in again", "/login")]), HTML)

@@ -1,0 +1,87 @@
+"""Server-sent events: an incremental parser and an encoder.
+
+Upstream chunk boundaries are arbitrary (a frame, a line or a UTF-8 character can be
+split across reads), so the parser buffers bytes and only splits on b"\\n". It never
+decodes partial lines, and it never uses str.splitlines(): U+2028 and friends occur
+inside JSON strings and are not line breaks in SSE.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    data: str
+    event: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class SSEParser:
+    """Feed bytes in, get complete events out."""
+
+    __slots__ = ("_buf", "_data", "_event")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._data: list[str] = []
+        self._event: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\n" not in buf:
+            self._buf = buf
+            return []
+        *lines, self._buf = buf.split(b"\n")
+        events: list[SSEEvent] = []
+        for raw in lines:
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            if not raw:
+                if self._data:
+                    events.append(SSEEvent("\n".join(self._data), self._event))
+                self._data = []
+                self._event = None
+                continue
+            line = raw.decode("utf-8", "replace")
+            if line.startswith(":"):
+                continue  # comment / keep-alive
+            field, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if field == "data":
+                self._data.append(value)
+            elif field == "event":
+                self._event = value
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: flush a last event that had no blank line after it."""
+        events = self.feed(b"\n\n") if (self._buf or self._data) else []
+        self._buf = b""
+        return events
+
+
+def parse_all(body: bytes) -> list[SSEEvent]:
+    parser = SSEParser()
+    return parser.feed(body) + parser.close()
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode(data: Any, event: str | None = None) -> bytes:
+    """One SSE frame. `data` may be a str (sent as is) or a JSON-able object."""
+    text = data if isinstance(data, str) else _dumps(data)
+    if event is None:
+        return f"data: {text}\n\n".encode()
+    return f"event: {event}\ndata: {text}\n\n".encode()
+
+
+DONE = b"data: [DONE]\n\n"

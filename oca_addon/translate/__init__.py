@@ -1,0 +1,1 @@
+"""Pure translation between client APIs and OCA's Chat Completions (no mitmproxy here)."""

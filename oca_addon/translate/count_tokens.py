@@ -1,0 +1,143 @@
+"""A local estimate of the input tokens of an Anthropic Messages request.
+
+Serves `/v1/messages/count_tokens` (OCA has no tokenizer endpoint) and the
+`message_start` usage of translated streams. Clients use the number to decide when the
+context is full, so it errs HIGH: about one token per 3.5 characters, rounded up, plus a
+fixed overhead per message, per tool and per image. It never returns 0, never touches the
+network and never raises, whatever the body holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+CHARS_PER_TOKEN = 3.5
+BASE_OVERHEAD = 8  # request framing
+MESSAGE_OVERHEAD = 5  # role + separators per message
+BLOCK_OVERHEAD = 3  # per tool_use / tool_result block
+TOOL_OVERHEAD = 12  # per tool definition (framing of name, description, schema)
+IMAGE_TOKENS = 1600  # Anthropic's ceiling for one image (~1.15 megapixels)
+PDF_MIN_TOKENS = 1600
+PDF_BYTES_PER_TOKEN = 30  # a base64 PDF's decoded size / 30 (~2k tokens per 60 kB page)
+
+
+def count_tokens(body: dict[str, Any]) -> int:
+    """Estimated input tokens of a Messages request body (system, messages, tools)."""
+    counter = _Counter()
+    if isinstance(body, dict):
+        counter.system(body.get("system"))
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            for message in messages:
+                counter.fixed += MESSAGE_OVERHEAD
+                if isinstance(message, dict):
+                    counter.content(message.get("content"))
+                else:
+                    counter.any(message)
+        tools = body.get("tools")
+        if isinstance(tools, list):
+            for tool in tools:
+                counter.fixed += TOOL_OVERHEAD
+                counter.any(tool)
+        if body.get("tool_choice") is not None:
+            counter.any(body.get("tool_choice"))
+    return max(1, counter.total())
+
+
+class _Counter:
+    __slots__ = ("chars", "fixed")
+
+    def __init__(self) -> None:
+        self.chars = 0
+        self.fixed = BASE_OVERHEAD
+
+    def total(self) -> int:
+        return math.ceil(self.chars / CHARS_PER_TOKEN) + self.fixed
+
+    def system(self, system: Any) -> None:
+        if isinstance(system, str):
+            self.chars += len(system)
+        elif system is not None:
+            self.content(system)
+
+    def content(self, content: Any) -> None:
+        if isinstance(content, str):
+            self.chars += len(content)
+        elif isinstance(content, list):
+            for block in content:
+                self.block(block)
+        elif content is not None:
+            self.any(content)
+
+    def block(self, block: Any) -> None:
+        if not isinstance(block, dict):
+            self.any(block)
+            return
+        kind = block.get("type")
+        if kind == "text":
+            self.any(block.get("text"))
+        elif kind == "image":
+            self.fixed += IMAGE_TOKENS
+        elif kind == "document":
+            self.document(block)
+        elif kind in ("tool_use", "server_tool_use"):
+            self.fixed += BLOCK_OVERHEAD
+            self.any(block.get("name"))
+            self.any(block.get("id"))
+            self.json(block.get("input"))
+        elif kind == "tool_result":
+            self.fixed += BLOCK_OVERHEAD
+            self.any(block.get("tool_use_id"))
+            self.content(block.get("content"))
+        elif kind in ("thinking", "redacted_thinking"):
+            # Never sent upstream by the translator (and Anthropic drops earlier turns' thinking).
+            return
+        else:
+            self.any(block)
+
+    def document(self, block: dict[str, Any]) -> None:
+        self.any(block.get("title"))
+        self.any(block.get("context"))
+        source = block.get("source")
+        if not isinstance(source, dict):
+            self.any(source)
+            return
+        kind = source.get("type")
+        data = source.get("data")
+        if kind == "base64" and isinstance(data, str):
+            if source.get("media_type") == "application/pdf":
+                decoded = len(data) * 3 // 4
+                self.fixed += max(PDF_MIN_TOKENS, decoded // PDF_BYTES_PER_TOKEN)
+            else:
+                self.chars += len(data) * 3 // 4
+        elif kind == "content":
+            self.content(source.get("content"))
+        else:
+            self.any(data if kind == "text" else source)
+
+    def json(self, value: Any) -> None:
+        try:
+            self.chars += len(json.dumps(value, ensure_ascii=False, default=str))
+        except (ValueError, TypeError, RecursionError):
+            self.any(value)
+
+    def any(self, value: Any) -> None:
+        """Every string leaf (keys too) of an arbitrary JSON value; images at a fixed cost."""
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                self.chars += len(item)
+            elif isinstance(item, dict):
+                if item.get("type") == "image":
+                    self.fixed += IMAGE_TOKENS
+                    continue
+                for key, val in item.items():
+                    self.chars += len(key) if isinstance(key, str) else 1
+                    stack.append(val)
+            elif isinstance(item, list | tuple):
+                stack.extend(item)
+            elif item is not None:
+                self.chars += len(str(item))

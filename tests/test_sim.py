@@ -1,0 +1,974 @@
+"""Tests of the OCA simulator (API + IDCS + control endpoints), run in-process on a free port."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from oca_addon.sim import CATALOGUE, SimConfig, SimServer
+from oca_addon.sim.config import DEFAULT_CLIENT_IDS
+from oca_addon.sim.streams import split_bytes
+
+CLIENT_ID = DEFAULT_CLIENT_IDS[0]
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "days": {"type": "integer"},
+                "metric": {"type": "boolean"},
+                "tags": {"type": "array"},
+                "note": {"type": "string"},
+            },
+            "required": ["city", "days", "metric", "tags"],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimServer]:
+    with SimServer(SimConfig(port=0, allow_any_redirect_port=True)) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def default_knobs(sim: SimServer) -> Iterator[None]:
+    yield
+    sim.admin(
+        "config",
+        {
+            "token_ttl": 3600,
+            "refresh_delay": 0,
+            "fail_refresh": False,
+            "rotate_refresh_tokens": True,
+            "deny_login": False,
+            "allow_any_redirect_port": True,
+            "empty_final_output": False,
+        },
+    )
+
+
+@pytest.fixture
+def client(sim: SimServer) -> Iterator[httpx.Client]:
+    token = sim.mint()["access_token"]
+    with httpx.Client(
+        base_url=sim.api_base, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ) as c:
+        yield c
+
+
+# --- SSE helpers -------------------------------------------------------------------
+
+
+def parse_sse(raw: bytes) -> list[tuple[str | None, str]]:
+    """Frames as (event, data). Splits on bytes, never str.splitlines (U+2028!)."""
+    frames = []
+    for block in raw.split(b"\n\n"):
+        if not block.strip():
+            continue
+        event, data = None, []
+        for line in block.split(b"\n"):
+            if line.startswith(b"event: "):
+                event = line[7:].decode()
+            elif line.startswith(b"data: "):
+                data.append(line[6:])
+        frames.append((event, b"\n".join(data).decode("utf-8")))
+    return frames
+
+
+def stream(client: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
+    resp = client.post(path, json={"stream": True, **body})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    return resp
+
+
+def chat_chunks(resp: httpx.Response) -> list[dict[str, Any]]:
+    frames = parse_sse(resp.content)
+    assert frames[-1] == (None, "[DONE]")
+    return [json.loads(data) for _, data in frames[:-1]]
+
+
+def chat(client: httpx.Client, text: str, **extra: Any) -> list[dict[str, Any]]:
+    body = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": text}], **extra}
+    return chat_chunks(stream(client, "/chat/completions", body))
+
+
+def content_of(chunks: list[dict[str, Any]], key: str = "content") -> str:
+    return "".join(c["choices"][0]["delta"].get(key) or "" for c in chunks if c["choices"])
+
+
+def events(resp: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for event, data in parse_sse(resp.content):
+        assert event is not None
+        payload = json.loads(data)
+        assert payload["type"] == event
+        out.append((event, payload))
+    return out
+
+
+# --- model info ---------------------------------------------------------------------
+
+
+def test_model_info_shape(client: httpx.Client) -> None:
+    resp = client.get("/v1/model/info")
+    assert resp.status_code == 200
+    data = resp.json()["data"]
+    assert [m["model_name"] for m in data] == [m.name for m in CATALOGUE]
+    by_name = {m["model_name"]: m for m in data}
+    gpt41 = by_name["oca/gpt-4.1"]
+    assert gpt41["litellm_params"]["max_tokens"] == 32768
+    info = gpt41["model_info"]
+    assert info["context_window"] == 1047576
+    assert info["supported_api_list"] == ["CHAT_COMPLETIONS"]
+    assert info["supports_vision"] is True and info["is_reasoning_model"] is False
+    gpt5 = by_name["oca/gpt-5"]["model_info"]
+    assert set(gpt5["supported_api_list"]) == {"RESPONSES", "CHAT_COMPLETIONS"}
+    assert gpt5["reasoning_effort_options"] == ["low", "medium", "high"]
+    assert by_name["oca/gpt-5-codex"]["model_info"]["supported_api_list"] == ["RESPONSES"]
+    assert "MESSAGES" in by_name["oca/claude-sonnet-4"]["model_info"]["supported_api_list"]
+    assert by_name["oca/llama-4"]["model_info"]["max_output_tokens"] == 4096
+    assert by_name["oca/llama-4"]["model_info"]["supports_vision"] is False
+    assert by_name["oca/text-embedding-3-small"]["model_info"]["supported_api_list"] == [
+        "EMBEDDINGS"
+    ]
+    for alias in ("/models", "/model/info"):
+        assert client.get(alias).json() == resp.json()
+
+
+# --- chat ----------------------------------------------------------------------------
+
+
+def test_chat_text_stream_and_usage(client: httpx.Client) -> None:
+    chunks = chat(client, "hi there", stream_options={"include_usage": True})
+    *deltas, usage_chunk = chunks
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    assert deltas[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert content_of(chunks) == "Hello from the OCA simulator (oca/gpt-4.1). You said: hi there"
+    text_deltas = [c for c in deltas if c["choices"][0]["delta"].get("content")]
+    assert len(text_deltas) == 10
+    assert deltas[-1]["choices"][0]["finish_reason"] == "stop"
+    assert usage_chunk["choices"] == []
+    usage = usage_chunk["usage"]
+    assert usage["completion_tokens"] == 10
+    assert usage["total_tokens"] == usage["prompt_tokens"] + 10
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 0
+    assert usage["cache_read_input_tokens"] == 0
+
+
+def test_chat_without_include_usage_has_no_usage_chunk(client: httpx.Client) -> None:
+    chunks = chat(client, "hello")
+    assert all(c["choices"] for c in chunks)
+
+
+def test_chat_cached_tokens_for_long_prompt(client: httpx.Client) -> None:
+    chunks = chat(client, "x" * 8000, stream_options={"include_usage": True})
+    usage = chunks[-1]["usage"]
+    assert usage["prompt_tokens"] > 1000
+    assert usage["prompt_tokens_details"]["cached_tokens"] == usage["prompt_tokens"] // 2
+    assert usage["cache_read_input_tokens"] == usage["prompt_tokens"] // 2
+
+
+def test_chat_tool_call_fragments_reassemble(client: httpx.Client) -> None:
+    chunks = chat(client, "weather? SIM:tool=get_weather", tools=[WEATHER_TOOL])
+    calls = [tc for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+    assert calls[0]["id"].startswith("call_") and calls[0]["function"]["name"] == "get_weather"
+    fragments = [tc["function"]["arguments"] for tc in calls[1:]]
+    assert len(fragments) > 1 and all(tc["index"] == 0 for tc in calls)
+    assert json.loads("".join(fragments)) == {"city": "sim", "days": 1, "metric": True, "tags": []}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_chat_tool_call_with_explicit_args(client: httpx.Client) -> None:
+    text = 'SIM:tool=get_weather SIM:args={"city":"Paris","days":3}'
+    chunks = chat(client, text, tools=[WEATHER_TOOL])
+    args = "".join(
+        tc["function"]["arguments"]
+        for c in chunks
+        for tc in c["choices"][0]["delta"].get("tool_calls") or []
+    )
+    assert json.loads(args) == {"city": "Paris", "days": 3}
+
+
+def test_chat_unoffered_tool_answers_text(client: httpx.Client) -> None:
+    chunks = chat(client, "SIM:tool=Get_Weather", tools=[WEATHER_TOOL])  # case-sensitive
+    assert "Hello from the OCA simulator" in content_of(chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_chat_parallel_tool_calls(client: httpx.Client) -> None:
+    tools = [
+        {"type": "function", "function": {"name": f"tool{i}", "parameters": {}}} for i in range(4)
+    ]
+    tools[1]["function"]["parameters"] = WEATHER_TOOL["function"]["parameters"]
+    chunks = chat(client, "SIM:parallel", tools=tools)
+    calls: dict[int, dict[str, str]] = {}
+    order = []
+    for c in chunks:
+        for tc in c["choices"][0]["delta"].get("tool_calls") or []:
+            entry = calls.setdefault(tc["index"], {"name": "", "args": ""})
+            entry["name"] += tc.get("function", {}).get("name", "")
+            entry["args"] += tc["function"]["arguments"]
+            order.append(tc["index"])
+    assert sorted(calls) == [0, 1, 2]
+    assert [calls[i]["name"] for i in range(3)] == ["tool0", "tool1", "tool2"]
+    assert json.loads(calls[1]["args"])["city"] == "sim"
+    assert json.loads(calls[0]["args"]) == {}
+    # Argument fragments are interleaved across calls, not call after call.
+    assert order != sorted(order)
+
+
+def test_chat_tool_result_round_trip(client: httpx.Client) -> None:
+    messages = [
+        {"role": "user", "content": "SIM:tool=get_weather"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21C " + "y" * 300},
+    ]
+    body = {"model": "oca/gpt-4.1", "messages": messages, "tools": [WEATHER_TOOL]}
+    text = content_of(chat_chunks(stream(client, "/chat/completions", body)))
+    assert text == "Tool result received: " + ("sunny, 21C " + "y" * 300)[:200]
+
+
+def test_chat_reasoning_model_emits_reasoning(client: httpx.Client) -> None:
+    body = {
+        "model": "oca/gpt-5",
+        "messages": [{"role": "user", "content": "think"}],
+        "reasoning_effort": "high",
+    }
+    chunks = chat_chunks(stream(client, "/chat/completions", body))
+    assert content_of(chunks, "reasoning_content").startswith("Thinking about")
+    assert "You said: think" in content_of(chunks)
+    forced = chat(client, "SIM:reasoning")  # gpt-4.1 is not a reasoning model
+    assert content_of(forced, "reasoning_content")
+    plain = chat(client, "no reasoning")
+    assert content_of(plain, "reasoning_content") == ""
+
+
+def test_chat_length_and_chunks(client: httpx.Client) -> None:
+    chunks = chat(client, "SIM:length")
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    many = chat(client, "SIM:chunks=50")
+    assert sum(1 for c in many if c["choices"][0]["delta"].get("content")) == 50
+    few = chat(client, "SIM:chunks=3")
+    assert sum(1 for c in few if c["choices"][0]["delta"].get("content")) == 3
+
+
+def test_chat_slow_and_ttft(client: httpx.Client) -> None:
+    start = time.monotonic()
+    chat(client, "SIM:chunks=3 SIM:slow=60 SIM:ttft=100")
+    # ttft + slow between each of >= 4 frames
+    assert time.monotonic() - start >= 0.1 + 3 * 0.06
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+def test_stream_false_rejected(client: httpx.Client) -> None:
+    body = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+    for stream_value in (False, None):
+        resp = client.post(
+            "/chat/completions",
+            json={**body, "stream": stream_value},
+            headers={"opc-request-id": "req-123"},
+        )
+        assert resp.status_code == 400
+        error = resp.json()["error"]
+        assert "stream" in error["message"].lower()
+        assert error["code"] == "400" and error["type"] == "invalid_request_error"
+        assert "req-123" in error["message"]
+        assert resp.headers["opc-request-id"] == "req-123"
+
+
+def test_unknown_model_and_wrong_api(client: httpx.Client) -> None:
+    msgs = [{"role": "user", "content": "hi"}]
+    for model in ("oca/nope", "gpt-4.1", ""):
+        resp = client.post(
+            "/chat/completions", json={"model": model, "messages": msgs, "stream": True}
+        )
+        assert resp.status_code == 400, model
+        assert resp.json()["error"]["code"] == "400"
+    resp = client.post("/responses", json={"model": "oca/gpt-4.1", "input": "hi", "stream": True})
+    assert resp.status_code == 400
+    assert "supported_api_list" in resp.json()["error"]["message"]
+    resp = client.post(
+        "/chat/completions", json={"model": "oca/gpt-5-codex", "messages": msgs, "stream": True}
+    )
+    assert resp.status_code == 400
+
+
+def test_invalid_json_and_limits(client: httpx.Client) -> None:
+    resp = client.post("/chat/completions", content=b"{not json")
+    assert resp.status_code == 400 and resp.json()["error"]["type"] == "invalid_request_error"
+    assert resp.headers["opc-request-id"]
+    body = {
+        "model": "oca/llama-4",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "max_tokens": 8192,
+    }
+    resp = client.post("/chat/completions", json=body)
+    assert resp.status_code == 400 and "4096" in resp.json()["error"]["message"]
+    body = {"model": "oca/gpt-5", "input": "hi", "stream": True, "reasoning": {"effort": "max"}}
+    assert client.post("/responses", json=body).status_code == 400
+
+
+def test_image_rules(client: httpx.Client) -> None:
+    def msg(image_url: dict[str, Any]) -> list[dict[str, Any]]:
+        parts = [
+            {"type": "text", "text": "what is this"},
+            {"type": "image_url", "image_url": image_url},
+        ]
+        return [{"role": "user", "content": parts}]
+
+    url = {"url": "data:image/png;base64,iVBORw0KGgo="}
+    ok = client.post(
+        "/chat/completions", json={"model": "oca/gpt-4.1", "messages": msg(url), "stream": True}
+    )
+    assert ok.status_code == 200
+    detail = client.post(
+        "/chat/completions",
+        json={"model": "oca/gpt-4.1", "messages": msg({**url, "detail": "high"}), "stream": True},
+    )
+    assert detail.status_code == 400 and "detail" in detail.json()["error"]["message"]
+    no_vision = client.post(
+        "/chat/completions", json={"model": "oca/llama-4", "messages": msg(url), "stream": True}
+    )
+    assert no_vision.status_code == 400
+
+
+def test_bad_token_401(sim: SimServer) -> None:
+    body = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        resp = httpx.post(f"{sim.api_base}/chat/completions", json=body, headers=headers)
+        assert resp.status_code == 401
+        error = resp.json()["error"]
+        assert error["type"] == "authentication_error" and error["code"] == "401"
+        assert resp.headers["opc-request-id"] in error["message"]
+    assert httpx.get(f"{sim.api_base}/v1/model/info").status_code == 401
+
+
+def test_token_expiry_and_revocation(sim: SimServer) -> None:
+    sim.admin("config", {"token_ttl": 0.5})
+    token = sim.mint()["access_token"]
+    url = f"{sim.api_base}/v1/model/info"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(url, headers=headers).status_code == 200
+    time.sleep(0.6)
+    assert httpx.get(url, headers=headers).status_code == 401
+    sim.admin("config", {"token_ttl": 3600})
+    token = sim.mint()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(url, headers=headers).status_code == 200
+    sim.admin("config", {"revoke_access_tokens": True})
+    assert httpx.get(url, headers=headers).status_code == 401
+
+
+# --- failure directives ------------------------------------------------------------
+
+
+def test_error_directive_429_retry_after(client: httpx.Client) -> None:
+    body = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "SIM:error=429"}]}
+    resp = client.post("/chat/completions", json={**body, "stream": True})
+    assert resp.status_code == 429
+    assert resp.headers["retry-after"] == "2"
+    assert resp.json()["error"]["code"] == "429"
+    assert resp.json()["error"]["type"] == "rate_limit_error"
+    body["messages"][0]["content"] = "SIM:error=503"
+    resp = client.post("/chat/completions", json={**body, "stream": True})
+    assert resp.status_code == 503 and "retry-after" not in resp.headers
+
+
+def test_split_still_parses(client: httpx.Client) -> None:
+    body = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "SIM:split"}]}
+    raw_chunks: list[bytes] = []
+    with client.stream("POST", "/chat/completions", json={**body, "stream": True}) as resp:
+        assert resp.status_code == 200
+        raw_chunks.extend(resp.iter_raw())
+    raw = b"".join(raw_chunks)
+    frames = parse_sse(raw)
+    assert frames[-1] == (None, "[DONE]")
+    text = "".join(
+        json.loads(d)["choices"][0]["delta"].get("content") or "" for _, d in frames[:-1]
+    )
+    assert text.startswith("Hello from the OCA simulator")
+    assert "\u2028" in text and "🙂" in text
+    # The server wrote far more pieces than frames (even if TCP merged some of them).
+    assert len(raw_chunks) > 1
+
+
+def test_split_bytes_cuts_mid_utf8_and_mid_line() -> None:
+    data = 'data: {"x":"a\u2028b 漢 🙂"}\n\n'.encode() * 5
+    pieces = split_bytes(data)
+    assert b"".join(pieces) == data
+    assert any(not p.endswith(b"\n") for p in pieces)
+    undecodable = 0
+    for p in pieces:
+        try:
+            p.decode("utf-8")
+        except UnicodeDecodeError:
+            undecodable += 1
+    assert undecodable > 0
+
+
+def test_midstream_error(client: httpx.Client) -> None:
+    body = {
+        "model": "oca/gpt-4.1",
+        "messages": [{"role": "user", "content": "SIM:midstream_error"}],
+    }
+    resp = stream(client, "/chat/completions", body)
+    frames = parse_sse(resp.content)
+    assert (None, "[DONE]") not in frames
+    payloads = [json.loads(d) for _, d in frames]
+    assert payloads[0]["object"] == "chat.completion.chunk"
+    assert payloads[-1]["error"]["code"] == "500"
+    assert all("error" not in p for p in payloads[:-1])
+
+
+def test_cut_aborts_connection(client: httpx.Client) -> None:
+    body = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "SIM:cut"}]}
+    received = b""
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        client.stream("POST", "/chat/completions", json={**body, "stream": True}) as resp,
+    ):
+        for part in resp.iter_raw():
+            received += part
+    assert received.startswith(b"data: ")
+    assert b"[DONE]" not in received
+
+
+def test_html_and_garbage(client: httpx.Client) -> None:
+    body = {"model": "oca/gpt-4.1", "stream": True}
+    html = client.post(
+        "/chat/completions", json={**body, "messages": [{"role": "user", "content": "SIM:html"}]}
+    )
+    assert html.status_code == 200
+    assert html.headers["content-type"].startswith("text/html")
+    assert "<html" in html.text
+    garbage = stream(
+        client,
+        "/chat/completions",
+        {**body, "messages": [{"role": "user", "content": "SIM:garbage"}]},
+    )
+    frames = parse_sse(garbage.content)
+    assert frames
+    for _, data in frames:
+        with pytest.raises(ValueError):
+            json.loads(data)
+
+
+# --- responses -----------------------------------------------------------------------
+
+
+def test_responses_stream_grammar(client: httpx.Client) -> None:
+    body = {
+        "model": "oca/gpt-5",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi resp"}]}],
+        "reasoning": {"effort": "low", "summary": "auto"},
+        "include": ["reasoning.encrypted_content"],
+    }
+    evs = events(stream(client, "/responses", body))
+    types = [t for t, _ in evs]
+    assert [p["sequence_number"] for _, p in evs] == list(range(len(evs)))
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-1] == "response.completed"
+    assert "response.reasoning_summary_text.delta" in types
+    for required in (
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+    ):
+        assert required in types
+    deltas = "".join(p["delta"] for t, p in evs if t == "response.output_text.delta")
+    done = next(p for t, p in evs if t == "response.output_text.done")
+    assert deltas == done["text"] == "Hello from the OCA simulator (oca/gpt-5). You said: hi resp"
+    final = evs[-1][1]["response"]
+    assert final["id"].startswith("resp_") and final["object"] == "response"
+    assert final["status"] == "completed" and final["model"] == "oca/gpt-5"
+    assert [i["type"] for i in final["output"]] == ["reasoning", "message"]
+    assert final["output"][0]["encrypted_content"]
+    assert final["output"][1]["content"][0]["text"] == deltas
+    usage = final["usage"]
+    assert usage["output_tokens_details"]["reasoning_tokens"] == 3
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert "cached_tokens" in usage["input_tokens_details"]
+
+
+def test_responses_function_and_custom_tool_calls(client: httpx.Client) -> None:
+    tools = [
+        {
+            "type": "function",
+            "name": "shell",
+            "parameters": {
+                "type": "object",
+                "properties": {"cmd": {"type": "string"}},
+                "required": ["cmd"],
+            },
+        },
+        {"type": "custom", "name": "apply_patch", "format": {"type": "text"}},
+    ]
+    evs = events(
+        stream(
+            client,
+            "/responses",
+            {"model": "oca/gpt-5-codex", "input": "SIM:tool=shell", "tools": tools},
+        )
+    )
+    args = "".join(p["delta"] for t, p in evs if t == "response.function_call_arguments.delta")
+    done = next(p for t, p in evs if t == "response.function_call_arguments.done")
+    assert json.loads(args) == json.loads(done["arguments"]) == {"cmd": "sim"}
+    item = evs[-1][1]["response"]["output"][-1]
+    assert item["type"] == "function_call" and item["name"] == "shell"
+    assert item["call_id"].startswith("call_")
+
+    evs = events(
+        stream(
+            client,
+            "/responses",
+            {
+                "model": "oca/gpt-5-codex",
+                "input": "SIM:tool=apply_patch SIM:args=***patch***",
+                "tools": tools,
+            },
+        )
+    )
+    item = evs[-1][1]["response"]["output"][-1]
+    assert item["type"] == "custom_tool_call" and item["input"] == "***patch***"
+    deltas = "".join(p["delta"] for t, p in evs if t == "response.custom_tool_call_input.delta")
+    assert deltas == "***patch***"
+
+
+def test_responses_tool_result_and_empty_final_output(sim: SimServer, client: httpx.Client) -> None:
+    sim.admin("config", {"empty_final_output": True})
+    body = {
+        "model": "oca/gpt-5",
+        "input": [
+            {"role": "user", "content": "SIM:tool=shell"},
+            {"type": "function_call", "call_id": "call_1", "name": "shell", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "file1\nfile2"},
+        ],
+    }
+    evs = events(stream(client, "/responses", body))
+    assert evs[-1][1]["response"]["output"] == []
+    done = next(p for t, p in evs if t == "response.output_text.done")
+    assert done["text"] == "Tool result received: file1\nfile2"
+
+
+def test_responses_length_is_incomplete(client: httpx.Client) -> None:
+    evs = events(stream(client, "/responses", {"model": "oca/gpt-5", "input": "SIM:length"}))
+    assert evs[-1][0] == "response.incomplete"
+    assert evs[-1][1]["response"]["status"] == "incomplete"
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+def test_messages_stream_grammar(client: httpx.Client) -> None:
+    body = {
+        "model": "oca/claude-sonnet-4",
+        "max_tokens": 1024,
+        "system": [{"type": "text", "text": "be nice", "cache_control": {"type": "ephemeral"}}],
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "metadata": {"user_id": "u1"},
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi claude"}]}],
+    }
+    evs = events(stream(client, "/v1/messages", body))
+    types = [t for t, _ in evs]
+    assert types[0] == "message_start" and types[-2:] == ["message_delta", "message_stop"]
+    blocks = [p["content_block"]["type"] for t, p in evs if t == "content_block_start"]
+    assert blocks == ["thinking", "text"]
+    delta_types = [p["delta"]["type"] for t, p in evs if t == "content_block_delta"]
+    assert "signature_delta" in delta_types and "thinking_delta" in delta_types
+    text = "".join(p["delta"].get("text", "") for t, p in evs if t == "content_block_delta")
+    assert text == "Hello from the OCA simulator (oca/claude-sonnet-4). You said: hi claude"
+    starts = [p["index"] for t, p in evs if t == "content_block_start"]
+    stops = [p["index"] for t, p in evs if t == "content_block_stop"]
+    assert starts == stops == [0, 1]
+    message_delta = evs[-2][1]
+    assert message_delta["delta"]["stop_reason"] == "end_turn"
+    assert message_delta["usage"]["output_tokens"] > 0
+    assert evs[0][1]["message"]["usage"]["input_tokens"] > 0
+
+
+def test_messages_tool_use_and_result(client: httpx.Client) -> None:
+    tool = {
+        "name": "Read",
+        "input_schema": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}},
+            "required": ["path"],
+        },
+    }
+    body = {
+        "model": "oca/claude-sonnet-4",
+        "max_tokens": 100,
+        "tools": [tool],
+        "messages": [{"role": "user", "content": "SIM:tool=Read"}],
+    }
+    evs = events(stream(client, "/v1/messages", body))
+    start = next(
+        p for t, p in evs if t == "content_block_start" and p["content_block"]["type"] == "tool_use"
+    )
+    assert start["content_block"]["name"] == "Read"
+    partial = "".join(
+        p["delta"]["partial_json"]
+        for t, p in evs
+        if t == "content_block_delta" and p["index"] == start["index"]
+    )
+    assert json.loads(partial) == {"path": "sim"}
+    assert evs[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+    body["messages"] = [
+        {"role": "user", "content": "SIM:tool=Read"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"path": "sim"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_1",
+                    "content": [{"type": "text", "text": "contents!"}],
+                }
+            ],
+        },
+    ]
+    evs = events(stream(client, "/v1/messages", body))
+    text = "".join(p["delta"].get("text", "") for t, p in evs if t == "content_block_delta")
+    assert text == "Tool result received: contents!"
+
+
+def test_messages_requires_max_tokens_and_model_support(client: httpx.Client) -> None:
+    msgs = [{"role": "user", "content": "hi"}]
+    resp = client.post(
+        "/v1/messages", json={"model": "oca/claude-sonnet-4", "messages": msgs, "stream": True}
+    )
+    assert resp.status_code == 400
+    resp = client.post(
+        "/v1/messages",
+        json={"model": "oca/gpt-5", "messages": msgs, "max_tokens": 10, "stream": True},
+    )
+    assert resp.status_code == 400
+
+
+# --- completions and embeddings -----------------------------------------------------
+
+
+def test_completions_stream(client: httpx.Client) -> None:
+    resp = stream(client, "/completions", {"model": "oca/llama-4", "prompt": "complete me"})
+    chunks = chat_chunks(resp)
+    assert all(c["object"] == "text_completion" for c in chunks)
+    text = "".join(c["choices"][0]["text"] for c in chunks)
+    assert text.endswith("You said: complete me")
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_embeddings(client: httpx.Client) -> None:
+    body = {"model": "oca/text-embedding-3-small", "input": ["alpha", "beta"]}
+    first = client.post("/embeddings", json=body).json()
+    assert first["object"] == "list" and first["model"] == "oca/text-embedding-3-small"
+    assert [d["index"] for d in first["data"]] == [0, 1]
+    assert all(len(d["embedding"]) == 8 for d in first["data"])
+    assert first["data"][0]["embedding"] != first["data"][1]["embedding"]
+    single = client.post("/embeddings", json={**body, "input": "alpha"}).json()
+    assert single["data"][0]["embedding"] == first["data"][0]["embedding"]
+    assert first["usage"]["prompt_tokens"] >= 1
+
+
+# --- IDCS login ----------------------------------------------------------------------
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def authorize(sim: SimServer, challenge: str, **overrides: str) -> httpx.Response:
+    params = {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": "http://localhost:8669/callback",
+        "scope": "openid offline_access",
+        "state": "st-1",
+        "nonce": "n-1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **overrides,
+    }
+    return httpx.get(f"{sim.url}/oauth2/v1/authorize", params=params)
+
+
+def redirect_params(resp: httpx.Response) -> dict[str, str]:
+    assert resp.status_code == 302, resp.text
+    location = urlsplit(resp.headers["location"])
+    assert location.netloc == "localhost:8669" and location.path == "/callback"
+    return {k: v[0] for k, v in parse_qs(location.query).items()}
+
+
+def token(sim: SimServer, **form: str) -> httpx.Response:
+    return httpx.post(f"{sim.url}/oauth2/v1/token", data={"client_id": CLIENT_ID, **form})
+
+
+def login(sim: SimServer) -> dict[str, Any]:
+    verifier, challenge = pkce_pair()
+    code = redirect_params(authorize(sim, challenge))["code"]
+    resp = token(
+        sim,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri="http://localhost:8669/callback",
+        code_verifier=verifier,
+    )
+    assert resp.status_code == 200, resp.text
+    result: dict[str, Any] = resp.json()
+    return result
+
+
+def test_openid_configuration(sim: SimServer) -> None:
+    conf = httpx.get(f"{sim.url}/.well-known/openid-configuration").json()
+    assert conf["issuer"] == sim.url
+    assert conf["authorization_endpoint"] == f"{sim.url}/oauth2/v1/authorize"
+    assert conf["token_endpoint"] == f"{sim.url}/oauth2/v1/token"
+    for key in ("end_session_endpoint", "userinfo_endpoint", "jwks_uri"):
+        assert conf[key].startswith(sim.url)
+
+
+def test_full_pkce_login(sim: SimServer) -> None:
+    verifier, challenge = pkce_pair()
+    params = redirect_params(authorize(sim, challenge))
+    assert params["state"] == "st-1" and params["code"]
+    form = {
+        "grant_type": "authorization_code",
+        "code": params["code"],
+        "redirect_uri": "http://localhost:8669/callback",
+    }
+    resp = token(sim, **form, code_verifier=verifier)
+    assert resp.status_code == 200, resp.text
+    tokens = resp.json()
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
+    assert tokens["refresh_token"] and tokens["scope"] == "openid offline_access"
+    claims = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[1] + "=="))
+    assert claims["nonce"] == "n-1" and claims["sub"] and claims["exp"] > time.time()
+    api = httpx.get(
+        f"{sim.api_base}/v1/model/info",
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+    )
+    assert api.status_code == 200
+    # The code is single use.
+    again = token(sim, **form, code_verifier=verifier)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_wrong_verifier_and_mismatches(sim: SimServer) -> None:
+    verifier, challenge = pkce_pair()
+    redirect = "http://localhost:8669/callback"
+    for bad in (
+        {"code_verifier": pkce_pair()[0], "redirect_uri": redirect},
+        {"code_verifier": verifier, "redirect_uri": "http://localhost:8668/callback"},
+    ):
+        code = redirect_params(authorize(sim, challenge))["code"]
+        resp = token(sim, grant_type="authorization_code", code=code, **bad)
+        assert resp.status_code == 400
+        assert resp.json()["error"] == "invalid_grant"
+        assert resp.json()["error_description"]
+    code = redirect_params(authorize(sim, challenge))["code"]
+    resp = httpx.post(
+        f"{sim.url}/oauth2/v1/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "code_verifier": verifier,
+            "client_id": DEFAULT_CLIENT_IDS[1],
+        },
+    )
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
+
+
+def test_authorize_errors(sim: SimServer) -> None:
+    _, challenge = pkce_pair()
+    sim.admin("config", {"allow_any_redirect_port": False})
+    bad_port = authorize(sim, challenge, redirect_uri="http://localhost:9999/callback")
+    assert bad_port.status_code == 400 and "text/html" in bad_port.headers["content-type"]
+    assert "location" not in bad_port.headers
+    sim.admin("config", {"allow_any_redirect_port": True})
+    any_port = authorize(sim, challenge, redirect_uri="http://localhost:9999/callback")
+    assert any_port.status_code == 302
+    assert (
+        authorize(sim, challenge, redirect_uri="http://evil.com:8669/callback").status_code == 400
+    )
+    assert authorize(sim, challenge, client_id="unknown").status_code == 400
+
+    params = redirect_params(authorize(sim, challenge, code_challenge_method="plain"))
+    assert params["error"] == "invalid_request" and params["state"] == "st-1"
+    params = redirect_params(authorize(sim, challenge, scope="offline_access"))
+    assert params["error"] == "invalid_scope"
+    params = redirect_params(authorize(sim, challenge, response_type="token"))
+    assert params["error"] == "unsupported_response_type"
+    params = redirect_params(authorize(sim, challenge, nonce=""))
+    assert params["error"] == "invalid_request"
+    sim.admin("config", {"deny_login": True})
+    params = redirect_params(authorize(sim, challenge))
+    assert params["error"] == "access_denied" and "code" not in params
+
+
+def test_refresh_rotation(sim: SimServer) -> None:
+    first = login(sim)["refresh_token"]
+    resp = token(sim, grant_type="refresh_token", refresh_token=first)
+    assert resp.status_code == 200
+    second = resp.json()["refresh_token"]
+    assert second != first
+    assert resp.json()["access_token"]
+    reused = token(sim, grant_type="refresh_token", refresh_token=first)
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    assert token(sim, grant_type="refresh_token", refresh_token=second).status_code == 200
+    unknown = token(sim, grant_type="refresh_token", refresh_token="nope")
+    assert unknown.json()["error"] == "invalid_grant"
+
+
+def test_refresh_without_rotation_and_failures(sim: SimServer) -> None:
+    sim.admin("config", {"rotate_refresh_tokens": False})
+    rt = login(sim)["refresh_token"]
+    for _ in range(2):
+        resp = token(sim, grant_type="refresh_token", refresh_token=rt)
+        assert resp.status_code == 200 and "refresh_token" not in resp.json()
+    sim.admin("config", {"fail_refresh": True})
+    resp = token(sim, grant_type="refresh_token", refresh_token=rt)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
+
+
+def test_no_offline_access_no_refresh_token(sim: SimServer) -> None:
+    verifier, challenge = pkce_pair()
+    code = redirect_params(authorize(sim, challenge, scope="openid"))["code"]
+    resp = token(
+        sim,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri="http://localhost:8669/callback",
+        code_verifier=verifier,
+    )
+    assert resp.status_code == 200 and "refresh_token" not in resp.json()
+
+
+def test_concurrent_refresh_only_one_wins(sim: SimServer) -> None:
+    sim.admin("config", {"refresh_delay": 0.3})
+    rt = login(sim)["refresh_token"]
+    results: list[int] = []
+
+    def refresh() -> None:
+        results.append(token(sim, grant_type="refresh_token", refresh_token=rt).status_code)
+
+    threads = [threading.Thread(target=refresh) for _ in range(2)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200, 400]
+    # The delay does not block the event loop: both waited concurrently.
+    assert time.monotonic() - start < 0.55
+
+
+# --- control endpoints ------------------------------------------------------------------
+
+
+def test_admin_state_and_reset(sim: SimServer, client: httpx.Client) -> None:
+    sim.admin("reset", {})
+    chat(client, "count me")
+    client.get("/v1/model/info")
+    state = sim.admin("state")
+    counters = state["counters"]
+    assert counters["api_requests"] == {
+        "/20250206/app/litellm/chat/completions": 1,
+        "/20250206/app/litellm/v1/model/info": 1,
+    }
+    assert counters["live_access_tokens"] >= 1
+    recorded = state["requests"][0]
+    assert recorded["method"] == "POST"
+    assert recorded["headers"]["Authorization"] == "<redacted>"
+    assert recorded["body"]["messages"][0]["content"] == "count me"
+    assert state["config"]["rotate_refresh_tokens"] is True
+    sim.admin("reset", {})
+    assert sim.admin("state")["requests"] == []
+
+
+def test_admin_config_rejects_unknown_knob(sim: SimServer) -> None:
+    resp = httpx.post(f"{sim.url}/__sim/config", json={"no_such_knob": 1})
+    assert resp.status_code == 400
+    resp = httpx.post(f"{sim.url}/__sim/config", json={"token_ttl": "soon"})
+    assert resp.status_code == 400
+    conf = httpx.post(f"{sim.url}/__sim/config", json={"token_ttl": 120}).json()
+    assert conf["token_ttl"] == 120
+
+
+def test_mint_returns_usable_tokens(sim: SimServer) -> None:
+    minted = sim.mint()
+    assert minted["expires_in"] == 3600
+    resp = token(sim, grant_type="refresh_token", refresh_token=minted["refresh_token"])
+    assert resp.status_code == 200
+
+
+def test_unknown_path_is_oca_error(sim: SimServer) -> None:
+    resp = httpx.get(f"{sim.url}/nope", headers={"opc-request-id": "abc"})
+    assert resp.status_code == 404
+    assert resp.headers["opc-request-id"] == "abc"
+    assert "abc" in resp.json()["error"]["message"]
+
+
+# --- CLI -------------------------------------------------------------------------------
+
+
+def test_cli_starts_on_free_port() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oca_addon.sim", "--port", "0", "--token-ttl", "42"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        match = re.fullmatch(r"OCA simulator listening on (http://127\.0\.0\.1:(\d+))", line)
+        assert match, line
+        assert int(match.group(2)) > 0
+        minted = httpx.post(f"{match.group(1)}/__sim/mint", json={}).json()
+        assert minted["expires_in"] == 42
+    finally:
+        proc.terminate()
+        proc.wait(10)
