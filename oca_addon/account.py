@@ -33,11 +33,17 @@ def _parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--config")
     p.add_argument("--token-file")
     if command == "login":
-        p.add_argument("--no-browser", action="store_true",
-                       help="print the login address and read back where the browser ended")
+        p.add_argument(
+            "--no-browser",
+            action="store_true",
+            help="print the login address and read back where the browser ended",
+        )
     if command == "status":
-        p.add_argument("--check", action="store_true",
-                       help="also prove the login works by refreshing it with IDCS")
+        p.add_argument(
+            "--check",
+            action="store_true",
+            help="also prove the login works by refreshing it with IDCS",
+        )
     return p
 
 
@@ -48,8 +54,10 @@ def _context(args: argparse.Namespace) -> tuple[Idcs, TokenStore, int]:
         raise SystemExit(f"oca-proxy: settings file problem: {e}") from None
     mode = args.mode or settings.mode or "internal"
     dep = DEPLOYMENTS[mode]
-    idcs = Idcs(args.idcs_url or settings.idcs_url or dep.idcs_url,
-                args.client_id or settings.client_id or dep.client_id)
+    idcs = Idcs(
+        args.idcs_url or settings.idcs_url or dep.idcs_url,
+        args.client_id or settings.client_id or dep.client_id,
+    )
     path = Path(args.token_file).expanduser() if args.token_file else default_token_path()
     return idcs, TokenStore(path), args.port or settings.port or 8669
 
@@ -63,11 +71,13 @@ def parse_pasted(text: str, login: LoginRequest) -> str:
         return text
     query = parse_qs(urlsplit(text).query if "://" in text or text.startswith("/") else text)
     if "error" in query:
-        raise IdcsError(f"IDCS refused the login: {query.get('error_description', query['error'])[0]}")
-    state = (query.get("state") or [None])[0]
+        raise IdcsError(
+            f"IDCS refused the login: {query.get('error_description', query['error'])[0]}"
+        )
+    state = query.get("state", [""])[0] or None
     if state is not None and state != login.state:
         raise IdcsError("that address belongs to another login attempt (state does not match)")
-    code = (query.get("code") or [None])[0]
+    code = query.get("code", [""])[0]
     if not code:
         raise IdcsError("the pasted address has no code= in it")
     return code
@@ -95,16 +105,23 @@ def _catch_callback(port: int, timeout: float = 300) -> str | None:
             self.send_response(200)
             self.send_header("content-type", "text/html; charset=utf-8")
             self.end_headers()
-            self.wfile.write(b"<h1>Login received</h1><p>You can close this tab and go back "
-                             b"to the terminal.</p>")
+            self.wfile.write(
+                b"<h1>Login received</h1><p>You can close this tab and go back to the terminal.</p>"
+            )
 
         def log_message(self, *a: object) -> None:
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", port), Handler)
     server.timeout = 1
-    thread = threading.Thread(target=lambda: [server.handle_request() for _ in range(int(timeout))
-                                              if "path" not in got], daemon=True)
+
+    def serve() -> None:
+        for _ in range(int(timeout)):
+            if "path" in got:
+                return
+            server.handle_request()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     thread.join(timeout)
     server.server_close()
@@ -122,8 +139,10 @@ def login(args: argparse.Namespace) -> int:
         webbrowser.open(attempt.url)
         pasted = _catch_callback(port)
     if pasted is None:
-        print("After signing in, the browser ends on an address starting with "
-              f"http://localhost:{port}/callback (the page may not load: that is fine).")
+        print(
+            "After signing in, the browser ends on an address starting with "
+            f"http://localhost:{port}/callback (the page may not load: that is fine)."
+        )
         pasted = input("Paste that whole address (or just the code) here: ")
     try:
         code = parse_pasted(pasted, attempt)
@@ -170,8 +189,10 @@ def status(args: argparse.Namespace) -> int:
             return 1
     try:
         health = requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
-        print(f"Proxy: running on port {port} ({health.get('mode')} mode, "
-              f"{'logged in' if health.get('logged_in') else 'not logged in'})")
+        print(
+            f"Proxy: running on port {port} ({health.get('mode')} mode, "
+            f"{'logged in' if health.get('logged_in') else 'not logged in'})"
+        )
     except (requests.RequestException, ValueError, json.JSONDecodeError):
         print(f"Proxy: not running on port {port}")
     return 0

@@ -29,8 +29,16 @@ from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
 from . import __version__, mitm_patches, sse
 from .config import DEPLOYMENTS, Settings, SettingsFile, find_config_file
 from .errors import ApiError, ApiFlavor, error_bytes, upstream_error_message
-from .gateway import Exchange, PassthroughTap, StreamDriver, parse_json_body, prepare, token_counts
-from .gateway import terminal_error_frame, usage_from_stream
+from .gateway import (
+    Exchange,
+    PassthroughTap,
+    StreamDriver,
+    parse_json_body,
+    prepare,
+    terminal_error_frame,
+    token_counts,
+    usage_from_stream,
+)
 from .idcs import Idcs
 from .local import LocalPages
 from .modelinfo import Catalog
@@ -93,17 +101,52 @@ class OcaAddon:
     def load(self, loader: Any) -> None:
         mitm_patches.apply()
         add = loader.add_option
-        add("oca_mode", str, "", "OCA deployment: internal or external (default: settings file, else internal).")
-        add("oca_base_url", str, "", "OCA API base URL (default: the reverse-mode target, the settings file, or the mode's).")
+        add(
+            "oca_mode",
+            str,
+            "",
+            "OCA deployment: internal or external (default: settings file, else internal).",
+        )
+        add(
+            "oca_base_url",
+            str,
+            "",
+            "OCA API base URL (default: the reverse-mode target, the settings file, or the mode's).",
+        )
         add("oca_idcs_url", str, "", "IDCS (login) URL (default: settings file, else the mode's).")
         add("oca_client_id", str, "", "OAuth client id (default: settings file, else the mode's).")
-        add("oca_config", str, "", "Settings file (default: ~/.config/oca/oca-proxy.config.json or .yaml, or ~/.oca/oca-proxy-config.json).")
+        add(
+            "oca_config",
+            str,
+            "",
+            "Settings file (default: ~/.config/oca/oca-proxy.config.json or .yaml, or ~/.oca/oca-proxy-config.json).",
+        )
         add("oca_token_file", str, "", "Refresh token file (default: ~/.oca/refresh_token.json).")
-        add("oca_open_browser", bool, True, "Open the login page in a browser at start when not logged in.")
-        add("oca_refresh_margin", int, 300, "Refresh the access token this many seconds before it expires.")
-        add("oca_keepalive", int, 6 * 3600, "Refresh the login every this many seconds even when idle (0: never).")
+        add(
+            "oca_open_browser",
+            bool,
+            True,
+            "Open the login page in a browser at start when not logged in.",
+        )
+        add(
+            "oca_refresh_margin",
+            int,
+            300,
+            "Refresh the access token this many seconds before it expires.",
+        )
+        add(
+            "oca_keepalive",
+            int,
+            6 * 3600,
+            "Refresh the login every this many seconds even when idle (0: never).",
+        )
         add("oca_models_ttl", int, 300, "Seconds to cache OCA's model list.")
-        add("oca_capture_limit", int, 2 * 1024 * 1024, "Bytes of each streamed body kept for display after the stream ends.")
+        add(
+            "oca_capture_limit",
+            int,
+            2 * 1024 * 1024,
+            "Bytes of each streamed body kept for display after the stream ends.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
@@ -116,11 +159,22 @@ class OcaAddon:
                 opts.update(keep_host_header=True)
         if self.settings_file is None or "oca_config" in updated:
             self.settings_file = SettingsFile(find_config_file(opts.oca_config or None))
-        keys = {"oca_mode", "oca_base_url", "oca_idcs_url", "oca_client_id", "oca_token_file",
-                "oca_refresh_margin", "mode"}
+        keys = {
+            "oca_mode",
+            "oca_base_url",
+            "oca_idcs_url",
+            "oca_client_id",
+            "oca_token_file",
+            "oca_refresh_margin",
+            "mode",
+        }
         if self.tokens is None or updated & keys:
             self.upstream = self._resolve_upstream()
-            token_path = Path(opts.oca_token_file).expanduser() if opts.oca_token_file else default_token_path()
+            token_path = (
+                Path(opts.oca_token_file).expanduser()
+                if opts.oca_token_file
+                else default_token_path()
+            )
             self.tokens = TokenManager(
                 TokenStore(token_path),
                 Idcs(self.upstream.idcs_url, self.upstream.client_id),
@@ -184,8 +238,13 @@ class OcaAddon:
     async def running(self) -> None:
         assert self.tokens and self.upstream
         login_url = f"http://localhost:{self.listen_port()}/login"
-        log.info("oca-proxy %s: OCA %s (%s mode), login via %s", __version__,
-                 self.upstream.base_url, self.upstream.mode, self.upstream.idcs_url)
+        log.info(
+            "oca-proxy %s: OCA %s (%s mode), login via %s",
+            __version__,
+            self.upstream.base_url,
+            self.upstream.mode,
+            self.upstream.idcs_url,
+        )
         status = await self.tokens.status()
         if status.logged_in:
             log.info("Logged in (token file %s)", self.tokens.store.path)
@@ -229,7 +288,11 @@ class OcaAddon:
             self._reply_error(flow, flavor, e)
         except Exception as e:  # a bug must cost one request, never the proxy
             log.exception("Unexpected error handling %s %s", req.method, path)
-            self._reply_error(flow, flavor, ApiError(500, f"oca-proxy failed on this request: {type(e).__name__}: {e}"))
+            self._reply_error(
+                flow,
+                flavor,
+                ApiError(500, f"oca-proxy failed on this request: {type(e).__name__}: {e}"),
+            )
 
     async def _forward(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
         req = flow.request
@@ -241,15 +304,21 @@ class OcaAddon:
         ex = prepare(endpoint, body, self.current_settings(), catalog, self.history)
         request_id = uuid.uuid4().hex
         record = RequestRecord(
-            started=time.time(), api=endpoint.value, path=req.path.split("?")[0],
-            requested_model=ex.choice.requested, target_model=ex.choice.target,
-            route="native" if ex.route.native else "translated", stream=ex.client_stream,
+            started=time.time(),
+            api=endpoint.value,
+            path=req.path.split("?")[0],
+            requested_model=ex.choice.requested,
+            target_model=ex.choice.target,
+            route="native" if ex.route.native else "translated",
+            stream=ex.client_stream,
             request_id=request_id,
         )
         self._rewrite_upstream(flow, ex, token, request_id)
         self._inflight[flow.id] = InFlight(ex, record, token)
 
-    def _rewrite_upstream(self, flow: http.HTTPFlow, ex: Exchange, token: str, request_id: str) -> None:
+    def _rewrite_upstream(
+        self, flow: http.HTTPFlow, ex: Exchange, token: str, request_id: str
+    ) -> None:
         assert self.upstream
         req = flow.request
         scheme, host, port = self.upstream.origin
@@ -264,7 +333,9 @@ class OcaAddon:
         req.host_header = host if port in (80, 443) else f"{host}:{port}"
         req.headers["authorization"] = f"Bearer {token}"
         req.headers["content-type"] = "application/json"
-        req.headers["accept"] = "application/json" if ex.endpoint is Endpoint.EMBEDDINGS else "text/event-stream"
+        req.headers["accept"] = (
+            "application/json" if ex.endpoint is Endpoint.EMBEDDINGS else "text/event-stream"
+        )
         req.headers["accept-encoding"] = "identity"  # streams are translated byte by byte
         req.headers["opc-request-id"] = request_id
         req.content = json.dumps(ex.upstream_body, ensure_ascii=False).encode()
@@ -302,7 +373,10 @@ class OcaAddon:
             resp.raise_for_status()
             self._catalog = Catalog.from_model_info(resp.json())
         except (requests.RequestException, ValueError) as e:
-            log.warning("Could not load OCA's model list (%s); routing by the chat API only", type(e).__name__)
+            log.warning(
+                "Could not load OCA's model list (%s); routing by the chat API only",
+                type(e).__name__,
+            )
             return self._catalog
         return self._catalog
 
@@ -311,9 +385,15 @@ class OcaAddon:
 
         token = await self._access_token(flavor)
         catalog = await self.catalog(token)
-        aliases = [n for n in self.current_settings().model_mapping if not any(c in n for c in "*?[")]
+        aliases = [
+            n for n in self.current_settings().model_mapping if not any(c in n for c in "*?[")
+        ]
         anthropic_client = "anthropic-version" in flow.request.headers
-        body = anthropic_model_list(catalog, aliases) if anthropic_client else openai_model_list(catalog, aliases)
+        body = (
+            anthropic_model_list(catalog, aliases)
+            if anthropic_client
+            else openai_model_list(catalog, aliases)
+        )
         flow.response = http.Response.make(200, json.dumps(body), JSON)
 
     def _count_tokens(self, flow: http.HTTPFlow) -> None:
@@ -322,7 +402,9 @@ class OcaAddon:
         body = parse_json_body(flow.request.raw_content, flow.request.headers.get("content-type"))
         if not isinstance(body.get("messages"), list):
             raise ApiError(400, "'messages' must be an array")
-        flow.response = http.Response.make(200, json.dumps({"input_tokens": count_tokens(body)}), JSON)
+        flow.response = http.Response.make(
+            200, json.dumps({"input_tokens": count_tokens(body)}), JSON
+        )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         st = self._inflight.get(flow.id)
@@ -357,7 +439,7 @@ class OcaAddon:
         resp = flow.response
         if st is None or resp is None:
             return
-        ex, rec = st.exchange, st.record
+        rec = st.record
         rec.status = resp.status_code
         try:
             if resp.stream:
@@ -386,12 +468,19 @@ class OcaAddon:
         st.record.input_tokens, st.record.output_tokens = token_counts(
             ex.usage or body.get("usage")
         )
-        headers = {**JSON, "opc-request-id": resp.headers.get("opc-request-id", st.record.request_id)}
+        headers = {
+            **JSON,
+            "opc-request-id": resp.headers.get("opc-request-id", st.record.request_id),
+        }
         if ex.client_stream:
             # A stream was asked for but OCA answered in one piece (e.g. JSON): still a stream.
-            flow.response = http.Response.make(200, sse.encode(body), {"content-type": "text/event-stream"})
+            flow.response = http.Response.make(
+                200, sse.encode(body), {"content-type": "text/event-stream"}
+            )
         else:
-            flow.response = http.Response.make(200, json.dumps(body, ensure_ascii=False).encode(), headers)
+            flow.response = http.Response.make(
+                200, json.dumps(body, ensure_ascii=False).encode(), headers
+            )
 
     async def _upstream_error(self, flow: http.HTTPFlow, st: InFlight) -> None:
         resp = flow.response
@@ -408,7 +497,11 @@ class OcaAddon:
             message = f"OCA rejected the access token; oca-proxy is refreshing it, please retry ({message})"
         if "retry-after" in resp.headers:
             headers["retry-after"] = resp.headers["retry-after"]
-        err = ApiError(status, f"OCA answered {status}: {message} (OCA request id {request_id})", headers=headers)
+        err = ApiError(
+            status,
+            f"OCA answered {status}: {message} (OCA request id {request_id})",
+            headers=headers,
+        )
         st.record.error = message
         self._reply_error(flow, st.exchange.flavor, err, st.record)
 
@@ -424,19 +517,28 @@ class OcaAddon:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _reply_error(self, flow: http.HTTPFlow, flavor: ApiFlavor, err: ApiError,
-                     record: RequestRecord | None = None) -> None:
+    def _reply_error(
+        self,
+        flow: http.HTTPFlow,
+        flavor: ApiFlavor,
+        err: ApiError,
+        record: RequestRecord | None = None,
+    ) -> None:
         kw = {} if flavor == "anthropic" else {"param": err.param, "code": err.code}
         headers = {**JSON, **err.headers}
         if record is not None:
             headers["opc-request-id"] = record.request_id
             record.status = err.status
             record.error = record.error or err.message
-        flow.response = http.Response.make(err.status, error_bytes(flavor, err.status, err.message, **kw), headers)
+        flow.response = http.Response.make(
+            err.status, error_bytes(flavor, err.status, err.message, **kw), headers
+        )
 
 
 def _has_display() -> bool:
     if sys.platform in ("darwin", "win32"):
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and shutil.which("xdg-open") is not None
-
+    return (
+        bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        and shutil.which("xdg-open") is not None
+    )

@@ -1,9 +1,9 @@
 """`oca-proxy`: run mitmdump (or mitmweb) in reverse mode with the addon, and a few chores.
 
-    oca-proxy [--port 8669] [--mode internal|external] [--web] ... [-- mitmproxy args]
-    oca-proxy login [--no-browser] | logout | status
-    oca-proxy sim [...]     the OCA simulator (API and login)
-    oca-proxy demo          simulator + proxy, already logged in
+oca-proxy [--port 8669] [--mode internal|external] [--web] ... [-- mitmproxy args]
+oca-proxy login [--no-browser] | logout | status
+oca-proxy sim [...]     the OCA simulator (API and login)
+oca-proxy demo          simulator + proxy, already logged in
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", help="OAuth client id")
     p.add_argument("--config", help="settings file (JSON or YAML)")
     p.add_argument("--token-file", help="refresh token file (default ~/.oca/refresh_token.json)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="listen address (default 127.0.0.1; anything else needs proxy_api_key)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="listen address (default 127.0.0.1; anything else needs proxy_api_key)",
+    )
     p.add_argument("--web", action="store_true", help="run mitmweb instead of mitmdump")
     p.add_argument("--no-browser", action="store_true", help="never open a browser")
     p.add_argument("--version", action="version", version=f"oca-proxy {__version__}")
@@ -51,24 +54,36 @@ def build_mitmproxy_args(args: argparse.Namespace, extra: list[str]) -> tuple[st
     base = (args.base_url or settings.base_url or DEPLOYMENTS[mode].base_url).rstrip("/")
     port = args.port or _env_port() or settings.port or 8669
     if port not in ALLOWED_PORTS:
-        print(f"oca-proxy: warning: port {port} is not one IDCS accepts for the login "
-              f"callback ({', '.join(map(str, ALLOWED_PORTS))}); logging in will fail.",
-              file=sys.stderr)
+        print(
+            f"oca-proxy: warning: port {port} is not one IDCS accepts for the login "
+            f"callback ({', '.join(map(str, ALLOWED_PORTS))}); logging in will fail.",
+            file=sys.stderr,
+        )
     from urllib.parse import urlsplit
 
     parts = urlsplit(base)
     origin = f"{parts.scheme}://{parts.netloc}"
     program = "mitmweb" if args.web else "mitmdump"
     argv = [
-        "-s", str(SCRIPT),
-        "--mode", f"reverse:{origin}@{args.host}:{port}",
-        "--set", "connection_strategy=lazy",
-        "--set", "keep_host_header=true",
-        "--set", f"oca_base_url={base}",
-        "--set", f"oca_mode={mode}",
+        "-s",
+        str(SCRIPT),
+        "--mode",
+        f"reverse:{origin}@{args.host}:{port}",
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        "keep_host_header=true",
+        "--set",
+        f"oca_base_url={base}",
+        "--set",
+        f"oca_mode={mode}",
     ]
-    for opt, value in (("oca_idcs_url", args.idcs_url), ("oca_client_id", args.client_id),
-                       ("oca_config", args.config), ("oca_token_file", args.token_file)):
+    for opt, value in (
+        ("oca_idcs_url", args.idcs_url),
+        ("oca_client_id", args.client_id),
+        ("oca_config", args.config),
+        ("oca_token_file", args.token_file),
+    ):
         if value:
             argv += ["--set", f"{opt}={value}"]
     if args.no_browser:

@@ -194,7 +194,9 @@ def load_settings(path: Path) -> Settings:
     try:
         data = yaml.safe_load(text) if _is_yaml(path) else json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(path, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        raise ConfigError(
+            path, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -253,8 +255,11 @@ class SettingsFile:
             self._settings = load_settings(self.path)
         except ConfigError as e:
             self.error = e
-            log.error("Settings file problem, %s (keeping the %s settings)", e,
-                      "default" if initial else "previous")
+            log.error(
+                "Settings file problem, %s (keeping the %s settings)",
+                e,
+                "default" if initial else "previous",
+            )
             return
         if self.error or not initial:
             log.info("Settings loaded from %s", self.path)

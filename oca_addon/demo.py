@@ -59,27 +59,44 @@ def main(argv: list[str]) -> int:
         minted = requests.post(f"{sim_url}/__sim/mint", json={}, timeout=10).json()
         token_file = home / ".oca" / "refresh_token.json"
         token_file.parent.mkdir(mode=0o700)
-        token_file.write_text(json.dumps({"refresh_token": minted["refresh_token"],
-                                          "created_at": "demo"}))
+        token_file.write_text(
+            json.dumps({"refresh_token": minted["refresh_token"], "created_at": "demo"})
+        )
         token_file.chmod(0o600)
         config = home / "oca-proxy.config.json"
         config.write_text(json.dumps(DEMO_SETTINGS, indent=2))
         base = f"http://localhost:{args.port}"
-        print(f"""
+        print(
+            f"""
 oca-proxy demo: OCA simulator on {sim_url}, proxy on {base} (logged in).
   OpenAI SDK / Codex:  OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=dummy
   Claude Code:         ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=dummy
   Dashboard:           {base}/    Settings: {config}
   Try: curl {base}/v1/chat/completions -H 'content-type: application/json' \\
          -d '{{"model":"oca/gpt-4.1","messages":[{{"role":"user","content":"hi"}}]}}'
-""", flush=True)
+""",
+            flush=True,
+        )
         from .cli import run_proxy
 
-        return run_proxy([
-            "--port", str(args.port), "--base-url", sim_url + API_PREFIX, "--idcs-url", sim_url,
-            "--config", str(config), "--token-file", str(token_file), "--no-browser",
-            *(["--web"] if args.web else []), "--", *extra,
-        ])
+        return run_proxy(
+            [
+                "--port",
+                str(args.port),
+                "--base-url",
+                sim_url + API_PREFIX,
+                "--idcs-url",
+                sim_url,
+                "--config",
+                str(config),
+                "--token-file",
+                str(token_file),
+                "--no-browser",
+                *(["--web"] if args.web else []),
+                "--",
+                *extra,
+            ]
+        )
     finally:
         sim.terminate()
         sim.wait(10)

@@ -231,7 +231,10 @@ def prepare(
             )
         else:
             ex.upstream_body, ex.ctx = responses.responses_to_chat(
-                body, target_model=target, model_info=info, reasoning_effort=effort,
+                body,
+                target_model=target,
+                model_info=info,
+                reasoning_effort=effort,
                 history=history,
             )
             ctx = ex.ctx
@@ -301,7 +304,9 @@ class StreamDriver:
             if "error" in chunk:
                 self.closed = True
                 out.append(
-                    translator.fail(_error_status(chunk), upstream_error_message(data.encode(), 502))
+                    translator.fail(
+                        _error_status(chunk), upstream_error_message(data.encode(), 502)
+                    )
                 )
                 continue
             if chunk.get("usage"):

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-
-import logging
-import os
 from urllib.parse import urlsplit
 
 import requests
@@ -147,8 +146,10 @@ class Idcs:
                 timeout=TIMEOUT,
             )
         except OAuth2Error as e:
-            raise IdcsError(f"IDCS refused the login code: {e.error}"
-                            + (f" ({e.description})" if e.description else "")) from None
+            raise IdcsError(
+                f"IDCS refused the login code: {e.error}"
+                + (f" ({e.description})" if e.description else "")
+            ) from None
         except (requests.RequestException, ValueError) as e:
             raise IdcsError(f"cannot reach IDCS: {type(e).__name__}") from None
         return TokenSet.from_response(dict(token))

@@ -46,8 +46,16 @@ class LocalPages:
         if handler is None:
             flow.response = http.Response.make(
                 404,
-                json.dumps({"error": {"message": f"Not found: {path}. The API is under /v1/.",
-                                      "type": "not_found_error", "code": None, "param": None}}),
+                json.dumps(
+                    {
+                        "error": {
+                            "message": f"Not found: {path}. The API is under /v1/.",
+                            "type": "not_found_error",
+                            "code": None,
+                            "param": None,
+                        }
+                    }
+                ),
                 JSON,
             )
             return
@@ -56,8 +64,14 @@ class LocalPages:
         except Exception:
             log.exception("Local page %s failed", path)
             flow.response = http.Response.make(
-                500, pages.message_page("Something went wrong", "oca-proxy hit an error "
-                                        "on this page; the log has the details.", ok=False), HTML)
+                500,
+                pages.message_page(
+                    "Something went wrong",
+                    "oca-proxy hit an error on this page; the log has the details.",
+                    ok=False,
+                ),
+                HTML,
+            )
 
     async def ignore(self, flow: http.HTTPFlow) -> http.Response:
         # Claude Code posts telemetry here; accept and drop it.
@@ -82,7 +96,9 @@ class LocalPages:
             "idcs_url": addon.upstream.idcs_url,
             "token_file": str(addon.tokens.store.path),
             "settings_file": str(addon.settings_file.path) if addon.settings_file else None,
-            "settings_error": str(addon.settings_file.error) if addon.settings_file and addon.settings_file.error else None,
+            "settings_error": str(addon.settings_file.error)
+            if addon.settings_file and addon.settings_file.error
+            else None,
             "port": addon.listen_port(),
             "requests": sum(t["requests"] for t in addon.stats.totals.values()),
         }
@@ -96,7 +112,8 @@ class LocalPages:
         data = await self.health_data()
         state = "logged in" if data["logged_in"] else f"not logged in ({data['login_problem']})"
         body = pages.message_page(
-            "oca-proxy", f"OCA at {data['base_url']} ({data['mode']} mode): {state}.",
+            "oca-proxy",
+            f"OCA at {data['base_url']} ({data['mode']} mode): {state}.",
             ok=data["logged_in"],
             actions=[("Log in", "/login")] if not data["logged_in"] else [("Log out", "/logout")],
         )
@@ -128,8 +145,9 @@ class LocalPages:
     def _login_failed(self, why: str, status: int = 400) -> http.Response:
         return http.Response.make(
             status,
-            pages.message_page("Login failed", why, ok=False,
-                               actions=[("Try again", "/login"), ("Dashboard", "/")]),
+            pages.message_page(
+                "Login failed", why, ok=False, actions=[("Try again", "/login"), ("Dashboard", "/")]
+            ),
             HTML,
         )
 
@@ -146,7 +164,8 @@ class LocalPages:
         if login is None:
             return self._login_failed(
                 "This login link is missing its state, was already used, or is older than "
-                "10 minutes. Start again.")
+                "10 minutes. Start again."
+            )
         if not code:
             return self._login_failed("IDCS sent no authorization code.")
         tokens_mgr = addon.tokens
@@ -171,11 +190,24 @@ class LocalPages:
         sent = (form.get("csrf") or [req.headers.get("x-csrf-token", "")])[0]
         if not secrets.compare_digest(sent, self.csrf):
             return http.Response.make(
-                403, pages.message_page("Not logged out", "This logout did not come from "
-                                        "oca-proxy's own page.", ok=False,
-                                        actions=[("Log out", "/logout")]), HTML)
+                403,
+                pages.message_page(
+                    "Not logged out",
+                    "This logout did not come from oca-proxy's own page.",
+                    ok=False,
+                    actions=[("Log out", "/logout")],
+                ),
+                HTML,
+            )
         await self.addon.tokens.logout()
         log.info("Logged out of OCA")
         return http.Response.make(
-            200, pages.message_page("Logged out", "The OCA login was removed from this machine.",
-                                    ok=True, actions=[("Log in again", "/login")]), HTML)
+            200,
+            pages.message_page(
+                "Logged out",
+                "The OCA login was removed from this machine.",
+                ok=True,
+                actions=[("Log in again", "/login")],
+            ),
+            HTML,
+        )

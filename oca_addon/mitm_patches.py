@@ -37,7 +37,9 @@ def error_response_bytes(status_code: int, message: str = "") -> bytes:
         "error": {
             "type": anthropic_error_type(status_code),
             "message": text,
-            "code": "upstream_unreachable" if status_code == 502 else openai_error_type(status_code),
+            "code": "upstream_unreachable"
+            if status_code == 502
+            else openai_error_type(status_code),
         },
     }
     resp = http.Response.make(
@@ -78,6 +80,6 @@ def apply() -> None:
     global _applied
     if _applied:
         return
-    _http1.make_error_response = error_response_bytes  # type: ignore[assignment]
+    _http1.make_error_response = error_response_bytes
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
     _applied = True

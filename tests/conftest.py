@@ -70,8 +70,15 @@ class Sim:
 def start_sim(*extra: str) -> Sim:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oca_addon.sim", "--port", str(port), "--allow-any-redirect-port",
-         *extra],
+        [
+            sys.executable,
+            "-m",
+            "oca_addon.sim",
+            "--port",
+            str(port),
+            "--allow-any-redirect-port",
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
@@ -136,8 +143,11 @@ def start_proxy(
     if logged_in:
         token_file = home / ".oca" / "refresh_token.json"
         token_file.parent.mkdir(parents=True, exist_ok=True)
-        token_file.write_text(json.dumps({"refresh_token": sim.mint()["refresh_token"],
-                                          "created_at": "2026-01-01T00:00:00Z"}))
+        token_file.write_text(
+            json.dumps(
+                {"refresh_token": sim.mint()["refresh_token"], "created_at": "2026-01-01T00:00:00Z"}
+            )
+        )
         token_file.chmod(0o600)
     if settings is not None:
         cfg = home / ".config" / "oca" / "oca-proxy.config.json"
@@ -146,8 +156,15 @@ def start_proxy(
     port = free_port()
     sim_port = sim.url.rsplit(":", 1)[1]
     opts = {"oca_idcs_url": sim.url, "oca_open_browser": "false", **(options or {})}
-    args = [str(BIN / program), "-s", str(SCRIPT), "--mode",
-            f"reverse:http://127.0.0.1:{sim_port}@127.0.0.1:{port}", "--flow-detail", "0"]
+    args = [
+        str(BIN / program),
+        "-s",
+        str(SCRIPT),
+        "--mode",
+        f"reverse:http://127.0.0.1:{sim_port}@127.0.0.1:{port}",
+        "--flow-detail",
+        "0",
+    ]
     for k, v in opts.items():
         args += ["--set", f"{k}={v}"]
     args += mitm_args or []
@@ -161,7 +178,9 @@ def start_proxy(
         wait_for(f"{url}/health", proc=proc)
     except Exception:
         proc.kill()
-        raise RuntimeError("proxy did not start:\n" + log_path.read_text(errors="replace")) from None
+        raise RuntimeError(
+            "proxy did not start:\n" + log_path.read_text(errors="replace")
+        ) from None
     return Proxy(url, port, home, proc, log_path, sim)
 
 

@@ -32,7 +32,7 @@ from oca_addon.translate.chat import ChatAssembler, prepare_chat_request
 def test_sse_parser_handles_any_split() -> None:
     frames = (
         b'data: {"a":"x\xe2\x80\xa8y"}\n\n'  # U+2028 inside JSON is not a line break
-        b"event: message_start\ndata: {\"b\":1}\n\n"
+        b'event: message_start\ndata: {"b":1}\n\n'
         b": keep-alive\n\n"
         b"data: [DONE]\n\n"
     )
@@ -70,11 +70,57 @@ def test_sse_roundtrip_property(texts: list[str], size: int) -> None:
 def test_chat_assembler_tool_fragments_and_usage() -> None:
     a = ChatAssembler()
     chunks = [
-        {"id": "c1", "model": "oca/x", "created": 1, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "f", "arguments": '{"x"'}}]}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g", "arguments": "{}"}}]}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}}]},
-        {"choices": [{"index": 0, "delta": {"reasoning_content": "think"}, "finish_reason": "tool_calls"}]},
+        {
+            "id": "c1",
+            "model": "oca/x",
+            "created": 1,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}}],
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_a",
+                                "function": {"name": "f", "arguments": '{"x"'},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 1,
+                                "id": "call_b",
+                                "function": {"name": "g", "arguments": "{}"},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]},
+                }
+            ]
+        },
+        {
+            "choices": [
+                {"index": 0, "delta": {"reasoning_content": "think"}, "finish_reason": "tool_calls"}
+            ]
+        },
         {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}},
     ]
     for c in chunks:
@@ -83,17 +129,26 @@ def test_chat_assembler_tool_fragments_and_usage() -> None:
     msg = r["choices"][0]["message"]
     assert msg["content"] == "Hi" and msg["reasoning_content"] == "think"
     assert [(t["id"], t["function"]["arguments"]) for t in msg["tool_calls"]] == [
-        ("call_a", '{"x":1}'), ("call_b", "{}")]
+        ("call_a", '{"x":1}'),
+        ("call_b", "{}"),
+    ]
     assert r["choices"][0]["finish_reason"] == "tool_calls"
     assert r["usage"]["total_tokens"] == 8
 
 
 def test_prepare_chat_forces_stream_and_strips_detail() -> None:
-    out = prepare_chat_request({
-        "model": "m", "stream": False,
-        "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "u", "detail": "low"}}]}],
-    })
+    out = prepare_chat_request(
+        {
+            "model": "m",
+            "stream": False,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "u", "detail": "low"}}],
+                }
+            ],
+        }
+    )
     assert out["stream"] is True and out["stream_options"] == {"include_usage": True}
     assert out["messages"][0]["content"][0]["image_url"] == {"url": "u"}
 
@@ -102,28 +157,39 @@ def test_prepare_chat_forces_stream_and_strips_detail() -> None:
 
 
 def test_settings_json_and_yaml(tmp_path: Path) -> None:
-    data = {"model_mapping": {"claude-*haiku*": "oca/llama-4",
-                              "big": {"target": "oca/gpt-5", "reasoning_effort": "high"}},
-            "default_model": "oca/gpt-4.1", "port": 8668, "mode": "external"}
+    data = {
+        "model_mapping": {
+            "claude-*haiku*": "oca/llama-4",
+            "big": {"target": "oca/gpt-5", "reasoning_effort": "high"},
+        },
+        "default_model": "oca/gpt-4.1",
+        "port": 8668,
+        "mode": "external",
+    }
     j = tmp_path / "s.json"
     j.write_text(json.dumps(data))
     y = tmp_path / "s.yaml"
-    y.write_text("model_mapping:\n  claude-*haiku*: oca/llama-4\n  big:\n    target: oca/gpt-5\n"
-                 "    reasoning_effort: high\ndefault_model: oca/gpt-4.1\nport: 8668\nmode: external\n")
+    y.write_text(
+        "model_mapping:\n  claude-*haiku*: oca/llama-4\n  big:\n    target: oca/gpt-5\n"
+        "    reasoning_effort: high\ndefault_model: oca/gpt-4.1\nport: 8668\nmode: external\n"
+    )
     assert load_settings(j) == load_settings(y)
     s = load_settings(j)
     assert s.model_mapping["big"] == MappingTarget("oca/gpt-5", "high")
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("{nope", "invalid JSON at line 1"),
-    ('{"model_mapping": []}', "'model_mapping' must be an object"),
-    ('{"model_mapping": {"a": 3}}', "model_mapping['a']"),
-    ('{"mode": "galactic"}', "'mode' must be 'internal' or 'external'"),
-    ('{"port": "eighty"}', "'port' must be a port number"),
-    ('{"default_reasoning_effort": "max"}', "must be one of"),
-    ("[1,2]", "must hold an object"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("{nope", "invalid JSON at line 1"),
+        ('{"model_mapping": []}', "'model_mapping' must be an object"),
+        ('{"model_mapping": {"a": 3}}', "model_mapping['a']"),
+        ('{"mode": "galactic"}', "'mode' must be 'internal' or 'external'"),
+        ('{"port": "eighty"}', "'port' must be a port number"),
+        ('{"default_reasoning_effort": "max"}', "must be one of"),
+        ("[1,2]", "must hold an object"),
+    ],
+)
 def test_bad_settings_name_file_and_problem(tmp_path: Path, text: str, needle: str) -> None:
     f = tmp_path / "oca-proxy.config.json"
     f.write_text(text)
@@ -147,7 +213,9 @@ def test_settings_file_reloads_and_survives_a_bad_edit(tmp_path: Path) -> None:
 
 def test_save_settings_atomic_and_round_trips(tmp_path: Path) -> None:
     f = tmp_path / "dir" / "oca-proxy.yaml"
-    s = parse_settings({"model_mapping": {"a": {"target": "oca/x", "reasoning_effort": "low"}, "b": "oca/y"}})
+    s = parse_settings(
+        {"model_mapping": {"a": {"target": "oca/x", "reasoning_effort": "low"}, "b": "oca/y"}}
+    )
     save_settings(f, s)
     assert load_settings(f) == s
     assert oct(os.stat(f).st_mode & 0o777) == "0o600"
@@ -156,9 +224,13 @@ def test_save_settings_atomic_and_round_trips(tmp_path: Path) -> None:
 
 def test_resolve_model_order() -> None:
     s = Settings(
-        model_mapping={"exact": MappingTarget("oca/e"), "claude-*haiku*": MappingTarget("oca/h", "low"),
-                       "claude-*": MappingTarget("oca/c")},
-        default_model="oca/d", default_reasoning_effort="medium",
+        model_mapping={
+            "exact": MappingTarget("oca/e"),
+            "claude-*haiku*": MappingTarget("oca/h", "low"),
+            "claude-*": MappingTarget("oca/c"),
+        },
+        default_model="oca/d",
+        default_reasoning_effort="medium",
     )
     assert resolve_model("oca/z", s).target == "oca/z"
     assert resolve_model("exact", s).target == "oca/e"
@@ -184,21 +256,40 @@ def test_classify_paths() -> None:
 
 
 def test_plan_route_native_vs_translated() -> None:
-    cat = Catalog.from_model_info({"data": [
-        {"model_name": "oca/chat", "model_info": {"supported_api_list": ["CHAT_COMPLETIONS"]}},
-        {"model_name": "oca/both", "model_info": {"supported_api_list": ["CHAT_COMPLETIONS", "RESPONSES", "MESSAGES"]}},
-    ]})
+    cat = Catalog.from_model_info(
+        {
+            "data": [
+                {
+                    "model_name": "oca/chat",
+                    "model_info": {"supported_api_list": ["CHAT_COMPLETIONS"]},
+                },
+                {
+                    "model_name": "oca/both",
+                    "model_info": {
+                        "supported_api_list": ["CHAT_COMPLETIONS", "RESPONSES", "MESSAGES"]
+                    },
+                },
+            ]
+        }
+    )
     assert plan_route(Endpoint.RESPONSES, "oca/both", cat).upstream_path == "/responses"
     assert plan_route(Endpoint.MESSAGES, "oca/both", cat).upstream_path == "/v1/messages"
     r = plan_route(Endpoint.RESPONSES, "oca/chat", cat)
     assert (r.upstream_path, r.native) == ("/chat/completions", False)
     assert plan_route(Endpoint.MESSAGES, "oca/x", None).native is False
-    assert [m["id"] for m in openai_model_list(cat, ["alias"])["data"]] == ["oca/both", "oca/chat", "alias"]
+    assert [m["id"] for m in openai_model_list(cat, ["alias"])["data"]] == [
+        "oca/both",
+        "oca/chat",
+        "alias",
+    ]
 
 
 def test_error_shapes_and_upstream_messages() -> None:
     assert openai_error(429, "slow down")["error"]["type"] == "rate_limit_error"
-    assert anthropic_error(529, "busy") == {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    assert anthropic_error(529, "busy") == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "busy"},
+    }
     assert anthropic_error(413, "big")["error"]["type"] == "request_too_large"
     assert upstream_error_message(b'{"error":{"message":"bad model"}}', 400) == "bad model"
     assert "HTML page" in upstream_error_message(b"<html><body>oops</body></html>", 502)

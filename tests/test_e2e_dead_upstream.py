@@ -6,7 +6,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-
 from conftest import Sim, free_port, start_proxy
 
 
@@ -18,13 +17,18 @@ def test_dead_upstream_gives_api_errors(sim: Sim, tmp_path) -> None:
         assert p.health()["status"] == "ok"
         c = openai.OpenAI(base_url=f"{p.url}/v1", api_key="x", max_retries=0)
         with pytest.raises(openai.APIStatusError) as e:
-            c.chat.completions.create(model="oca/gpt-4.1", messages=[{"role": "user", "content": "x"}])
+            c.chat.completions.create(
+                model="oca/gpt-4.1", messages=[{"role": "user", "content": "x"}]
+            )
         assert e.value.status_code == 502
         assert "could not get an answer from OCA" in e.value.message
         a = anthropic.Anthropic(base_url=p.url, api_key="x", max_retries=0)
         with pytest.raises(anthropic.APIStatusError) as e2:
-            a.messages.create(model="claude-sonnet-4-5", max_tokens=10,
-                              messages=[{"role": "user", "content": "x"}])
+            a.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=10,
+                messages=[{"role": "user", "content": "x"}],
+            )
         assert e2.value.status_code == 502
         r = httpx.get(f"{p.url}/health", timeout=5)
         assert r.status_code == 200

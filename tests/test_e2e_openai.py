@@ -7,7 +7,6 @@ import json
 import httpx
 import openai
 import pytest
-
 from conftest import Proxy, sse_events
 
 TOOLS = [
@@ -63,7 +62,9 @@ def test_chat_stream_passes_through_chunks(proxy: Proxy) -> None:
         stream=True,
     )
     chunks = list(stream)
-    deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    deltas = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
     assert len(deltas) >= 40
     assert any(c.usage for c in chunks)
 
@@ -107,9 +108,13 @@ def test_chat_tool_round_trip_stream(proxy: Proxy) -> None:
 
 def test_model_mapping_and_reasoning_effort(proxy: Proxy) -> None:
     c = client(proxy)
-    c.chat.completions.create(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "a"}])
+    c.chat.completions.create(
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "a"}]
+    )
     assert proxy.sim.state()["requests"][-1]["body"]["model"] == "oca/gpt-4.1"
-    c.chat.completions.create(model="claude-3-5-haiku-latest", messages=[{"role": "user", "content": "a"}])
+    c.chat.completions.create(
+        model="claude-3-5-haiku-latest", messages=[{"role": "user", "content": "a"}]
+    )
     assert proxy.sim.state()["requests"][-1]["body"]["model"] == "oca/llama-4"
     c.chat.completions.create(model="gpt-5-mapped", messages=[{"role": "user", "content": "a"}])
     body = proxy.sim.state()["requests"][-1]["body"]
@@ -122,10 +127,15 @@ def test_image_detail_is_stripped(proxy: Proxy) -> None:
     png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
     r = client(proxy).chat.completions.create(
         model="oca/gpt-4.1",
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": "what is this"},
-            {"type": "image_url", "image_url": {"url": png, "detail": "high"}},
-        ]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this"},
+                    {"type": "image_url", "image_url": {"url": png, "detail": "high"}},
+                ],
+            }
+        ],
     )
     assert r.choices[0].message.content
     sent = proxy.sim.state()["requests"][-1]["body"]["messages"][0]["content"][1]
@@ -170,8 +180,12 @@ def test_upstream_error_keeps_status_and_retry_after(proxy: Proxy) -> None:
 
 
 def test_bad_json_gets_openai_error(proxy: Proxy) -> None:
-    r = httpx.post(f"{proxy.url}/v1/chat/completions", content=b"{nope",
-                   headers={"content-type": "application/json"}, timeout=10)
+    r = httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        content=b"{nope",
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
     assert r.status_code == 400
     assert "not valid JSON" in r.json()["error"]["message"]
     r = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "oca/gpt-4.1"}, timeout=10)
@@ -182,17 +196,24 @@ def test_bad_json_gets_openai_error(proxy: Proxy) -> None:
 
 def test_mid_stream_error_becomes_error_event(proxy: Proxy) -> None:
     with pytest.raises(openai.APIError) as e:
-        list(client(proxy).chat.completions.create(
-            model="oca/gpt-4.1", stream=True,
-            messages=[{"role": "user", "content": "SIM:midstream_error"}]))
+        list(
+            client(proxy).chat.completions.create(
+                model="oca/gpt-4.1",
+                stream=True,
+                messages=[{"role": "user", "content": "SIM:midstream_error"}],
+            )
+        )
     assert "error" in str(e.value).lower()
 
 
 def test_cut_stream_ends_with_error_not_silence(proxy: Proxy) -> None:
     r = httpx.post(
         f"{proxy.url}/v1/chat/completions",
-        json={"model": "oca/gpt-4.1", "stream": True,
-              "messages": [{"role": "user", "content": "SIM:cut"}]},
+        json={
+            "model": "oca/gpt-4.1",
+            "stream": True,
+            "messages": [{"role": "user", "content": "SIM:cut"}],
+        },
         timeout=30,
     )
     events = sse_events(r.text)
@@ -209,7 +230,6 @@ def test_health(proxy: Proxy) -> None:
 
 
 def test_no_token_in_log(proxy: Proxy) -> None:
-    toks = [r["headers"].get("authorization", "") for r in proxy.sim.state()["requests"]]
     rt = json.loads(proxy.token_file.read_text())["refresh_token"]
     log = proxy.log()
     assert rt not in log

@@ -335,7 +335,7 @@ def test_invalid_requests_are_rejected_with_a_precise_message(body: Any, fragmen
 
 def test_tool_choice_with_unknown_type_is_rejected() -> None:
     tools = [{"name": "Read", "input_schema": {"type": "object"}}]
-    with pytest.raises(RequestError, match="tool_choice.type"):
+    with pytest.raises(RequestError, match=r"tool_choice\.type"):
         chat({"messages": [user("x")], "tools": tools, "tool_choice": {"type": "sometimes"}})
 
 
@@ -1070,7 +1070,7 @@ def test_stream_same_index_reused_with_new_id_is_a_new_call() -> None:
 
 def test_stream_tool_call_without_id_gets_one() -> None:
     data = run_stream([tc(0, None, "A", '{"k": 1}'), finish("tool_calls")])
-    block = [p for p in check_grammar(data) if p["type"] == "content_block_start"][0]
+    block = next(p for p in check_grammar(data) if p["type"] == "content_block_start")
     assert block["content_block"]["id"].startswith("toolu_")
 
 
@@ -1163,6 +1163,19 @@ def test_stream_fail_before_anything() -> None:
     assert payloads == [
         {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
     ]
+
+
+def test_stream_split_surrogate_pair_is_kept_escaped() -> None:
+    # "\ud83d\ude00" split across two chunks arrives as two lone surrogates
+    chunks = [
+        json.loads('{"choices":[{"index":0,"delta":{"content":"a\\ud83d"}}]}'),
+        json.loads('{"choices":[{"index":0,"delta":{"content":"\\ude00b"}}]}'),
+    ]
+    stream = AnthropicStream(AnthropicContext("claude-x"))
+    data = b"".join(stream.feed(c) for c in chunks) + stream.fail(500, "bad \udc80 message")
+    payloads = check_grammar(data)
+    joined = "".join(p["delta"]["text"] for p in payloads if p["type"] == "content_block_delta")
+    assert joined.encode("utf-16", "surrogatepass").decode("utf-16") == "a\U0001f600b"
 
 
 def test_stream_ignores_junk_chunks() -> None:
@@ -1418,7 +1431,7 @@ junk = st.recursive(
     ),
     max_leaves=6,
 )
-texts = st.text(max_size=12)
+texts = st.one_of(st.text(max_size=12), st.sampled_from(["\ud83d", "x\udc80", "\u2028"]))
 
 
 def request_strategy(bad: bool) -> st.SearchStrategy[Any]:
@@ -1577,8 +1590,15 @@ def test_property_well_shaped_requests_always_translate(body: Any, info: Any) ->
         assert "nothing to send" in exc.message  # only when every message was empty
         return
     check_chat_request(out)
-    dumped = json.dumps(out)
-    assert "cache_control" not in dumped and '"thinking"' not in dumped
+    stack: list[Any] = [out]
+    while stack:  # no Anthropic-only fields or blocks left anywhere
+        item = stack.pop()
+        if isinstance(item, dict):
+            assert "cache_control" not in item and "thinking" not in item
+            assert item.get("type") not in ("thinking", "tool_use", "tool_result", "image")
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 call_ids = st.sampled_from(["call_a", "call_b", "call_c", None, ""])

@@ -10,7 +10,7 @@ import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from openai.types.responses import Response
+from openai.types.responses import Response, ResponseCompletedEvent
 
 from oca_addon import sse
 from oca_addon.errors import RequestError
@@ -29,7 +29,7 @@ TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 REASONING_INFO = {"is_reasoning_model": True, "max_output_tokens": 1000}
 PLAIN_INFO = {"is_reasoning_model": False, "max_output_tokens": 1000}
 
-APPLY_PATCH = {
+APPLY_PATCH: Any = {
     "type": "custom",
     "name": "apply_patch",
     "description": "Use the `apply_patch` tool to edit files.",
@@ -39,7 +39,7 @@ APPLY_PATCH = {
         "definition": 'start: begin_patch hunk+ end_patch\nbegin_patch: "*** Begin Patch" LF',
     },
 }
-SHELL = {
+SHELL: Any = {
     "type": "function",
     "name": "shell",
     "description": "Run a command",
@@ -141,7 +141,6 @@ def check_grammar(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item = e["item"]
             if item["type"] == "function_call":
                 assert "".join(pieces) == item["arguments"]
-                json.loads(item["arguments"]) if item["status"] == "completed" else None
             elif item["type"] == "custom_tool_call":
                 assert "".join(pieces) == item["input"]
             elif item["type"] == "message":
@@ -184,7 +183,11 @@ def test_instructions_and_system_developer_merge_into_one_leading_system() -> No
         {
             "instructions": "You are Codex.",
             "input": [
-                {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "dev rules"}]},
+                {
+                    "type": "message",
+                    "role": "developer",
+                    "content": [{"type": "input_text", "text": "dev rules"}],
+                },
                 {"role": "user", "content": "hi"},
                 {"role": "system", "content": "late system"},
                 {"role": "user", "content": "again"},
@@ -204,9 +207,17 @@ def test_content_parts() -> None:
                     "role": "user",
                     "content": [
                         {"type": "input_text", "text": "look"},
-                        {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "high"},
+                        {
+                            "type": "input_image",
+                            "image_url": "data:image/png;base64,AAAA",
+                            "detail": "high",
+                        },
                         {"type": "input_image", "file_id": "file-1"},
-                        {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBE"},
+                        {
+                            "type": "input_file",
+                            "filename": "a.pdf",
+                            "file_data": "data:application/pdf;base64,JVBE",
+                        },
                         {"type": "input_file", "file_id": "file-2"},
                     ],
                 },
@@ -242,11 +253,27 @@ def test_parallel_function_calls_grouped_with_text_and_outputs_follow() -> None:
             "input": [
                 {"role": "user", "content": "do it"},
                 {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "xx"},
-                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Running."}]},
-                {"type": "function_call", "call_id": "a", "name": "shell", "arguments": '{"command":["ls"]}'},
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "Running."}],
+                },
+                {
+                    "type": "function_call",
+                    "call_id": "a",
+                    "name": "shell",
+                    "arguments": '{"command":["ls"]}',
+                },
                 {"type": "function_call", "call_id": "b", "name": "shell", "arguments": ""},
                 {"type": "function_call_output", "call_id": "b", "output": "B out"},
-                {"type": "function_call_output", "call_id": "a", "output": [{"type": "input_text", "text": "A"}, {"type": "input_text", "text": "out"}]},
+                {
+                    "type": "function_call_output",
+                    "call_id": "a",
+                    "output": [
+                        {"type": "input_text", "text": "A"},
+                        {"type": "input_text", "text": "out"},
+                    ],
+                },
                 {"role": "user", "content": "thanks"},
             ]
         }
@@ -273,7 +300,13 @@ def test_sequential_calls_are_separate_turns() -> None:
             ]
         }
     )
-    assert [m["role"] for m in chat["messages"]] == ["user", "assistant", "tool", "assistant", "tool"]
+    assert [m["role"] for m in chat["messages"]] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+    ]
 
 
 def test_tool_output_placed_directly_after_its_call() -> None:
@@ -333,13 +366,20 @@ def test_tool_output_images_go_to_a_following_user_message() -> None:
             "input": [
                 {"role": "user", "content": "look"},
                 {"type": "function_call", "call_id": "v", "name": "view_image", "arguments": "{}"},
-                {"type": "function_call_output", "call_id": "v", "output": [{"type": "input_image", "image_url": "data:image/png;base64,QQ"}]},
+                {
+                    "type": "function_call_output",
+                    "call_id": "v",
+                    "output": [{"type": "input_image", "image_url": "data:image/png;base64,QQ"}],
+                },
             ]
         }
     )
     msgs = chat["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant", "tool", "user"]
-    assert msgs[3]["content"][1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,QQ"}}
+    assert msgs[3]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,QQ"},
+    }
 
 
 def test_tools_flat_namespace_custom_builtin() -> None:
@@ -356,9 +396,23 @@ def test_tools_flat_namespace_custom_builtin() -> None:
                     "type": "namespace",
                     "name": "mcp__github__",
                     "description": "GitHub",
-                    "tools": [{"type": "function", "name": "get_issue", "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}}}],
+                    "tools": [
+                        {
+                            "type": "function",
+                            "name": "get_issue",
+                            "parameters": {
+                                "type": "object",
+                                "properties": {"n": {"type": "integer"}},
+                            },
+                        }
+                    ],
                 },
-                {"type": "namespace", "name": "crm", "description": "CRM", "tools": [{"type": "function", "name": "lookup"}]},
+                {
+                    "type": "namespace",
+                    "name": "crm",
+                    "description": "CRM",
+                    "tools": [{"type": "function", "name": "lookup"}],
+                },
             ],
             "tool_choice": "required",
             "parallel_tool_calls": False,
@@ -398,9 +452,17 @@ def test_only_builtin_tools_drop_tool_choice_and_parallel() -> None:
 
 
 def test_tool_choice_forms() -> None:
-    chat, _ = translate({"input": "x", "tools": [SHELL], "tool_choice": {"type": "function", "name": "shell"}})
+    chat, _ = translate(
+        {"input": "x", "tools": [SHELL], "tool_choice": {"type": "function", "name": "shell"}}
+    )
     assert chat["tool_choice"] == {"type": "function", "function": {"name": "shell"}}
-    chat, _ = translate({"input": "x", "tools": [APPLY_PATCH], "tool_choice": {"type": "custom", "name": "apply_patch"}})
+    chat, _ = translate(
+        {
+            "input": "x",
+            "tools": [APPLY_PATCH],
+            "tool_choice": {"type": "custom", "name": "apply_patch"},
+        }
+    )
     assert chat["tool_choice"] == {"type": "function", "function": {"name": "apply_patch"}}
     chat, _ = translate({"input": "x", "tools": [SHELL], "tool_choice": "none"})
     assert chat["tool_choice"] == "none"
@@ -408,7 +470,11 @@ def test_tool_choice_forms() -> None:
         {
             "input": "x",
             "tools": [SHELL, APPLY_PATCH],
-            "tool_choice": {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "shell"}]},
+            "tool_choice": {
+                "type": "allowed_tools",
+                "mode": "required",
+                "tools": [{"type": "function", "name": "shell"}],
+            },
         }
     )
     assert [t["function"]["name"] for t in chat["tools"]] == ["shell"]
@@ -420,7 +486,12 @@ def test_custom_tool_call_history_becomes_function_call_with_input_param() -> No
         {
             "input": [
                 {"role": "user", "content": "patch"},
-                {"type": "custom_tool_call", "call_id": "p1", "name": "apply_patch", "input": "*** Begin Patch\n*** End Patch"},
+                {
+                    "type": "custom_tool_call",
+                    "call_id": "p1",
+                    "name": "apply_patch",
+                    "input": "*** Begin Patch\n*** End Patch",
+                },
                 {"type": "custom_tool_call_output", "call_id": "p1", "output": "Done!"},
             ],
             "tools": [APPLY_PATCH],
@@ -438,7 +509,13 @@ def test_namespaced_call_history_uses_flat_name() -> None:
         {
             "input": [
                 {"role": "user", "content": "q"},
-                {"type": "function_call", "call_id": "g", "namespace": "mcp__github__", "name": "get_issue", "arguments": "{}"},
+                {
+                    "type": "function_call",
+                    "call_id": "g",
+                    "namespace": "mcp__github__",
+                    "name": "get_issue",
+                    "arguments": "{}",
+                },
                 {"type": "function_call_output", "call_id": "g", "output": "ok"},
             ]
         }
@@ -447,20 +524,37 @@ def test_namespaced_call_history_uses_flat_name() -> None:
 
 
 def test_max_tokens_clamped_and_reasoning_rules() -> None:
-    chat, _ = translate({"input": "x", "max_output_tokens": 5000, "temperature": 0.2, "top_p": 0.9, "reasoning": {"effort": "minimal"}}, model_info=REASONING_INFO)
+    chat, _ = translate(
+        {
+            "input": "x",
+            "max_output_tokens": 5000,
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "reasoning": {"effort": "minimal"},
+        },
+        model_info=REASONING_INFO,
+    )
     assert chat["max_tokens"] == 1000
     assert chat["reasoning_effort"] == "low"
     assert "temperature" not in chat and "top_p" not in chat
 
-    chat, _ = translate({"input": "x", "temperature": 0.2, "reasoning": {"effort": "high"}}, model_info=PLAIN_INFO)
+    chat, _ = translate(
+        {"input": "x", "temperature": 0.2, "reasoning": {"effort": "high"}}, model_info=PLAIN_INFO
+    )
     assert chat["temperature"] == 0.2
     assert "reasoning_effort" not in chat
 
-    chat, ctx = translate({"input": "x"}, reasoning_effort="medium")  # unknown model: default applies
+    chat, ctx = translate(
+        {"input": "x"}, reasoning_effort="medium"
+    )  # unknown model: default applies
     assert chat["reasoning_effort"] == "medium"
     assert ctx.reasoning["effort"] == "medium"
 
-    chat, _ = translate({"input": "x", "reasoning": {"effort": "high"}}, reasoning_effort="low", model_info=REASONING_INFO)
+    chat, _ = translate(
+        {"input": "x", "reasoning": {"effort": "high"}},
+        reasoning_effort="low",
+        model_info=REASONING_INFO,
+    )
     assert chat["reasoning_effort"] == "high"  # the client wins
 
     info = {**REASONING_INFO, "reasoning_effort_options": ["low", "medium", "high"]}
@@ -470,8 +564,18 @@ def test_max_tokens_clamped_and_reasoning_rules() -> None:
 
 def test_text_format_mapping() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
-    chat, _ = translate({"input": "x", "text": {"format": {"type": "json_schema", "name": "out", "schema": schema, "strict": True}}})
-    assert chat["response_format"] == {"type": "json_schema", "json_schema": {"name": "out", "schema": schema, "strict": True}}
+    chat, _ = translate(
+        {
+            "input": "x",
+            "text": {
+                "format": {"type": "json_schema", "name": "out", "schema": schema, "strict": True}
+            },
+        }
+    )
+    assert chat["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "out", "schema": schema, "strict": True},
+    }
     chat, _ = translate({"input": "x", "text": {"format": {"type": "json_object"}}})
     assert chat["response_format"] == {"type": "json_object"}
     chat, _ = translate({"input": "x", "text": {"format": {"type": "text"}, "verbosity": "low"}})
@@ -493,10 +597,22 @@ def test_echo_fields_not_sent_upstream() -> None:
         "some_future_field": 1,
     }
     chat, ctx = translate(body)
-    for key in ("store", "include", "metadata", "truncation", "prompt_cache_key", "service_tier", "background", "safety_identifier", "some_future_field"):
+    for key in (
+        "store",
+        "include",
+        "metadata",
+        "truncation",
+        "prompt_cache_key",
+        "service_tier",
+        "background",
+        "safety_identifier",
+        "some_future_field",
+    ):
         assert key not in chat
     assert chat["user"] == "u1"
-    resp = chat_to_response({"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}, ctx)
+    resp = chat_to_response(
+        {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}, ctx
+    )
     assert resp["store"] is False and resp["metadata"] == {"k": "v"}
     assert resp["truncation"] == "auto" and resp["prompt_cache_key"] == "abc"
     assert resp["service_tier"] == "auto" and resp["safety_identifier"] == "s"
@@ -550,10 +666,18 @@ def test_previous_response_id_expansion() -> None:
         {"role": "assistant", "content": "answer one"},
         {"role": "user", "content": "second"},
     ]
-    resp = chat_to_response({"choices": [{"message": {"content": "two"}, "finish_reason": "stop"}]}, ctx2)
+    resp = chat_to_response(
+        {"choices": [{"message": {"content": "two"}, "finish_reason": "stop"}]}, ctx2
+    )
     assert resp["previous_response_id"] == first_id
     chat, _ = translate({"input": "third", "previous_response_id": resp["id"]}, history=history)
-    assert [m["content"] for m in chat["messages"]] == ["first", "answer one", "second", "two", "third"]
+    assert [m["content"] for m in chat["messages"]] == [
+        "first",
+        "answer one",
+        "second",
+        "two",
+        "third",
+    ]
 
 
 def test_previous_response_id_unknown_is_the_standard_400() -> None:
@@ -583,7 +707,13 @@ def test_history_is_bounded_lru_and_respects_store_false() -> None:
 def test_tool_round_trip_through_history() -> None:
     history = ResponseHistory()
     _, ctx = translate({"input": "patch it", "tools": [APPLY_PATCH]}, history=history)
-    bytes_ = stream_bytes(ctx, [call(0, id="call_p", name="apply_patch", args='{"input":"*** Begin Patch"}'), finish("tool_calls")])
+    bytes_ = stream_bytes(
+        ctx,
+        [
+            call(0, id="call_p", name="apply_patch", args='{"input":"*** Begin Patch"}'),
+            finish("tool_calls"),
+        ],
+    )
     final = events_of(bytes_)[-1]["response"]
     chat, _ = translate(
         {
@@ -595,7 +725,9 @@ def test_tool_round_trip_through_history() -> None:
     )
     msgs = chat["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant", "tool"]
-    assert json.loads(msgs[1]["tool_calls"][0]["function"]["arguments"]) == {"input": "*** Begin Patch"}
+    assert json.loads(msgs[1]["tool_calls"][0]["function"]["arguments"]) == {
+        "input": "*** Begin Patch"
+    }
 
 
 # ==========================================================================================
@@ -611,7 +743,9 @@ def test_chat_to_response_full_shape_validates() -> None:
         text("Doing it."),
         call(0, id="call_1", name="shell", args='{"command":'),
         call(0, args='["ls"]}'),
-        call(1, id="call_2", name="apply_patch", args='{"input":"*** Begin Patch\\n*** End Patch"}'),
+        call(
+            1, id="call_2", name="apply_patch", args='{"input":"*** Begin Patch\\n*** End Patch"}'
+        ),
         finish("tool_calls", USAGE),
     ):
         asm.feed(c)
@@ -622,9 +756,15 @@ def test_chat_to_response_full_shape_validates() -> None:
     assert types == ["reasoning", "message", "function_call", "custom_tool_call"]
     assert resp["output"][0]["id"].startswith("rs_oca_")
     assert resp["output"][0]["summary"] == [{"type": "summary_text", "text": "hmm"}]
-    assert resp["output"][1]["content"] == [{"type": "output_text", "text": "Doing it.", "annotations": [], "logprobs": []}]
+    assert resp["output"][1]["content"] == [
+        {"type": "output_text", "text": "Doing it.", "annotations": [], "logprobs": []}
+    ]
     fc = resp["output"][2]
-    assert fc["call_id"] == "call_1" and fc["name"] == "shell" and fc["arguments"] == '{"command":["ls"]}'
+    assert (
+        fc["call_id"] == "call_1"
+        and fc["name"] == "shell"
+        and fc["arguments"] == '{"command":["ls"]}'
+    )
     ctc = resp["output"][3]
     assert ctc["name"] == "apply_patch" and ctc["input"] == "*** Begin Patch\n*** End Patch"
     assert resp["usage"] == {
@@ -646,19 +786,47 @@ def test_chat_to_response_length_is_incomplete_and_empty_args() -> None:
     assert resp["incomplete_details"] == {"reason": "max_output_tokens"}
     Response.model_validate(resp)
     resp = chat_to_response(
-        {"choices": [{"message": {"content": None, "tool_calls": [{"id": "c", "function": {"name": "shell", "arguments": ""}}]}, "finish_reason": "tool_calls"}]},
+        {
+            "choices": [
+                {
+                    "message": {
+                        "content": None,
+                        "tool_calls": [{"id": "c", "function": {"name": "shell", "arguments": ""}}],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        },
         ctx,
     )
     assert resp["output"][0]["arguments"] == "{}"
-    resp = chat_to_response({"choices": [{"message": {"content": ""}, "finish_reason": "content_filter"}]}, ctx)
+    resp = chat_to_response(
+        {"choices": [{"message": {"content": ""}, "finish_reason": "content_filter"}]}, ctx
+    )
     assert resp["incomplete_details"] == {"reason": "content_filter"}
 
 
 def test_namespaced_call_maps_back() -> None:
-    ns_tool = {"type": "namespace", "name": "mcp__gh__", "description": "gh", "tools": [{"type": "function", "name": "issue"}]}
+    ns_tool = {
+        "type": "namespace",
+        "name": "mcp__gh__",
+        "description": "gh",
+        "tools": [{"type": "function", "name": "issue"}],
+    }
     _, ctx = translate({"input": "x", "tools": [ns_tool]})
     resp = chat_to_response(
-        {"choices": [{"message": {"tool_calls": [{"id": "c", "function": {"name": "mcp__gh__issue", "arguments": "{}"}}]}, "finish_reason": "tool_calls"}]},
+        {
+            "choices": [
+                {
+                    "message": {
+                        "tool_calls": [
+                            {"id": "c", "function": {"name": "mcp__gh__issue", "arguments": "{}"}}
+                        ]
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        },
         ctx,
     )
     item = resp["output"][0]
@@ -709,7 +877,12 @@ def test_stream_reasoning_text_tools_order_and_ids() -> None:
     ]
     events = events_of(stream_bytes(ctx, chunks))
     items = check_grammar(events)
-    assert [i["type"] for i in items] == ["reasoning", "message", "function_call", "custom_tool_call"]
+    assert [i["type"] for i in items] == [
+        "reasoning",
+        "message",
+        "function_call",
+        "custom_tool_call",
+    ]
     assert items[0]["summary"][0]["text"] == "Let me think."
     assert items[2]["arguments"] == '{"command": ["ls"]}' and items[2]["call_id"] == "call_a"
     assert items[3]["input"] == "*** Begin Patch" and items[3]["call_id"] == "call_b"
@@ -752,7 +925,12 @@ def test_stream_same_index_new_id_is_a_new_call() -> None:
 
 def test_stream_text_after_tool_call_starts_new_message_item() -> None:
     _, ctx = translate({"input": "x", "tools": [SHELL]})
-    chunks = [text("before"), call(0, id="c0", name="shell", args="{}"), text("after"), finish("stop")]
+    chunks = [
+        text("before"),
+        call(0, id="c0", name="shell", args="{}"),
+        text("after"),
+        finish("stop"),
+    ]
     items = check_grammar(events_of(stream_bytes(ctx, chunks)))
     assert [i["type"] for i in items] == ["message", "function_call", "message"]
     assert items[0]["id"] != items[2]["id"]
@@ -775,10 +953,17 @@ def test_stream_fail_before_and_during() -> None:
     _, ctx = translate({"input": "x"})
     events = events_of(stream_bytes(ctx, [], fail=(429, "Too many requests, try again in 2s")))
     check_grammar(events)
-    assert [e["type"] for e in events] == ["response.created", "response.in_progress", "response.failed"]
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
     resp = events[-1]["response"]
     assert resp["status"] == "failed"
-    assert resp["error"] == {"code": "rate_limit_exceeded", "message": "Too many requests, try again in 2s"}
+    assert resp["error"] == {
+        "code": "rate_limit_exceeded",
+        "message": "Too many requests, try again in 2s",
+    }
     Response.model_validate(resp)
 
     _, ctx = translate({"input": "x"})
@@ -788,7 +973,9 @@ def test_stream_fail_before_and_during() -> None:
     assert events[-1]["response"]["error"]["code"] == "server_error"
 
     _, ctx = translate({"input": "x"})
-    events = events_of(stream_bytes(ctx, [], fail=(400, "This model's maximum context length is 128000 tokens")))
+    events = events_of(
+        stream_bytes(ctx, [], fail=(400, "This model's maximum context length is 128000 tokens"))
+    )
     assert events[-1]["response"]["error"]["code"] == "context_length_exceeded"
 
 
@@ -826,7 +1013,7 @@ def sdk_client(handler: Any) -> openai.OpenAI:
     return openai.OpenAI(
         api_key="test",
         base_url="http://proxy.test/v1",
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),  # type: ignore[arg-type]
         max_retries=0,
     )
 
@@ -854,7 +1041,12 @@ CODEX_CHUNKS = [
     text("Listing."),
     call(0, id="call_ls", name="shell", args='{"command":'),
     call(0, args=' ["ls", "-la"]}'),
-    call(1, id="call_patch", name="apply_patch", args='{"input": "*** Begin Patch\\n*** End Patch\\n"}'),
+    call(
+        1,
+        id="call_patch",
+        name="apply_patch",
+        args='{"input": "*** Begin Patch\\n*** End Patch\\n"}',
+    ),
     finish("tool_calls", USAGE),
 ]
 
@@ -865,18 +1057,23 @@ def test_sdk_create_stream_iterates_events() -> None:
     stream = client.responses.create(
         model="gpt-5-codex",
         input="list files",
-        tools=[SHELL, APPLY_PATCH],  # type: ignore[list-item]
+        tools=[SHELL, APPLY_PATCH],
         stream=True,
     )
     types = []
     final = None
     for event in stream:
-        types.append(event.type)
-        if event.type == "response.completed":
+        types.append(getattr(event, "type", None))
+        if isinstance(event, ResponseCompletedEvent):
             final = event.response
     assert types[0] == "response.created" and types[-1] == "response.completed"
     assert final is not None
-    assert [o.type for o in final.output] == ["reasoning", "message", "function_call", "custom_tool_call"]
+    assert [o.type for o in final.output] == [
+        "reasoning",
+        "message",
+        "function_call",
+        "custom_tool_call",
+    ]
     assert final.usage is not None and final.usage.input_tokens == 100
     assert seen[0]["model"] == "oca/gpt-5-codex"
 
@@ -886,7 +1083,7 @@ def test_sdk_stream_helper_final_response() -> None:
     with client.responses.stream(
         model="gpt-5-codex",
         input=[{"role": "user", "content": "list files"}],
-        tools=[SHELL, APPLY_PATCH],  # type: ignore[list-item]
+        tools=[SHELL, APPLY_PATCH],
     ) as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
@@ -918,10 +1115,67 @@ def test_sdk_stream_helper_incomplete_and_failed() -> None:
 
 def test_sdk_non_stream_create() -> None:
     client = sdk_client(proxy_handler(CODEX_CHUNKS, []))
-    resp = client.responses.create(model="gpt-5-codex", input="x", tools=[SHELL, APPLY_PATCH])  # type: ignore[list-item]
+    resp = client.responses.create(model="gpt-5-codex", input="x", tools=[SHELL, APPLY_PATCH])
     assert resp.status == "completed"
     assert resp.output_text == "Listing."
     assert resp.model == "gpt-5-codex"
+
+
+def test_sdk_multi_turn_tool_session() -> None:
+    """Turn 1 streams tool calls; turn 2 continues by previous_response_id, turn 2' by resending output."""
+    history = ResponseHistory()
+    seen: list[dict[str, Any]] = []
+    answers = [
+        CODEX_CHUNKS,
+        [text("All done."), finish("stop", USAGE)],
+        [text("Done again."), finish("stop")],
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        chat, ctx = responses_to_chat(body, target_model="oca/m", history=history)
+        seen.append(chat)
+        data = stream_bytes(ctx, answers[len(seen) - 1])
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=data)
+
+    client = sdk_client(handler)
+    with client.responses.stream(
+        model="m", input="fix it", tools=[SHELL, APPLY_PATCH], instructions="sys"
+    ) as st1:
+        first = st1.get_final_response()
+    calls = [o for o in first.output if o.type in ("function_call", "custom_tool_call")]
+    outputs: list[Any] = [
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "file_a"},
+        {"type": "custom_tool_call_output", "call_id": calls[1].call_id, "output": "Success"},
+    ]
+    with client.responses.stream(
+        model="m",
+        input=outputs,
+        previous_response_id=first.id,
+        tools=[SHELL, APPLY_PATCH],
+        instructions="sys",
+    ) as st2:
+        second = st2.get_final_response()
+    assert second.output_text == "All done."
+    expected_roles = ["system", "user", "assistant", "tool", "tool"]
+    assert [m["role"] for m in seen[1]["messages"]] == expected_roles
+    assistant = seen[1]["messages"][2]
+    assert assistant["content"] == "Listing."
+    assert [c["id"] for c in assistant["tool_calls"]] == ["call_ls", "call_patch"]
+
+    # stateless style: resend the SDK's own output items
+    resend = [
+        {"role": "user", "content": "fix it"},
+        *[o.model_dump(exclude_none=True) for o in first.output],
+        *outputs,
+    ]
+    with client.responses.stream(
+        model="m", input=resend, tools=[SHELL, APPLY_PATCH], instructions="sys", store=False
+    ) as st3:
+        third = st3.get_final_response()
+    assert third.output_text == "Done again."
+    assert seen[2]["messages"] == seen[1]["messages"]
+    assert third.id not in history
 
 
 # ==========================================================================================
@@ -936,7 +1190,13 @@ def test_prepare_native_responses() -> None:
         [{"type": "message", "role": "user", "content": "q1"}],
         [
             {"id": "rs_oca_1", "type": "reasoning", "summary": []},
-            {"id": "msg_oca_1", "type": "message", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "a1", "annotations": []}]},
+            {
+                "id": "msg_oca_1",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "a1", "annotations": []}],
+            },
         ],
     )
     body = {
@@ -950,12 +1210,19 @@ def test_prepare_native_responses() -> None:
         "stream": False,
         "unknown": 1,
     }
-    out, ctx = prepare_native_responses(body, target_model="oca/gpt-5", reasoning_effort="high", history=history)
+    out, ctx = prepare_native_responses(
+        body, target_model="oca/gpt-5", reasoning_effort="high", history=history
+    )
     assert out["model"] == "oca/gpt-5" and out["stream"] is True and out["unknown"] == 1
     assert "previous_response_id" not in out
     assert out["input"] == [
         {"type": "message", "role": "user", "content": "q1"},
-        {"type": "message", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "a1", "annotations": []}]},
+        {
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "a1", "annotations": []}],
+        },
         {"id": "rs_upstream", "type": "reasoning", "summary": [], "encrypted_content": "e"},
         {"role": "user", "content": "q2"},
     ]
@@ -964,7 +1231,12 @@ def test_prepare_native_responses() -> None:
     assert body["model"] == "gpt-5"  # the client's body is not mutated
 
     out, _ = prepare_native_responses(
-        {"model": "gpt-5", "input": "x", "previous_response_id": "resp_upstream_only", "reasoning": {"effort": "low"}},
+        {
+            "model": "gpt-5",
+            "input": "x",
+            "previous_response_id": "resp_upstream_only",
+            "reasoning": {"effort": "low"},
+        },
         target_model="oca/gpt-5",
         reasoning_effort="high",
         history=history,
@@ -983,11 +1255,28 @@ def native_events(*objs: dict[str, Any]) -> list[sse.SSEEvent]:
 
 def test_native_assembler_uses_terminal_response() -> None:
     asm = NativeResponsesAssembler()
-    item = {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "hi", "annotations": []}]}
+    item = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "hi", "annotations": []}],
+    }
     for ev in native_events(
-        {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}},
+        {
+            "type": "response.created",
+            "response": {"id": "resp_1", "status": "in_progress", "output": []},
+        },
         {"type": "response.output_item.done", "output_index": 0, "item": item},
-        {"type": "response.completed", "response": {"id": "resp_1", "status": "completed", "output": [item], "model": "oca/gpt-5"}},
+        {
+            "type": "response.completed",
+            "response": {
+                "id": "resp_1",
+                "status": "completed",
+                "output": [item],
+                "model": "oca/gpt-5",
+            },
+        },
     ):
         asm.feed(ev)
     asm.feed(sse.SSEEvent("[DONE]"))
@@ -995,14 +1284,38 @@ def test_native_assembler_uses_terminal_response() -> None:
 
 
 def test_native_assembler_falls_back_to_output_item_done() -> None:
-    _, ctx = prepare_native_responses({"model": "gpt-5", "input": "x"}, target_model="oca/gpt-5", history=ResponseHistory())
+    _, ctx = prepare_native_responses(
+        {"model": "gpt-5", "input": "x"}, target_model="oca/gpt-5", history=ResponseHistory()
+    )
     asm = NativeResponsesAssembler(ctx)
-    fc = {"id": "fc_1", "type": "function_call", "call_id": "c", "name": "shell", "arguments": "{}", "status": "completed"}
-    msg = {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed", "content": []}
+    fc = {
+        "id": "fc_1",
+        "type": "function_call",
+        "call_id": "c",
+        "name": "shell",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    msg = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [],
+    }
     for ev in native_events(
         {"type": "response.output_item.done", "output_index": 1, "item": fc},
         {"type": "response.output_item.done", "output_index": 0, "item": msg},
-        {"type": "response.completed", "response": {"id": "resp_2", "object": "response", "status": "completed", "output": [], "model": "oca/gpt-5"}},
+        {
+            "type": "response.completed",
+            "response": {
+                "id": "resp_2",
+                "object": "response",
+                "status": "completed",
+                "output": [],
+                "model": "oca/gpt-5",
+            },
+        },
     ):
         asm.feed(ev)
     resp = asm.result()
@@ -1014,10 +1327,35 @@ def test_native_assembler_falls_back_to_output_item_done() -> None:
 def test_native_assembler_without_terminal_event() -> None:
     asm = NativeResponsesAssembler()
     for ev in native_events(
-        {"type": "response.created", "response": {"id": "resp_3", "status": "in_progress", "output": [], "model": "m"}},
-        {"type": "response.output_item.added", "output_index": 0, "item": {"id": "msg_1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}},
-        {"type": "response.output_text.delta", "output_index": 0, "item_id": "msg_1", "content_index": 0, "delta": "par"},
-        {"type": "response.output_text.delta", "output_index": 0, "item_id": "msg_1", "content_index": 0, "delta": "tial"},
+        {
+            "type": "response.created",
+            "response": {"id": "resp_3", "status": "in_progress", "output": [], "model": "m"},
+        },
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "status": "in_progress",
+                "content": [],
+            },
+        },
+        {
+            "type": "response.output_text.delta",
+            "output_index": 0,
+            "item_id": "msg_1",
+            "content_index": 0,
+            "delta": "par",
+        },
+        {
+            "type": "response.output_text.delta",
+            "output_index": 0,
+            "item_id": "msg_1",
+            "content_index": 0,
+            "delta": "tial",
+        },
     ):
         asm.feed(ev)
     resp = asm.result()
@@ -1027,16 +1365,31 @@ def test_native_assembler_without_terminal_event() -> None:
     assert resp["output"][0]["status"] == "incomplete"
 
     asm = NativeResponsesAssembler()
-    asm.feed(sse.SSEEvent(json.dumps({"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}), "error"))
+    asm.feed(
+        sse.SSEEvent(
+            json.dumps({"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}),
+            "error",
+        )
+    )
     resp = asm.result()
-    assert resp["status"] == "failed" and resp["error"] == {"code": "rate_limit_exceeded", "message": "slow down"}
+    assert resp["status"] == "failed" and resp["error"] == {
+        "code": "rate_limit_exceeded",
+        "message": "slow down",
+    }
 
 
 # ==========================================================================================
 # property-based
 # ==========================================================================================
 
-junk = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 call_ids = st.sampled_from(["a", "b", "c", "", None, 7])
 names = st.sampled_from(["shell", "apply_patch", "get_issue", "", None])
 texts = st.text(max_size=10)
@@ -1044,13 +1397,26 @@ texts = st.text(max_size=10)
 content_part = st.one_of(
     st.fixed_dictionaries({"type": st.just("input_text"), "text": st.one_of(texts, junk)}),
     st.fixed_dictionaries({"type": st.just("output_text"), "text": texts}),
-    st.fixed_dictionaries({"type": st.just("input_image"), "image_url": st.one_of(st.just("data:image/png;base64,AA"), junk)}),
-    st.fixed_dictionaries({"type": st.just("input_file"), "file_data": st.one_of(st.just("data:application/pdf;base64,AA"), junk)}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("input_image"),
+            "image_url": st.one_of(st.just("data:image/png;base64,AA"), junk),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("input_file"),
+            "file_data": st.one_of(st.just("data:application/pdf;base64,AA"), junk),
+        }
+    ),
     junk,
 )
 content = st.one_of(texts, st.lists(content_part, max_size=3), junk)
 message_item = st.fixed_dictionaries(
-    {"role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]), "content": content},
+    {
+        "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]),
+        "content": content,
+    },
     optional={"type": st.just("message")},
 )
 call_item = st.fixed_dictionaries(
@@ -1059,33 +1425,54 @@ call_item = st.fixed_dictionaries(
         "call_id": call_ids,
         "name": names,
     },
-    optional={"arguments": st.one_of(texts, junk), "input": st.one_of(texts, junk), "namespace": st.one_of(st.just("mcp__x__"), junk)},
+    optional={
+        "arguments": st.one_of(texts, junk),
+        "input": st.one_of(texts, junk),
+        "namespace": st.one_of(st.just("mcp__x__"), junk),
+    },
 )
 output_item = st.fixed_dictionaries(
-    {"type": st.sampled_from(["function_call_output", "custom_tool_call_output"]), "call_id": call_ids},
+    {
+        "type": st.sampled_from(["function_call_output", "custom_tool_call_output"]),
+        "call_id": call_ids,
+    },
     optional={"output": st.one_of(texts, st.lists(content_part, max_size=2), junk)},
 )
 other_item = st.one_of(
-    st.fixed_dictionaries({"type": st.sampled_from(["reasoning", "item_reference", "local_shell_call", "weird"])}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["reasoning", "item_reference", "local_shell_call", "weird"])}
+    ),
     junk,
 )
-input_item = st.one_of(message_item, message_item, call_item, call_item, output_item, output_item, other_item)
+input_item = st.one_of(
+    message_item, message_item, call_item, call_item, output_item, output_item, other_item
+)
 tool = st.one_of(
     st.just(SHELL),
     st.just(APPLY_PATCH),
     st.just({"type": "web_search"}),
-    st.fixed_dictionaries({"type": st.just("namespace"), "name": st.one_of(st.just("mcp__x__"), junk), "tools": st.one_of(st.lists(st.one_of(st.just(SHELL), st.just(APPLY_PATCH), junk), max_size=2), junk)}),
-    st.fixed_dictionaries({"type": st.sampled_from(["function", "custom"]), "name": st.one_of(names, junk)}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("namespace"),
+            "name": st.one_of(st.just("mcp__x__"), junk),
+            "tools": st.one_of(
+                st.lists(st.one_of(st.just(SHELL), st.just(APPLY_PATCH), junk), max_size=2), junk
+            ),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["function", "custom"]), "name": st.one_of(names, junk)}
+    ),
     junk,
 )
-bodies = st.fixed_dictionaries(
+junk_bodies = st.fixed_dictionaries(
     {},
     optional={
         "model": st.one_of(st.just("gpt-5"), junk),
         "input": st.one_of(texts, st.lists(input_item, max_size=8), junk),
         "instructions": st.one_of(texts, junk),
         "tools": st.one_of(st.lists(tool, max_size=4), junk),
-        "tool_choice": st.one_of(st.sampled_from(["auto", "required", "none"]), st.just({"type": "function", "name": "shell"}), junk),
+        "tool_choice": st.one_of(st.sampled_from(["auto", "required", "none"]), junk),
         "parallel_tool_calls": st.one_of(st.booleans(), junk),
         "max_output_tokens": st.one_of(st.integers(min_value=-5, max_value=10**6), junk),
         "temperature": st.one_of(st.floats(0, 2), junk),
@@ -1094,6 +1481,92 @@ bodies = st.fixed_dictionaries(
         "previous_response_id": st.one_of(st.just("resp_known"), junk),
     },
 )
+
+# valid-shaped: every field well-typed; the mess is in the structure (orphans, duplicates,
+# missing outputs, empty ids, interleavings, namespaces, custom tools)
+ok_ids = st.sampled_from(["a", "b", "c", "d", ""])
+ok_names = st.sampled_from(["shell", "apply_patch", "get_issue"])
+ok_part = st.one_of(
+    st.fixed_dictionaries({"type": st.just("input_text"), "text": texts}),
+    st.fixed_dictionaries(
+        {"type": st.just("input_image"), "image_url": st.just("data:image/png;base64,AA")}
+    ),
+    st.fixed_dictionaries({"type": st.just("input_file"), "file_id": st.just("file-1")}),
+)
+ok_content = st.one_of(texts, st.lists(ok_part, max_size=3))
+ok_item = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "user", "assistant", "system", "developer"]),
+            "content": ok_content,
+        },
+        optional={"type": st.just("message")},
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("function_call"),
+            "call_id": ok_ids,
+            "name": ok_names,
+            "arguments": st.sampled_from(["{}", "", '{"command":["ls"]}']),
+        },
+        optional={"namespace": st.just("mcp__x__")},
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("custom_tool_call"), "call_id": ok_ids, "name": ok_names, "input": texts}
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["function_call_output", "custom_tool_call_output"]),
+            "call_id": ok_ids,
+            "output": st.one_of(texts, st.lists(ok_part, max_size=2)),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("reasoning"), "id": st.just("rs_1"), "summary": st.just([])}
+    ),
+)
+ok_tool = st.one_of(
+    st.just(SHELL),
+    st.just(APPLY_PATCH),
+    st.just({"type": "web_search"}),
+    st.just(
+        {
+            "type": "namespace",
+            "name": "mcp__x__",
+            "description": "x",
+            "tools": [{"type": "function", "name": "get_issue"}, APPLY_PATCH],
+        }
+    ),
+)
+ok_bodies = st.fixed_dictionaries(
+    {
+        "model": st.just("gpt-5"),
+        "input": st.one_of(texts, st.lists(ok_item, min_size=1, max_size=10)),
+    },
+    optional={
+        "instructions": texts,
+        "tools": st.lists(ok_tool, max_size=4),
+        "tool_choice": st.one_of(
+            st.sampled_from(["auto", "required", "none"]),
+            st.just({"type": "function", "name": "shell"}),
+            st.just(
+                {
+                    "type": "allowed_tools",
+                    "mode": "auto",
+                    "tools": [{"type": "function", "name": "shell"}],
+                }
+            ),
+        ),
+        "parallel_tool_calls": st.booleans(),
+        "max_output_tokens": st.integers(min_value=1, max_value=10**6),
+        "temperature": st.floats(0, 2),
+        "text": st.just({"format": {"type": "json_object"}}),
+        "reasoning": st.sampled_from([{"effort": "minimal"}, {"effort": "high"}, {}]),
+        "previous_response_id": st.just("resp_known"),
+        "store": st.booleans(),
+    },
+)
+bodies = st.one_of(ok_bodies, ok_bodies, ok_bodies, junk_bodies)
 
 
 def assert_valid_chat(chat: dict[str, Any]) -> None:
@@ -1107,7 +1580,9 @@ def assert_valid_chat(chat: dict[str, Any]) -> None:
     pending: set[str] | None = None
     for m in msgs:
         if m["role"] == "tool":
-            assert pending is not None and m["tool_call_id"] in pending, "tool message without its call"
+            assert pending is not None and m["tool_call_id"] in pending, (
+                "tool message without its call"
+            )
             pending.discard(m["tool_call_id"])
             assert isinstance(m["content"], str)
             continue
@@ -1131,7 +1606,10 @@ def test_property_request_is_valid_or_request_error(body: dict[str, Any]) -> Non
     history = ResponseHistory()
     history.remember(
         "resp_known",
-        [{"role": "user", "content": "q"}, {"type": "function_call", "call_id": "a", "name": "shell", "arguments": "{}"}],
+        [
+            {"role": "user", "content": "q"},
+            {"type": "function_call", "call_id": "a", "name": "shell", "arguments": "{}"},
+        ],
         [{"type": "function_call_output", "call_id": "a", "output": "x"}],
     )
     try:
@@ -1150,7 +1628,15 @@ tool_delta = st.fixed_dictionaries(
         "index": st.one_of(st.integers(0, 2), junk),
         "id": st.one_of(st.sampled_from(["c0", "c1", "c2"]), junk),
         "function": st.one_of(
-            st.fixed_dictionaries({}, optional={"name": st.one_of(st.sampled_from(["shell", "apply_patch", "mcp__x__get_issue"]), junk), "arguments": st.one_of(st.sampled_from(['{"a":', "1}", '"x"', "", "{}"]), junk)}),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "name": st.one_of(
+                        st.sampled_from(["shell", "apply_patch", "mcp__x__get_issue"]), junk
+                    ),
+                    "arguments": st.one_of(st.sampled_from(['{"a":', "1}", '"x"', "", "{}"]), junk),
+                },
+            ),
             junk,
         ),
     },
@@ -1165,21 +1651,82 @@ delta = st.fixed_dictionaries(
         "tool_calls": st.one_of(st.lists(st.one_of(tool_delta, junk), max_size=3), junk),
     },
 )
-chunk = st.one_of(
+junk_chunk = st.one_of(
     st.fixed_dictionaries(
-        {"choices": st.one_of(st.lists(st.one_of(st.fixed_dictionaries({"index": st.one_of(st.just(0), junk)}, optional={"delta": st.one_of(delta, junk), "finish_reason": st.one_of(st.sampled_from(["stop", "length", "tool_calls", "content_filter"]), junk)}), junk), max_size=2), junk)},
+        {
+            "choices": st.one_of(
+                st.lists(
+                    st.one_of(
+                        st.fixed_dictionaries(
+                            {"index": st.one_of(st.just(0), junk)},
+                            optional={
+                                "delta": st.one_of(delta, junk),
+                                "finish_reason": st.one_of(
+                                    st.sampled_from(
+                                        ["stop", "length", "tool_calls", "content_filter"]
+                                    ),
+                                    junk,
+                                ),
+                            },
+                        ),
+                        junk,
+                    ),
+                    max_size=2,
+                ),
+                junk,
+            )
+        },
         optional={"usage": st.one_of(st.just(USAGE), junk)},
     ),
     st.just({"error": {"message": "boom", "code": 429}}),
     junk,
 )
-endings = st.one_of(st.just(None), st.tuples(st.sampled_from([400, 429, 500, 502]), texts))
+ok_tool_delta = st.fixed_dictionaries(
+    {"index": st.integers(0, 2)},
+    optional={
+        "id": st.sampled_from(["c0", "c1", "c2"]),
+        "function": st.fixed_dictionaries(
+            {
+                "arguments": st.sampled_from(
+                    ['{"input": "*** Begin', ' Patch"}', '{"a":', "1}", "{}", ""]
+                )
+            },
+            optional={"name": st.sampled_from(["shell", "apply_patch", "mcp__x__get_issue"])},
+        ),
+    },
+)
+ok_chunk = st.one_of(
+    st.builds(text, texts),
+    st.builds(think, texts),
+    st.lists(ok_tool_delta, min_size=1, max_size=2).map(
+        lambda tcs: {"choices": [{"index": 0, "delta": {"tool_calls": tcs}}]}
+    ),
+    st.sampled_from(["stop", "length", "tool_calls"]).map(lambda r: finish(r, USAGE)),
+)
+chunk = st.one_of(ok_chunk, ok_chunk, ok_chunk, ok_chunk, junk_chunk)
+endings = st.one_of(
+    st.just(None), st.just(None), st.tuples(st.sampled_from([400, 429, 500, 502]), texts)
+)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(chunk, max_size=12), endings)
 def test_property_stream_never_raises_and_ends_once(chunks: list[Any], ending: Any) -> None:
-    _, ctx = translate({"input": "x", "tools": [SHELL, APPLY_PATCH, {"type": "namespace", "name": "mcp__x__", "description": "", "tools": [{"type": "function", "name": "get_issue"}]}]})
+    _, ctx = translate(
+        {
+            "input": "x",
+            "tools": [
+                SHELL,
+                APPLY_PATCH,
+                {
+                    "type": "namespace",
+                    "name": "mcp__x__",
+                    "description": "",
+                    "tools": [{"type": "function", "name": "get_issue"}],
+                },
+            ],
+        }
+    )
     s = ResponsesStream(ctx)
     out = b"".join(s.feed(c) for c in chunks)
     out += s.fail(*ending) if ending else s.finish()
@@ -1198,8 +1745,12 @@ def test_property_stream_never_raises_and_ends_once(chunks: list[Any], ending: A
 def test_property_sdk_accepts_any_stream(chunks: list[Any]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         _, ctx = responses_to_chat(json.loads(request.content), target_model="oca/m")
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=stream_bytes(ctx, chunks))
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, content=stream_bytes(ctx, chunks)
+        )
 
-    with sdk_client(handler).responses.stream(model="m", input="x", tools=[SHELL, APPLY_PATCH]) as stream:  # type: ignore[list-item]
+    with sdk_client(handler).responses.stream(
+        model="m", input="x", tools=[SHELL, APPLY_PATCH]
+    ) as stream:
         events = list(stream)
     assert events[-1].type in TERMINAL

@@ -192,6 +192,8 @@ def anthropic_to_chat(
 
     max_tokens = body.get("max_tokens")
     limit = _int(info.get("max_output_tokens")) if info else 0
+    if isinstance(max_tokens, float) and max_tokens.is_integer():
+        max_tokens = int(max_tokens)  # 1024.0 from some JSON encoders
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise RequestError(
@@ -888,6 +890,15 @@ def chat_to_anthropic(completion: dict[str, Any], ctx: AnthropicContext) -> dict
     }
 
 
+def _encode(payload: dict[str, Any], kind: str) -> bytes:
+    try:
+        return sse.encode(payload, event=kind)
+    except UnicodeEncodeError:
+        # A lone surrogate (an emoji split across upstream chunks as JSON escapes): keep it
+        # escaped, so a client joining the pieces gets the character back.
+        return sse.encode(json.dumps(payload, separators=(",", ":")), event=kind)
+
+
 class _Tool:
     __slots__ = ("args", "checked", "closed", "complete", "id", "name", "opened", "size", "uid")
 
@@ -933,7 +944,7 @@ class AnthropicStream:
     # ---- frames
 
     def _frame(self, out: list[bytes], kind: str, payload: dict[str, Any]) -> None:
-        out.append(sse.encode({"type": kind, **payload}, event=kind))
+        out.append(_encode({"type": kind, **payload}, kind))
 
     def _start(self, out: list[bytes]) -> None:
         self._started = True
@@ -1164,7 +1175,7 @@ class AnthropicStream:
         out: list[bytes] = []
         if self._started:
             self._close(out)
-        out.append(sse.encode(anthropic_error(status, message), event="error"))
+        out.append(_encode(anthropic_error(status, message), "error"))
         return b"".join(out)
 
 

@@ -131,7 +131,9 @@ class ChatAssembler:
             "object": "chat.completion",
             "created": self.created or int(time.time()),
             "model": self.model or "",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+            ],
             "usage": self.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         }
         if self.system_fingerprint:
