@@ -43,6 +43,7 @@ class TokenSet:
     access_token: str
     expires_at: float
     refresh_token: str | None
+    issued_at: float = 0.0
 
     @classmethod
     def from_response(cls, token: dict[str, Any]) -> TokenSet:
@@ -55,7 +56,8 @@ class TokenSet:
         except (TypeError, ValueError):
             lifetime = 3600.0
         refresh = token.get("refresh_token")
-        return cls(access, time.time() + lifetime, refresh if isinstance(refresh, str) else None)
+        now = time.time()
+        return cls(access, now + lifetime, refresh if isinstance(refresh, str) else None, now)
 
 
 class Idcs:
@@ -113,7 +115,9 @@ class Idcs:
         result = TokenSet.from_response(dict(token))
         # Without rotation IDCS sends no new refresh token: the old one stays valid.
         if result.refresh_token is None:
-            result = TokenSet(result.access_token, result.expires_at, refresh_token)
+            result = TokenSet(
+                result.access_token, result.expires_at, refresh_token, result.issued_at
+            )
         return result
 
     # -- the authorization code flow with PKCE --------------------------------

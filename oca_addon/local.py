@@ -101,6 +101,7 @@ class LocalPages:
             else None,
             "port": addon.listen_port(),
             "requests": sum(t["requests"] for t in addon.stats.totals.values()),
+            "inflight": len(addon._inflight),  # API calls waiting on OCA right now
         }
 
     async def health(self, flow: http.HTTPFlow) -> http.Response:
@@ -156,8 +157,13 @@ class LocalPages:
         assert addon.tokens
         query = {k: v[0] for k, v in parse_qs(urlsplit(flow.request.path).query).items()}
         if "error" in query:
-            desc = query.get("error_description") or query["error"]
-            return self._login_failed(f"IDCS refused the login: {desc}.")
+            desc = query.get("error_description")
+            err = query["error"]
+            return self._login_failed(
+                f"IDCS refused the login: {desc} ({err})."
+                if desc
+                else f"IDCS refused the login ({err})."
+            )
         state, code = query.get("state"), query.get("code")
         self._expire_logins()
         login = self._logins.pop(state, None) if state else None  # one use

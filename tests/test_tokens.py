@@ -1,0 +1,203 @@
+"""TokenManager and TokenStore with a fake IDCS: rotation, single flight, bad files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from oca_addon.idcs import IdcsError, LoginGone, TokenSet
+from oca_addon.tokens import TokenFileError, TokenManager, TokenStore
+
+
+class FakeIdcs:
+    """Rotating refresh tokens: each use answers a new one and kills the old one at once."""
+
+    def __init__(self, ttl: float = 3600, delay: float = 0.0) -> None:
+        self.valid = {"rt-0"}
+        self.n = 0
+        self.calls = 0
+        self.ttl = ttl
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.gone = False
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        time.sleep(self.delay)
+        with self.lock:
+            self.calls += 1
+            if self.gone or refresh_token not in self.valid:
+                raise LoginGone("invalid_grant")
+            self.valid.discard(refresh_token)
+            self.n += 1
+            new = f"rt-{self.n}"
+            self.valid.add(new)
+            now = time.time()
+            return TokenSet(f"at-{self.n}", now + self.ttl, new, now)
+
+
+def make(tmp_path: Path, idcs: FakeIdcs, token: str | None = "rt-0") -> TokenManager:
+    store = TokenStore(tmp_path / ".oca" / "refresh_token.json")
+    if token:
+        store.write(token)
+    return TokenManager(store, idcs)  # type: ignore[arg-type]
+
+
+def test_store_format_and_permissions(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / ".oca" / "refresh_token.json")
+    store.write("abc")
+    data = json.loads(store.path.read_text())
+    assert data["refresh_token"] == "abc" and "created_at" in data
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(store.path.parent).st_mode) == 0o700
+    assert store.read() == "abc"
+    assert [p.name for p in store.path.parent.iterdir() if p.suffix == ".tmp"] == []
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"other": 1}', '["x"]', ""])
+def test_corrupt_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
+    store = TokenStore(tmp_path / "refresh_token.json")
+    store.path.write_text(content)
+    with pytest.raises(TokenFileError) as e:
+        store.read()
+    assert str(store.path) in str(e.value)
+
+
+def test_rotation_saves_the_new_token_before_use(tmp_path: Path) -> None:
+    idcs = FakeIdcs()
+    tm = make(tmp_path, idcs)
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"
+        assert tm.store.read() == "rt-1"
+        tm.invalidate("at-1")
+        assert await tm.access_token() == "at-2"
+        assert tm.store.read() == "rt-2"
+
+    asyncio.run(go())
+
+
+def test_one_refresh_for_many_waiters(tmp_path: Path) -> None:
+    idcs = FakeIdcs(delay=0.5)
+    tm = make(tmp_path, idcs)
+
+    async def go() -> list[str | None]:
+        return await asyncio.gather(*(tm.access_token() for _ in range(100)))
+
+    tokens = asyncio.run(go())
+    assert tokens == ["at-1"] * 100
+    assert idcs.calls == 1
+
+
+def test_event_loop_not_blocked_by_slow_refresh(tmp_path: Path) -> None:
+    idcs = FakeIdcs(delay=1.0)
+    tm = make(tmp_path, idcs)
+
+    async def go() -> float:
+        task = asyncio.create_task(tm.access_token())
+        worst = 0.0
+        for _ in range(40):  # the loop keeps ticking every 25 ms during the 1 s refresh
+            t = time.perf_counter()
+            await asyncio.sleep(0.025)
+            worst = max(worst, time.perf_counter() - t)
+        assert await task == "at-1"
+        return worst
+
+    assert asyncio.run(go()) < 0.2
+
+
+def test_near_expiry_token_is_used_while_refreshing(tmp_path: Path) -> None:
+    idcs = FakeIdcs(ttl=3600, delay=0.5)
+    tm = make(tmp_path, idcs)
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"
+        # pretend the token is inside the refresh margin (but still valid)
+        tok = tm._token
+        assert tok is not None
+        tm._token = TokenSet(
+            tok.access_token, time.time() + 60, tok.refresh_token, time.time() - 3540
+        )
+        t = time.perf_counter()
+        assert await tm.access_token() == "at-1"  # no waiting
+        assert time.perf_counter() - t < 0.05
+        await asyncio.sleep(0.7)
+        assert await tm.access_token() == "at-2"
+
+    asyncio.run(go())
+
+
+def test_login_gone_and_missing_file(tmp_path: Path) -> None:
+    idcs = FakeIdcs()
+    idcs.gone = True
+    gone: list[str] = []
+    tm = make(tmp_path, idcs)
+    tm.on_login_gone = gone.append
+
+    async def go() -> None:
+        assert await tm.access_token() is None
+        assert "log in again" in (tm.problem or "")
+        assert gone
+        status = await tm.status()
+        assert status.logged_in is True  # the file is still there until the user logs in again
+
+    asyncio.run(go())
+    tm2 = make(tmp_path / "other", FakeIdcs(), token=None)
+    assert asyncio.run(tm2.access_token()) is None
+    assert tm2.problem == "not logged in"
+
+
+def test_corrupt_file_means_not_logged_in(tmp_path: Path) -> None:
+    tm = make(tmp_path, FakeIdcs(), token=None)
+    tm.store.path.parent.mkdir(parents=True, exist_ok=True)
+    tm.store.path.write_text("garbage")
+    assert asyncio.run(tm.access_token()) is None
+    assert "not valid JSON" in (tm.problem or "")
+    status = asyncio.run(tm.status())
+    assert not status.logged_in and "not valid JSON" in (status.problem or "")
+
+
+def test_idcs_outage_keeps_a_valid_token(tmp_path: Path) -> None:
+    idcs = FakeIdcs()
+    tm = make(tmp_path, idcs)
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"
+
+        def down(_: str) -> TokenSet:
+            raise IdcsError("cannot reach IDCS: ConnectionError")
+
+        idcs.refresh = down  # type: ignore[method-assign]
+        assert (await tm.refresh_now()) is not None  # still the old, valid token
+        assert "could not refresh" in (tm.problem or "")
+
+    asyncio.run(go())
+
+
+def test_two_managers_sharing_a_file_never_burn_the_token(tmp_path: Path) -> None:
+    """Two proxies on one token file, refreshing over and over from threads at once."""
+    idcs = FakeIdcs()
+    a, b = make(tmp_path, idcs), make(tmp_path, idcs, token=None)
+    errors: list[BaseException] = []
+
+    def hammer(tm: TokenManager) -> None:
+        try:
+            for _ in range(50):
+                tm._refresh_blocking()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=hammer, args=(tm,)) for tm in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert idcs.calls == 200
+    assert a.store.read() in idcs.valid
