@@ -9,6 +9,7 @@ error           -> record failures (the client's error body comes from mitm_patc
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -23,10 +24,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
 
-from . import __version__, mitm_patches, sse
+from . import __version__, annotate, contentview, mitm_patches, security, sse
 from .config import DEPLOYMENTS, Settings, SettingsFile, find_config_file
 from .errors import ApiError, ApiFlavor, error_bytes, upstream_error_message
 from .gateway import (
@@ -42,14 +43,20 @@ from .gateway import (
 from .idcs import Idcs
 from .local import LocalPages
 from .modelinfo import Catalog
-from .routing import Endpoint, classify
+from .routing import Endpoint, classify, is_api_path
 from .stats import RequestRecord, Stats
 from .tokens import TokenManager, TokenStore, default_token_path
+from .translate.anthropic import client_error_message
 from .translate.responses import ResponseHistory
 
 log = logging.getLogger("oca_addon")
 
 JSON = {"content-type": "application/json"}
+# Client headers passed on to OCA (lower-case, as bytes: compared with the raw head).
+_KEEP = frozenset(
+    {b"user-agent", b"client", b"client-version", b"client-ide", b"client-ide-version"}
+)
+_KEEP_NATIVE_MESSAGES = _KEEP | {b"anthropic-version", b"anthropic-beta"}
 
 
 @dataclass
@@ -61,13 +68,13 @@ class Upstream:
     client_id: str
     mode: str
 
-    @property
+    @functools.cached_property  # read on every request
     def origin(self) -> tuple[str, str, int]:
         parts = urlsplit(self.base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return parts.scheme, parts.hostname or "", port
 
-    @property
+    @functools.cached_property
     def prefix(self) -> str:
         return urlsplit(self.base_url).path.rstrip("/")
 
@@ -81,6 +88,8 @@ class InFlight:
     access_token: str
     driver: StreamDriver | PassthroughTap | None = None
     upstream_raw: bytearray = field(default_factory=bytearray)
+    flow: http.HTTPFlow | None = None  # for the upstream idle watch (security.py's sibling)
+    cut: bool = False  # the idle watch closed its upstream
 
 
 class OcaAddon:
@@ -95,11 +104,18 @@ class OcaAddon:
         self._catalog_task: asyncio.Task[Catalog | None] | None = None
         self._inflight: dict[str, InFlight] = {}
         self._keepalive: asyncio.Task[None] | None = None
+        self._idle_watch: asyncio.Task[None] | None = None
+        self._open_to_network = False  # listening on more than loopback (needs a proxy key)
+        self._running = False
+        self._mode_rewritten = False  # we moved a listen address to loopback
+        self._body_limit_set: str | None = None  # the body_size_limit we put in place
+        self._listen_port: int | None = None  # cached: needed on every request
 
     # -- options ---------------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
         mitm_patches.apply()
+        contentview.register()  # the OCA view: assembled streams, client vs OCA side by side
         add = loader.add_option
         add(
             "oca_mode",
@@ -147,9 +163,31 @@ class OcaAddon:
             2 * 1024 * 1024,
             "Bytes of each streamed body kept for display after the stream ends.",
         )
+        add(
+            "oca_proxy_api_key",
+            str,
+            "",
+            "Key clients must send (x-api-key or Authorization: Bearer); needed to listen on "
+            "more than loopback (default: proxy_api_key of the settings file).",
+        )
+        add(
+            "oca_max_body",
+            int,
+            32 * 1024 * 1024,
+            "Largest request body accepted, bytes (larger: 413 before reading it; 0: no limit).",
+        )
+        add(
+            "oca_upstream_idle_timeout",
+            int,
+            300,
+            "Seconds OCA may stay silent (before or within an answer) before the request "
+            "fails with a clear error (0: wait forever).",
+        )
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
+        if "mode" in updated or "listen_port" in updated:
+            self._listen_port = None
         if "connection_strategy" in updated or "oca_mode" in updated or not self.upstream:
             # Lazy: an unreachable OCA must not take the local pages down with it.
             if opts.connection_strategy != "lazy":
@@ -159,6 +197,10 @@ class OcaAddon:
                 opts.update(keep_host_header=True)
         if self.settings_file is None or "oca_config" in updated:
             self.settings_file = SettingsFile(find_config_file(opts.oca_config or None))
+            level = _TERMLOG_LEVELS.get((self.settings_file.get().log_level or "").lower())
+            if level and "termlog_verbosity" in opts and opts.termlog_verbosity != level:
+                opts.update(termlog_verbosity=level)  # the original tool's log_level setting
+        self._configure_hardening(updated)
         keys = {
             "oca_mode",
             "oca_base_url",
@@ -220,6 +262,11 @@ class OcaAddon:
         return None
 
     def listen_port(self) -> int:
+        if self._listen_port is None:  # parsing the modes costs more than a request's checks
+            self._listen_port = self._find_listen_port()
+        return self._listen_port
+
+    def _find_listen_port(self) -> int:
         for spec in ctx.options.mode:
             try:
                 port = ProxyMode.parse(spec).listen_port(ctx.options.listen_port)
@@ -233,10 +280,142 @@ class OcaAddon:
         assert self.settings_file is not None
         return self.settings_file.get()
 
+    # -- hardening (checks in security.py) ----------------------------------------------
+
+    def proxy_key(self) -> str | None:
+        """The key clients must present, if any: the option, else the settings file's."""
+        opt = ctx.options.oca_proxy_api_key
+        if opt:
+            return str(opt)
+        return self.current_settings().proxy_api_key if self.settings_file else None
+
+    def _configure_hardening(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if "mode" in updated or "listen_host" in updated or "oca_proxy_api_key" in updated:
+            specs: list[ProxyMode] = []
+            for spec in opts.mode:
+                try:
+                    specs.append(ProxyMode.parse(spec))
+                except ValueError:
+                    continue  # mitmproxy reports it
+            if not opts.listen_host and any(m.custom_listen_host is None for m in specs):
+                # mitmproxy's default is every interface; ours is this machine only. The
+                # address goes into the mode itself: servers may already be coming up.
+                self._mode_rewritten = True
+                opts.update(mode=[_on_loopback(m, opts.listen_port) for m in specs])
+                return  # configure runs again for the new mode
+            hosts = [m.listen_host(opts.listen_host) for m in specs]
+            self._open_to_network = any(not security.is_loopback_bind(h) for h in hosts)
+            if self._open_to_network and not self.proxy_key():
+                shown = ", ".join(sorted({h or "*" for h in hosts}))
+                msg = (
+                    f"oca-proxy refuses to listen on {shown}: other machines could use your "
+                    "OCA login. Listen on 127.0.0.1, or set a proxy key (proxy_api_key in the "
+                    "settings file, or --set oca_proxy_api_key=...) that clients must send."
+                )
+                if self._running:
+                    raise exceptions.OptionsError(msg)  # the change is rolled back
+                # Starting up: mitmproxy exits on this error before serving anything; until
+                # then nothing listens beyond loopback (and client_connected refuses others).
+                log.error(msg)
+                self._mode_rewritten = True
+                opts.update(
+                    mode=[_on_loopback(m, opts.listen_port, force=True) for m in specs],
+                    listen_host="127.0.0.1",
+                )
+                self._open_to_network = False
+                return
+        if "oca_max_body" in updated or "body_size_limit" in updated:
+            limit = opts.oca_max_body
+            wanted = str(limit) if limit > 0 else None
+            if opts.body_size_limit is None or opts.body_size_limit == self._body_limit_set:
+                # mitmproxy refuses bigger bodies before reading them (413, see mitm_patches).
+                self._body_limit_set = wanted
+                if opts.body_size_limit != wanted:
+                    opts.update(body_size_limit=wanted)
+
+    def client_connected(self, client: Any) -> None:
+        peer = client.peername[0] if client.peername else None
+        if security.is_loopback_ip(peer) or (self._open_to_network and self.proxy_key()):
+            return
+        log.warning("Refused a connection from %s: oca-proxy only serves this machine", peer)
+        client.error = "oca-proxy only serves this machine"
+
+    def client_disconnected(self, client: Any) -> None:
+        mitm_patches.forget_client(client.id)
+
+    def _refused(self, flow: http.HTTPFlow) -> bool:
+        """Peer, Host, Origin and proxy key checks; answers the refusal itself."""
+        req = flow.request
+        api = is_api_path(req.path)
+        peer = flow.client_conn.peername[0] if flow.client_conn.peername else None
+        refusal = security.check_request(
+            method=req.method,
+            host_header=req.host_header,
+            origin=req.headers.get("origin"),
+            headers=req.headers,
+            peer=peer,
+            port=self.listen_port(),
+            api=api,
+            proxy_key=self.proxy_key(),
+            open_to_network=self._open_to_network,
+        )
+        if refusal is None:
+            return False
+        log.warning("Refused %s %s from %s: %s", req.method, req.path[:200], peer, refusal.code)
+        if api:
+            endpoint = classify(req.path)
+            flavor: ApiFlavor = endpoint.flavor if endpoint else "openai"
+            self._reply_error(
+                flow, flavor, ApiError(refusal.status, refusal.message, code=refusal.code)
+            )
+        else:
+            flow.response = http.Response.make(
+                refusal.status,
+                refusal.message + "\n",
+                {"content-type": "text/plain; charset=utf-8", "cache-control": "no-store"},
+            )
+        return True
+
+    async def _watch_idle(self) -> None:
+        """Fail requests whose upstream stays silent longer than oca_upstream_idle_timeout.
+
+        mitmproxy would wait for OCA as long as the TCP connection lives; a client must get
+        a clear error instead (504, or its API's terminal error event mid-stream)."""
+        while True:
+            limit = ctx.options.oca_upstream_idle_timeout
+            await asyncio.sleep(min(5.0, max(0.25, limit / 4)) if limit > 0 else 5.0)
+            if limit <= 0:
+                continue
+            now = time.time()
+            for flow_id, st in list(self._inflight.items()):
+                flow = st.flow
+                if flow is None or st.cut:
+                    continue
+                if not flow.live:
+                    # Neither response nor error came (should not happen): never leak the entry.
+                    if now - st.record.started > limit:
+                        self._inflight.pop(flow_id, None)
+                    continue
+                last = max(st.record.started, mitm_patches.upstream_last_activity(flow) or 0.0)
+                if now - last > limit:
+                    why = (
+                        f"OCA sent nothing for {limit} s (oca_upstream_idle_timeout); "
+                        f"oca-proxy gave up (OCA request id {st.record.request_id})"
+                    )
+                    if mitm_patches.close_upstream(flow, why):
+                        st.cut = True
+                        log.warning("Request %s: %s", st.record.request_id, why)
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def running(self) -> None:
         assert self.tokens and self.upstream
+        proxyserver = ctx.master.addons.get("proxyserver")
+        if self._mode_rewritten and proxyserver is not None:
+            # Scripts load while mitmproxy brings its servers up: make sure they listen
+            # where the (rewritten) mode says, on loopback.
+            await proxyserver.setup_servers()
         login_url = f"http://localhost:{self.listen_port()}/login"
         log.info(
             "oca-proxy %s: OCA %s (%s mode), login via %s",
@@ -254,21 +433,31 @@ class OcaAddon:
                 await asyncio.to_thread(webbrowser.open, login_url)
         if ctx.options.oca_keepalive > 0:
             self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
+        self._idle_watch = asyncio.get_running_loop().create_task(self._watch_idle())
+        self._running = True
+        annotate.show_comments_in_mitmweb()
 
     async def _keep_alive(self) -> None:
         """Refresh tokens go stale when unused for days: refresh now and then even if idle."""
         while True:
-            await asyncio.sleep(max(60, ctx.options.oca_keepalive))
+            await asyncio.sleep(max(1, ctx.options.oca_keepalive))
             if self.tokens and (await self.tokens.status()).logged_in:
                 await self.tokens.refresh_now()
 
     def done(self) -> None:
+        annotate.redact_all()  # flows still open at shutdown are saved (-w) after this
         if self._keepalive:
             self._keepalive.cancel()
+        if self._idle_watch:
+            self._idle_watch.cancel()
 
     # -- hooks -----------------------------------------------------------------------
 
     async def request(self, flow: http.HTTPFlow) -> None:
+        if not flow.live:
+            return  # a saved flow being read (-r): shown as it was, not handled again
+        if self._refused(flow):
+            return
         req = flow.request
         path = req.path
         endpoint = classify(path)
@@ -313,32 +502,47 @@ class OcaAddon:
             stream=ex.client_stream,
             request_id=request_id,
         )
+        annotate.keep_client_request(flow, ctx.options.oca_capture_limit)
         self._rewrite_upstream(flow, ex, token, request_id)
-        self._inflight[flow.id] = InFlight(ex, record, token)
+        self._inflight[flow.id] = InFlight(ex, record, token, flow=flow)
 
     def _rewrite_upstream(
         self, flow: http.HTTPFlow, ex: Exchange, token: str, request_id: str
     ) -> None:
         assert self.upstream
         req = flow.request
+        mitm_patches.remember_client_path(req)  # mitmproxy's own errors are shaped by it
+        keep = (
+            _KEEP_NATIVE_MESSAGES if ex.endpoint is Endpoint.MESSAGES and ex.route.native else _KEEP
+        )
+        # The whole head at once (mitmproxy's header edits one by one are a hot spot): the
+        # client's headers we keep, in their order, then ours. Emptied first, so that the
+        # host and port setters below do not rewrite a Host header that is going anyway.
+        fields = [(k, v) for k, v in req.headers.fields if k.lower() in keep]
+        req.headers = http.Headers()
         scheme, host, port = self.upstream.origin
         req.scheme, req.host, req.port = scheme, host, port
         req.path = self.upstream.prefix + ex.route.upstream_path
-        keep = {"user-agent", "client", "client-version", "client-ide", "client-ide-version"}
-        if ex.endpoint is Endpoint.MESSAGES and ex.route.native:
-            keep |= {"anthropic-version", "anthropic-beta"}
-        for name in list(req.headers.keys()):
-            if name.lower() not in keep:
-                del req.headers[name]
-        req.host_header = host if port in (80, 443) else f"{host}:{port}"
-        req.headers["authorization"] = f"Bearer {token}"
-        req.headers["content-type"] = "application/json"
-        req.headers["accept"] = (
-            "application/json" if ex.endpoint is Endpoint.EMBEDDINGS else "text/event-stream"
-        )
-        req.headers["accept-encoding"] = "identity"  # streams are translated byte by byte
-        req.headers["opc-request-id"] = request_id
-        req.content = json.dumps(ex.upstream_body, ensure_ascii=False).encode()
+        host_header = host if port in (80, 443) else f"{host}:{port}"
+        body = json.dumps(ex.upstream_body, ensure_ascii=False).encode()
+        h2 = req.is_http2 or req.is_http3
+        if not h2:
+            fields.append((b"Host", host_header.encode("utf-8", "surrogateescape")))
+        accept = b"application/json" if ex.endpoint is Endpoint.EMBEDDINGS else b"text/event-stream"
+        fields += [
+            # The token goes on the wire only: the flow (mitmweb, saved flows) shows a placeholder.
+            (b"authorization", mitm_patches.REDACTED.encode()),
+            (b"content-type", b"application/json"),
+            (b"accept", accept),
+            (b"accept-encoding", b"identity"),  # streams are translated byte by byte
+            (b"opc-request-id", request_id.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        req.headers = http.Headers(fields)
+        if h2:
+            req.host_header = host_header  # the :authority
+        mitm_patches.set_wire_headers(req, {"authorization": f"Bearer {token}"})
+        req.raw_content = body
 
     async def _access_token(self, flavor: ApiFlavor) -> str:
         assert self.tokens
@@ -369,7 +573,9 @@ class OcaAddon:
         url = f"{self.upstream.base_url}/v1/model/info"
         headers = {"authorization": f"Bearer {token}", "opc-request-id": uuid.uuid4().hex}
         try:
-            resp = await asyncio.to_thread(requests.get, url, headers=headers, timeout=15)
+            # A silent OCA costs no more here than oca_upstream_idle_timeout on a request.
+            wait = min(15, ctx.options.oca_upstream_idle_timeout or 15)
+            resp = await asyncio.to_thread(requests.get, url, headers=headers, timeout=wait)
             resp.raise_for_status()
             self._catalog = Catalog.from_model_info(resp.json())
         except (requests.RequestException, ValueError) as e:
@@ -411,6 +617,7 @@ class OcaAddon:
         resp = flow.response
         if st is None or resp is None:
             return
+        annotate.keep_oca_head(flow)  # and redacts the token: the request has gone
         st.record.ttfb_ms = (time.time() - st.record.started) * 1000
         ex = st.exchange
         streaming = (
@@ -422,7 +629,7 @@ class OcaAddon:
             return  # buffered: shaped for the client in the response hook
         limit = ctx.options.oca_capture_limit
         if ex.make_translator is not None:
-            st.driver = StreamDriver(ex.make_translator())
+            st.driver = StreamDriver(ex.make_translator(), limit)
             resp.stream = st.driver
             resp.headers.pop("content-length", None)
             if flow.request.http_version == "HTTP/1.1":
@@ -438,9 +645,11 @@ class OcaAddon:
         st = self._inflight.pop(flow.id, None)
         resp = flow.response
         if st is None or resp is None:
+            annotate.local_answer(flow)
             return
         rec = st.record
         rec.status = resp.status_code
+        annotate.keep_oca_answer(flow, st.driver, ctx.options.oca_capture_limit)
         try:
             if resp.stream:
                 usage = st.driver.usage if isinstance(st.driver, StreamDriver) else None
@@ -454,6 +663,7 @@ class OcaAddon:
         finally:
             rec.latency_ms = (time.time() - rec.started) * 1000
             self.stats.record(rec)
+            annotate.finish(flow, rec)  # comment, mark, token redacted
 
     def _buffered_answer(self, flow: http.HTTPFlow, st: InFlight) -> None:
         ex, resp = st.exchange, flow.response
@@ -497,6 +707,8 @@ class OcaAddon:
             message = f"OCA rejected the access token; oca-proxy is refreshing it, please retry ({message})"
         if "retry-after" in resp.headers:
             headers["retry-after"] = resp.headers["retry-after"]
+        if st.exchange.flavor == "anthropic":  # context overflow in the words Claude Code acts on
+            message = client_error_message(status, message)
         err = ApiError(
             status,
             f"OCA answered {status}: {message} (OCA request id {request_id})",
@@ -513,6 +725,8 @@ class OcaAddon:
         st.record.error = flow.error.msg if flow.error else "connection failed"
         st.record.latency_ms = (time.time() - st.record.started) * 1000
         self.stats.record(st.record)
+        annotate.keep_oca_answer(flow, st.driver, ctx.options.oca_capture_limit)
+        annotate.finish(flow, st.record)
         log.warning("Request %s to OCA failed: %s", st.record.request_id, st.record.error)
 
     # -- helpers ---------------------------------------------------------------------
@@ -533,6 +747,27 @@ class OcaAddon:
         flow.response = http.Response.make(
             err.status, error_bytes(flavor, err.status, err.message, **kw), headers
         )
+
+
+def _on_loopback(mode: ProxyMode, default_port: int | None, force: bool = False) -> str:
+    """The mode's spec, listening on 127.0.0.1 unless it names its own address."""
+    port = mode.listen_port(default_port)
+    if port is None or (mode.custom_listen_host is not None and not force):
+        return mode.full_spec
+    head, at, _ = mode.full_spec.rpartition("@")
+    return f"{head if at else mode.full_spec}@127.0.0.1:{port}"
+
+
+_TERMLOG_LEVELS = {
+    "error": "error",
+    "fatal": "error",
+    "critical": "error",
+    "warn": "warn",
+    "warning": "warn",
+    "info": "info",
+    "debug": "debug",
+    "trace": "debug",
+}
 
 
 def _has_display() -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import ALLOWED_PORTS, DEPLOYMENTS, ConfigError, find_config_file, load_settings
+from .security import is_loopback_bind
 
 SCRIPT = Path(__file__).resolve().parent / "_script.py"
 
@@ -50,6 +51,12 @@ def build_mitmproxy_args(args: argparse.Namespace, extra: list[str]) -> tuple[st
         settings = load_settings(find_config_file(args.config))
     except ConfigError as e:
         raise SystemExit(f"oca-proxy: settings file problem: {e}") from None
+    if not is_loopback_bind(args.host) and not (settings.proxy_api_key or _key_option(extra)):
+        raise SystemExit(
+            f"oca-proxy: refusing to listen on {args.host}: other machines could use your OCA "
+            "login. Set a proxy key that clients must send (proxy_api_key in the settings "
+            "file, or `-- --set oca_proxy_api_key=KEY`), or keep the default 127.0.0.1."
+        )
     mode = args.mode or settings.mode or "internal"
     base = (args.base_url or settings.base_url or DEPLOYMENTS[mode].base_url).rstrip("/")
     port = args.port or _env_port() or settings.port or 8669
@@ -93,6 +100,11 @@ def build_mitmproxy_args(args: argparse.Namespace, extra: list[str]) -> tuple[st
     else:
         argv += ["--flow-detail", "0"]
     return program, argv + extra
+
+
+def _key_option(extra: list[str]) -> bool:
+    """A non-empty `--set oca_proxy_api_key=...` among the mitmproxy arguments."""
+    return any(a.startswith("oca_proxy_api_key=") and a.partition("=")[2].strip() for a in extra)
 
 
 def _env_port() -> int | None:

@@ -64,12 +64,16 @@ class Exchange:
                 msgs.feed(ev)
             return msgs.result(self.requested_model)
         if ep is Endpoint.RESPONSES and native:
-            resp = responses.NativeResponsesAssembler()
+            resp = responses.NativeResponsesAssembler(self.ctx)
             for ev in events:
                 resp.feed(ev)
             return resp.result()
         if ep is Endpoint.COMPLETIONS and native:
-            return completions.assemble_completion_stream(events)
+            return completions.assemble_completion_stream(
+                events, requested_model=self.requested_model
+            )
+        if ep is Endpoint.COMPLETIONS:  # all `n` choices (ChatAssembler keeps only the first)
+            return completions.chat_stream_to_completion(events, self.ctx)
         assembler = ChatAssembler()
         for ev in events:
             if ev.data != "[DONE]":
@@ -122,7 +126,9 @@ def _error_status(data: dict[str, Any]) -> int:
     try:
         status = int(code)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return 502
+        # Anthropic's in-stream errors carry a type, not a code (overloaded_error -> 529).
+        kind = err.get("type") if isinstance(err, dict) else None
+        return anthropic.ERROR_STATUS.get(kind, 502) if isinstance(kind, str) else 502
     return status if 400 <= status < 600 else 502
 
 
@@ -217,7 +223,11 @@ def prepare(
         ex.upstream_body = {**body, "model": target}
     elif endpoint is Endpoint.MESSAGES:
         if route.native:
-            ex.upstream_body = anthropic.prepare_native_messages(body, target_model=target)
+            ex.upstream_body = anthropic.prepare_native_messages(
+                body, target_model=target, model_info=info
+            )
+            requested = choice.requested
+            ex.make_translator = lambda: anthropic.NativeMessagesStream(requested)
         else:
             ex.upstream_body, ex.ctx = anthropic.anthropic_to_chat(
                 body, target_model=target, model_info=info, reasoning_effort=effort
@@ -229,6 +239,8 @@ def prepare(
             ex.upstream_body, ex.ctx = responses.prepare_native_responses(
                 body, target_model=target, reasoning_effort=effort, history=history
             )
+            native_ctx = ex.ctx
+            ex.make_translator = lambda: responses.NativeResponsesStream(native_ctx)
         else:
             ex.upstream_body, ex.ctx = responses.responses_to_chat(
                 body,
@@ -264,15 +276,49 @@ class StreamDriver:
     """mitmproxy's `flow.response.stream` for a translated answer: OCA's chat SSE in,
     the client API's SSE out. Called with b"" once the upstream body has ended."""
 
-    __slots__ = ("closed", "parser", "translator", "usage")
+    __slots__ = (
+        "closed",
+        "in_size",
+        "limit",
+        "out_size",
+        "parser",
+        "raw_in",
+        "raw_out",
+        "translator",
+        "usage",
+    )
 
-    def __init__(self, translator: StreamTranslator) -> None:
+    def __init__(self, translator: StreamTranslator, capture_limit: int = 0) -> None:
         self.parser = sse.SSEParser()
         self.translator = translator
         self.closed = False
         self.usage: dict[str, Any] | None = None
+        # A bounded copy of both sides, for display after the stream (annotate.py).
+        self.limit = capture_limit
+        self.raw_in = bytearray()
+        self.raw_out = bytearray()
+        self.in_size = 0
+        self.out_size = 0
 
-    def __call__(self, data: bytes) -> bytes:
+    def __call__(self, data: bytes) -> list[bytes]:
+        # A list, never b"": mitmproxy writes each returned chunk as one HTTP/1 chunk, and an
+        # empty one ("0\r\n\r\n") would end the client's chunked body in mid-stream.
+        if data:
+            self.in_size += len(data)
+            if len(self.raw_in) < self.limit:
+                self.raw_in += data[: self.limit - len(self.raw_in)]
+        out = self.translate(data)
+        if out:
+            self._keep_out(out)
+        return [out] if out else []
+
+    def _keep_out(self, out: bytes) -> None:
+        self.out_size += len(out)
+        if len(self.raw_out) < self.limit:
+            self.raw_out += out[: self.limit - len(self.raw_out)]
+
+    def translate(self, data: bytes) -> bytes:
+        """Upstream bytes in, client bytes out (b"" at the end of the upstream body)."""
         if self.closed:
             return b""
         if not data:
@@ -311,6 +357,8 @@ class StreamDriver:
                 continue
             if chunk.get("usage"):
                 self.usage = chunk["usage"]
+            elif isinstance(chunk.get("response"), dict) and chunk["response"].get("usage"):
+                self.usage = chunk["response"]["usage"]  # native Responses events
             out.append(translator.feed(chunk))
         return b"".join(out)
 
@@ -319,31 +367,106 @@ class StreamDriver:
         if self.closed:
             return b""
         self.closed = True
-        return self.translator.fail(status, message)
+        out = self.translator.fail(status, message)
+        self._keep_out(out)
+        return out
 
 
 class PassthroughTap:
     """`flow.response.stream` for answers already in the client's API: bytes go through
-    untouched; a bounded copy is kept so the flow can be shown and its usage read."""
+    untouched; a bounded copy is kept so the flow can be shown and its usage read.
 
-    __slots__ = ("captured", "fail_frame", "limit", "truncated")
+    Bytes go on whole lines (a partial line waits for its end), so a `data:` line that is
+    not JSON (OCA answering garbage) is never passed on: the client gets its API's terminal
+    error event instead, and nothing after it."""
+
+    __slots__ = (
+        "captured",
+        "fail_frame",
+        "failed",
+        "last",
+        "limit",
+        "pending",
+        "seen",
+        "truncated",
+    )
+
+    MAX_LINE = 16 * 1024 * 1024  # one SSE line longer than this is not an event stream
 
     def __init__(self, limit: int, fail_frame: Callable[[str], bytes] | None = None) -> None:
         self.captured = bytearray()
         self.limit = limit
         self.truncated = False
+        self.seen = 0  # bytes passed through, kept or not
         self.fail_frame = fail_frame
+        self.pending = b""
+        self.failed = False
+        self.last = b"\n\n"  # the end of what the client got: is it between two events?
 
     def abort(self, message: str) -> bytes:
-        return self.fail_frame(message) if self.fail_frame else b""
+        if self.failed:
+            return b""
+        self.failed = True
+        frame = self.fail_frame(message) if self.fail_frame else b""
+        # Close an event the client got only part of, so the error is an event of its own.
+        return frame if not frame or self.last.endswith(b"\n\n") else b"\n" + frame
 
-    def __call__(self, data: bytes) -> bytes:
+    def __call__(self, data: bytes) -> list[bytes]:
+        # A list, never b"" for data: an empty chunk would end the client's chunked body.
+        if self.failed:
+            return []
+        if data:
+            buf = self.pending + data if self.pending else data
+            cut = buf.rfind(b"\n") + 1
+            out, self.pending = buf[:cut], buf[cut:]
+            if len(self.pending) > self.MAX_LINE:
+                return self._fail(out, b"", "OCA sent an event line longer than 16 MB")
+        else:  # the upstream body ended: the last line, even without its newline
+            out, self.pending = self.pending, b""
+        bad = _first_bad_line(out)
+        if bad is not None:
+            start, line = bad
+            return self._fail(out[:start], line, "OCA sent a stream event that is not JSON")
+        self._keep(out)
+        return [out] if out else []
+
+    def _fail(self, good: bytes, line: bytes, why: str) -> list[bytes]:
+        self._keep(good)
+        detail = f": {line[:120].decode('utf-8', 'replace')!r}" if line else ""
+        tail = self.abort(why + detail)
+        self._keep(tail)
+        return [b for b in (good, tail) if b]
+
+    def _keep(self, data: bytes) -> None:
+        if not data:
+            return
+        self.seen += len(data)
+        self.last = (self.last + data)[-2:]
         room = self.limit - len(self.captured)
         if room > 0:
             self.captured += data[:room]
         if len(data) > room:
             self.truncated = True
-        return data
+
+
+def _first_bad_line(block: bytes) -> tuple[int, bytes] | None:
+    """(offset, line) of the first `data:` line in whole lines that is neither JSON nor [DONE]."""
+    if b"data:" not in block:
+        return None
+    pos = 0
+    for raw in block.split(b"\n"):
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if line.startswith(b"data:"):
+            value = line[5:]
+            if value.startswith(b" "):
+                value = value[1:]
+            if value != b"[DONE]":
+                try:
+                    json.loads(value)
+                except ValueError:
+                    return pos, line
+        pos += len(raw) + 1
+    return None
 
 
 def terminal_error_frame(endpoint: Endpoint, status: int, message: str) -> bytes:
@@ -360,8 +483,18 @@ def usage_from_stream(body: bytes) -> dict[str, Any] | None:
     """The token usage reported near the end of a (chat, responses or messages) stream."""
     tail = body[-16384:]
     start = tail.find(b"\n") + 1 if len(body) > len(tail) else 0
+    # Parse from the event that first mentions usage on (once per request: a hot spot).
+    first = tail.find(b'"usage"', start)
+    if first < 0:
+        return None
+    for sep in (b"\n\n", b"\n\r\n"):
+        at = tail.rfind(sep, start, first)
+        if at >= 0:
+            start = max(start, at + len(sep))
     usage: dict[str, Any] | None = None
     for ev in sse.parse_all(tail[start:]):
+        if '"usage"' not in ev.data:
+            continue
         data = _json_or_none(ev.data)
         if not isinstance(data, dict):
             continue

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from mitmproxy import http
 
-from . import __version__, pages
+from . import __version__, annotate, dashboard, pages
+from .config import ConfigError, parse_settings
 from .idcs import IdcsError, LoginRequest
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class LocalPages:
             "/login": self.login,
             "/callback": self.callback,
             "/logout": self.logout,
+            "/api/state": self.api_state,
+            "/api/settings": self.api_settings,
             "/api/event_logging/batch": self.ignore,
         }
         handler = routes.get(path)
@@ -110,15 +113,122 @@ class LocalPages:
     async def dashboard(self, flow: http.HTTPFlow) -> http.Response:
         if flow.request.method == "HEAD":
             return http.Response.make(200, b"", HTML)
-        data = await self.health_data()
-        state = "logged in" if data["logged_in"] else f"not logged in ({data['login_problem']})"
-        body = pages.message_page(
-            "oca-proxy",
-            f"OCA at {data['base_url']} ({data['mode']} mode): {state}.",
-            ok=data["logged_in"],
-            actions=[("Log in", "/login")] if not data["logged_in"] else [("Log out", "/logout")],
+        nonce = secrets.token_urlsafe(16)
+        body = dashboard.render_page(await self.dashboard_state(), self.csrf, nonce)
+        headers = {
+            **HTML,
+            "content-security-policy": dashboard.csp(nonce),
+            "x-frame-options": "DENY",
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer",
+        }
+        return http.Response.make(200, body, headers)
+
+    async def dashboard_state(self) -> dict[str, Any]:
+        addon = self.addon
+        health = await self.health_data()
+        catalog = await self._dashboard_catalog(health["logged_in"])
+        return dashboard.build_state(
+            health,
+            catalog,
+            addon.current_settings(),
+            addon.stats,
+            mitmweb=annotate.mitmweb_url(),
+            inflight=len(addon._inflight),
         )
-        return http.Response.make(200, body, HTML)
+
+    async def _dashboard_catalog(self, logged_in: bool) -> Any:
+        """OCA's model list for the page: cached, or fetched (briefly) when logged in."""
+        addon = self.addon
+        assert addon.tokens
+        cached = await addon.catalog()
+        if cached is not None or not logged_in:
+            return cached
+        try:
+            token = await addon.tokens.access_token()
+            return await asyncio.wait_for(addon.catalog(token), 5) if token else None
+        except (TimeoutError, Exception):  # the page shows "could not load" instead
+            return None
+
+    async def api_state(self, flow: http.HTTPFlow) -> http.Response:
+        """The dashboard's data. With `?after=SEQ`: a long poll, answered as soon as the
+        traffic changes (or after 20 s), so an open dashboard adds few flows to mitmweb."""
+        query = parse_qs(urlsplit(flow.request.path).query)
+        after = query["after"][0] if query.get("after") else None
+        if after is not None:
+            addon = self.addon
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if dashboard.seq(addon.stats, len(addon._inflight)) != after:
+                    break
+                await asyncio.sleep(0.25)
+        return http.Response.make(200, json.dumps(await self.dashboard_state()), JSON)
+
+    def _write_refusal(self, flow: http.HTTPFlow) -> str | None:
+        """Why a write from the dashboard is refused (None: it came from our own page)."""
+        from .security import origin_allowed
+
+        req = flow.request
+        sent = req.headers.get("x-csrf-token", "")
+        if not sent or not secrets.compare_digest(sent.encode(), self.csrf.encode()):
+            return "this change did not come from oca-proxy's own page (CSRF token missing)"
+        origin = req.headers.get("origin")
+        if origin is not None and not origin_allowed(origin, self.addon.listen_port()):
+            return f"cross-site request from {origin[:100]!r} refused"
+        if req.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return "cross-site request refused"
+        if "json" not in req.headers.get("content-type", ""):
+            return "send the settings as application/json"
+        return None
+
+    async def api_settings(self, flow: http.HTTPFlow) -> http.Response:
+        """GET: the mapping. POST (from the dashboard): save a new mapping atomically."""
+        addon = self.addon
+        req = flow.request
+
+        def answer(status: int, body: dict[str, Any]) -> http.Response:
+            return http.Response.make(status, json.dumps(body), JSON)
+
+        if req.method == "GET":
+            return answer(200, dashboard.mapping_state(addon.current_settings()))
+        if req.method != "POST":
+            return http.Response.make(405, b"use GET or POST", {"allow": "GET, POST"})
+        refusal = self._write_refusal(flow)
+        if refusal:
+            return answer(403, {"ok": False, "error": refusal})
+        settings_file = addon.settings_file
+        assert settings_file is not None
+        current = addon.current_settings()
+        if settings_file.error is not None:
+            return answer(
+                409,
+                {
+                    "ok": False,
+                    "error": f"the settings file has a problem ({settings_file.error.problem}); "
+                    "fix it by hand first so no edit of yours is lost",
+                },
+            )
+        try:
+            payload = json.loads(req.get_text(strict=False) or "")
+            new = dashboard.settings_from_form(current, payload)
+            parse_settings(new.to_dict(), settings_file.path)  # what a reload would accept
+        except (ValueError, ConfigError) as e:
+            message = e.problem if isinstance(e, ConfigError) else str(e)
+            return answer(400, {"ok": False, "error": message})
+        try:
+            await asyncio.to_thread(settings_file.save, new)
+        except OSError as e:
+            return answer(500, {"ok": False, "error": f"could not write {settings_file.path}: {e}"})
+        log.info("Model mapping saved from the dashboard to %s", settings_file.path)
+        return answer(
+            200,
+            {
+                "ok": True,
+                "saved_to": dashboard.tilde(str(settings_file.path)),
+                "settings": dashboard.mapping_state(new),
+                "warnings": dashboard.unknown_targets(new, await addon.catalog()),
+            },
+        )
 
     # -- login ------------------------------------------------------------------------
 

@@ -1,11 +1,16 @@
-"""Two narrow patches so upstream failures reach clients in their API's shape.
+"""Narrow patches so upstream failures reach clients in their API's shape, and secrets stay
+off flows.
 
 mitmproxy answers a failed upstream connection with a hard-coded HTML page, and cuts a
 stream that broke midway without a word. API clients can do nothing with either, so:
-- the error page becomes a JSON error that both OpenAI and Anthropic SDKs parse;
+- the error page becomes a JSON error in the called API's shape (413 for a body over the
+  limit, 504 when oca-proxy cut a silent upstream, 502 when OCA cannot be reached);
 - a stream that breaks gets the client API's own terminal error event (from the flow's
-  stream callable's `abort()`), then a proper end of the chunked body.
-Both only touch HTTP/1 (what local API clients speak) and are applied once, on load.
+  stream callable's `abort()`), then a proper end of the chunked body;
+- the OCA token is put into the request head on the wire only (`set_wire_headers`), so
+  flows (mitmweb, saved flows) never hold it;
+- `close_upstream()` cuts a flow's upstream from outside a hook (the idle timeout).
+The client side only touches HTTP/1 (what local API clients speak); all are applied once, on load.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from mitmproxy import http, version
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands
-from mitmproxy.proxy.layers.http import _http1
-from mitmproxy.proxy.layers.http._events import ResponseProtocolError
+from mitmproxy.proxy.layers.http import _http1, _http2
+from mitmproxy.proxy.layers.http._events import RequestHeaders, ResponseProtocolError
 
 from .errors import anthropic_error_type, openai_error_type
 
@@ -28,20 +33,34 @@ log = logging.getLogger(__name__)
 _applied = False
 
 
-def error_response_bytes(status_code: int, message: str = "") -> bytes:
+def error_response_bytes(status_code: int, message: str = "", path: str | None = None) -> bytes:
+    """mitmproxy's own error answers (upstream unreachable, bad request head, body too big)
+    as JSON: in the called API's shape when the path is known, else a shape both SDKs read."""
     reason = message.strip() or "the upstream request failed"
-    text = f"oca-proxy could not get an answer from OCA: {reason}"
-    body = {
-        # Anthropic's envelope, with OpenAI's fields inside: both SDKs read error.message.
-        "type": "error",
-        "error": {
-            "type": anthropic_error_type(status_code),
-            "message": text,
-            "code": "upstream_unreachable"
-            if status_code == 502
-            else openai_error_type(status_code),
-        },
-    }
+    if status_code == 413:
+        text = f"the request body is larger than oca-proxy accepts ({_body_limit_text()})"
+    elif status_code < 500:
+        text = f"oca-proxy could not read the request: {reason}"
+    elif status_code == 504:
+        text = reason
+    else:
+        text = f"oca-proxy could not get an answer from OCA: {reason}"
+    flavor = _flavor(path)
+    code = "upstream_unreachable" if status_code == 502 else openai_error_type(status_code)
+    if flavor == "anthropic":
+        body: dict[str, Any] = {
+            "type": "error",
+            "error": {"type": anthropic_error_type(status_code), "message": text},
+        }
+    elif flavor == "openai":
+        err = {"message": text, "type": openai_error_type(status_code), "param": None}
+        body = {"error": {**err, "code": code}}
+    else:
+        body = {
+            # Anthropic's envelope, with OpenAI's fields inside: both SDKs read error.message.
+            "type": "error",
+            "error": {"type": anthropic_error_type(status_code), "message": text, "code": code},
+        }
     resp = http.Response.make(
         status_code,
         json.dumps(body).encode(),
@@ -50,16 +69,50 @@ def error_response_bytes(status_code: int, message: str = "") -> bytes:
     return http1.assemble_response(resp)
 
 
+def _flavor(path: str | None) -> str | None:
+    if not path:
+        return None
+    from .routing import classify, is_api_path
+
+    endpoint = classify(path)
+    if endpoint is not None:
+        return endpoint.flavor
+    return "openai" if is_api_path(path) else None
+
+
+def _body_limit_text() -> str:
+    try:
+        from mitmproxy import ctx
+        from mitmproxy.utils import human
+
+        limit = human.parse_size(ctx.options.body_size_limit)
+    except Exception:  # no master (unit tests) or an odd option value
+        limit = None
+    if limit is None:
+        return "see the oca_max_body option"
+    return f"at most {limit} bytes; raise it with --set oca_max_body=BYTES"
+
+
 def _send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
-    if (
-        isinstance(event, ResponseProtocolError)
-        and self.response is not None
-        and self.conn.state & ConnectionState.CAN_WRITE
-    ):
+    if isinstance(event, ResponseProtocolError) and self.conn.state & ConnectionState.CAN_WRITE:
+        # Why oca-proxy itself cut the upstream (e.g. silent too long), if it did.
+        cut_reason = _cut_reasons.pop(self.conn.id, None)
+        if self.response is None:
+            status = event.code.http_status_code()
+            if status is not None:
+                if cut_reason:
+                    status = 504
+                path = client_path(self.request)
+                yield commands.SendData(
+                    self.conn, error_response_bytes(status, cut_reason or event.message, path)
+                )
+            yield commands.CloseConnection(self.conn)
+            return
         abort = getattr(self.response.stream, "abort", None)
         if abort is not None:
+            why = cut_reason or f"the connection to OCA broke mid-stream ({event.message})"
             try:
-                tail = abort(f"the connection to OCA broke mid-stream ({event.message})")
+                tail = abort(why)
             except Exception:  # a failing patch must not take the connection handling down
                 log.exception("could not build the terminal error event")
                 tail = b""
@@ -73,6 +126,99 @@ def _send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
     yield from _original_send(self, event)
 
 
+# -- secrets that live on the wire only ------------------------------------------------
+# The OCA access token must reach OCA but never the flow (mitmweb, saved flows, dumps):
+# the flow's request carries a placeholder, and the real value is put into the bytes
+# sent upstream, right when the request head is written.
+
+WIRE_ATTR = "_oca_wire_headers"
+REDACTED = "Bearer <redacted>"  # what flows show (same as annotate.REDACTED_BEARER)
+
+
+def set_wire_headers(request: http.Request, headers: dict[str, str]) -> None:
+    """Send these header values upstream instead of what the flow shows.
+
+    Kept in a private attribute: flow copies, replays and saved flows never carry it."""
+    setattr(request, WIRE_ATTR, headers)
+
+
+CLIENT_PATH_ATTR = "_oca_client_path"
+
+
+def remember_client_path(request: http.Request) -> None:
+    """Call before the request is rewritten for OCA: errors are shaped by the client's path."""
+    setattr(request, CLIENT_PATH_ATTR, request.path)
+
+
+def client_path(request: http.Request | None) -> str | None:
+    if request is None:
+        return None
+    path = getattr(request, CLIENT_PATH_ATTR, None)
+    return path if isinstance(path, str) else request.path
+
+
+def _with_wire_headers(original: Any) -> Any:
+    def send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
+        wire = getattr(event, "request", None) if isinstance(event, RequestHeaders) else None
+        secrets = getattr(wire, WIRE_ATTR, None) if wire is not None else None
+        if not secrets:
+            yield from original(self, event)
+            return
+        assert wire is not None
+        shown = {k: wire.headers.get_all(k) for k in secrets}
+        for k, v in secrets.items():
+            wire.headers[k] = v
+        try:
+            # Sending a request head only yields plain commands: run it now, while the
+            # real values are in place, then put the placeholders back.
+            cmds = list(original(self, event))
+        finally:
+            for k, values in shown.items():
+                wire.headers.set_all(k, values)
+        yield from cmds
+
+    return send
+
+
+# -- cutting an upstream from outside a hook ----------------------------------------------
+# mitmproxy cannot kill a flow in transit (flow.kill() only acts at the next hook), so an
+# upstream that goes silent is cut by cancelling its connection task: the HTTP layer then
+# sees the connection close and ends the client's answer (the terminal error event above,
+# or a 504 when nothing was sent yet), with the reason recorded here.
+
+_cut_reasons: dict[str, str] = {}
+
+
+def close_upstream(flow: Any, reason: str) -> bool:
+    """Close the flow's connection to OCA now; True if there was one to close."""
+    from mitmproxy import ctx
+
+    proxyserver = ctx.master.addons.get("proxyserver")
+    handler = getattr(proxyserver, "connections", {}).get(flow.client_conn.id)
+    io = handler.transports.get(flow.server_conn) if handler is not None else None
+    task = getattr(io, "handler", None)
+    if task is None or task.done():
+        return False
+    _cut_reasons[flow.client_conn.id] = reason
+    task.cancel(reason)
+    return True
+
+
+def forget_client(client_id: str) -> None:
+    """A client connection ended: drop any reason that was never used."""
+    _cut_reasons.pop(client_id, None)
+
+
+def upstream_last_activity(flow: Any) -> float | None:
+    """When the flow's client connection last saw traffic (time.time()), if known."""
+    from mitmproxy import ctx
+
+    proxyserver = ctx.master.addons.get("proxyserver")
+    handler = getattr(proxyserver, "connections", {}).get(flow.client_conn.id)
+    watchdog = getattr(handler, "timeout_watchdog", None)
+    return getattr(watchdog, "last_activity", None)
+
+
 _original_send = _http1.Http1Server.send
 
 
@@ -82,4 +228,6 @@ def apply() -> None:
         return
     _http1.make_error_response = error_response_bytes
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
+    _http1.Http1Client.send = _with_wire_headers(_http1.Http1Client.send)  # type: ignore[method-assign]
+    _http2.Http2Client._handle_event2 = _with_wire_headers(_http2.Http2Client._handle_event2)  # type: ignore[method-assign]
     _applied = True

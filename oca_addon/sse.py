@@ -34,6 +34,19 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
+        if (
+            # Fast path (a hot spot: once per streamed chunk): exactly one whole
+            # `data: ...` event; the general loop below gives the same event.
+            not self._data
+            and buf.endswith(b"\n\n")
+            and buf.startswith(b"data: ")
+            and buf.count(b"\n") == 2
+            and b"\r" not in buf
+        ):
+            self._buf = b""
+            event = SSEEvent(buf[6:-2].decode("utf-8", "replace"), self._event)
+            self._event = None
+            return [event]
         if b"\n" not in buf:
             self._buf = buf
             return []
@@ -72,8 +85,12 @@ def parse_all(body: bytes) -> list[SSEEvent]:
     return parser.feed(body) + parser.close()
 
 
+# One encoder for every frame: json.dumps() with options builds a new one on each call.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _encoder.encode(obj)
 
 
 def encode(data: Any, event: str | None = None) -> bytes:

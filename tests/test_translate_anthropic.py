@@ -18,6 +18,7 @@ from oca_addon.translate.anthropic import (
     AnthropicContext,
     AnthropicStream,
     NativeMessagesAssembler,
+    NativeMessagesStream,
     anthropic_to_chat,
     chat_to_anthropic,
     prepare_native_messages,
@@ -1714,3 +1715,200 @@ def test_property_interleaved_tool_calls_survive_the_sdk(case: Any) -> None:
     got = sorted((b.name, b.input) for b in msg.content if b.type == "tool_use")
     assert got == sorted(expected, key=lambda x: x[0])
     assert msg.stop_reason == "tool_use"
+
+
+def test_native_max_tokens_fitted_to_the_model() -> None:
+    info = {"max_output_tokens": 64000}
+    body = {"model": "m", "max_tokens": 128000, "messages": [user("x")]}
+    assert prepare_native_messages(body, target_model="t", model_info=info)["max_tokens"] == 64000
+    small = {**body, "max_tokens": 1000}
+    assert prepare_native_messages(small, target_model="t", model_info=info)["max_tokens"] == 1000
+    assert prepare_native_messages(body, target_model="t")["max_tokens"] == 128000  # unknown
+    thinking = {**body, "thinking": {"type": "enabled", "budget_tokens": 127999}}
+    out = prepare_native_messages(thinking, target_model="t", model_info=info)
+    assert out["max_tokens"] == 64000 and out["thinking"]["budget_tokens"] == 63999
+    assert thinking["thinking"]["budget_tokens"] == 127999  # the client's body is untouched
+    fits = {**body, "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    assert prepare_native_messages(fits, target_model="t", model_info=info)["thinking"] == {
+        "type": "enabled",
+        "budget_tokens": 2048,
+    }
+    tiny = prepare_native_messages(
+        thinking, target_model="t", model_info={"max_output_tokens": 1000}
+    )
+    assert tiny["max_tokens"] == 1000 and "thinking" not in tiny
+    adaptive = {**body, "thinking": {"type": "adaptive"}}
+    out = prepare_native_messages(adaptive, target_model="t", model_info=info)
+    assert out["thinking"] == {"type": "adaptive"}
+
+
+def _native_events(data: bytes) -> list[tuple[str | None, dict[str, Any]]]:
+    return [(ev.event, json.loads(ev.data)) for ev in sse.parse_all(data)]
+
+
+NATIVE_FRAMES: list[dict[str, Any]] = [
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "oca/claude-sonnet-4",
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": 3, "output_tokens": 1},
+        },
+    },
+    {"type": "ping"},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi 🙂"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+    {"type": "message_stop"},
+]
+
+
+def test_native_stream_renames_the_model_and_keeps_the_rest() -> None:
+    s = NativeMessagesStream("claude-sonnet-4-5")
+    out = b"".join(s.feed(f) for f in NATIVE_FRAMES) + s.finish()
+    events = _native_events(out)
+    assert [e for e, _ in events] == [f["type"] for f in NATIVE_FRAMES]
+    assert events[0][1]["message"]["model"] == "claude-sonnet-4-5"
+    assert [d for _, d in events[1:]] == NATIVE_FRAMES[1:]
+    assert NATIVE_FRAMES[0]["message"]["model"] == "oca/claude-sonnet-4"  # not mutated
+    assert s.finish() == b"" and s.fail(500, "late") == b""
+    # What the SDK makes of it.
+    asm = NativeMessagesAssembler()
+    for ev in sse.parse_all(out):
+        asm.feed(ev)
+    assert asm.result("claude-sonnet-4-5")["content"] == [{"type": "text", "text": "hi 🙂"}]
+
+
+def test_native_stream_without_message_stop_ends_with_an_error() -> None:
+    s = NativeMessagesStream("m")
+    out = b"".join(s.feed(f) for f in NATIVE_FRAMES[:4]) + s.finish()
+    events = _native_events(out)
+    assert events[-1][0] == "error"
+    assert events[-1][1]["error"]["type"] == "api_error"
+    assert "message_stop" not in [e for e, _ in events]
+
+
+def test_native_stream_fail_is_an_error_event() -> None:
+    s = NativeMessagesStream("m")
+    out = s.feed(NATIVE_FRAMES[0]) + s.fail(529, "busy")
+    events = _native_events(out)
+    assert events[-1] == (
+        "error",
+        {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},
+    )
+    assert s.feed(NATIVE_FRAMES[2]) == b"" and s.finish() == b""
+
+
+def test_native_assembler_incomplete_stream_raises() -> None:
+    asm = NativeMessagesAssembler()
+    for f in NATIVE_FRAMES[:4]:
+        asm.feed(sse.SSEEvent(json.dumps(f), f["type"]))
+    with pytest.raises(ApiError) as info:
+        asm.result("m")
+    assert info.value.status == 502
+
+
+def test_native_drops_thinking_the_translator_made_up() -> None:
+    """A session moved from a translated to a native model (Claude Code's /model) carries
+    thinking blocks with the translator's signature: a real Anthropic model refuses them."""
+    # A translated answer, as the client received it.
+    data = run_stream(
+        [delta(reasoning_content="hmm"), tc(0, "c1", "Read", "{}"), finish("tool_calls")]
+    )
+    asm = NativeMessagesAssembler()
+    for ev in sse.parse_all(data):
+        asm.feed(ev)
+    made_up = asm.result("m")["content"]
+    assert made_up[0]["type"] == "thinking"
+    real = {"type": "thinking", "thinking": "real", "signature": "EqQBCkgIARABGAIiQL" + "A" * 40}
+    body = {
+        "model": "m",
+        "max_tokens": 100,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "messages": [
+            user("a"),
+            assistant([real, text("earlier")]),
+            user("b"),
+            assistant(made_up),
+            user([tool_result(made_up[1]["id"])]),
+        ],
+    }
+    out = prepare_native_messages(body, target_model="t")
+    assert out["messages"][1]["content"][0] == real
+    assert [b["type"] for b in out["messages"][3]["content"]] == ["tool_use"]
+    assert "thinking" not in out  # the turn being continued lost its thinking
+    assert body["messages"][3]["content"] is made_up  # the client's body is untouched
+    # Made-up thinking in an earlier turn only: thinking stays on.
+    earlier = {**body, "messages": [*body["messages"][:4], user("c")]}
+    earlier["messages"].insert(4, assistant([real, text("x")]))
+    out = prepare_native_messages(earlier, target_model="t")
+    assert out["thinking"] == body["thinking"]
+    assert [b["type"] for b in out["messages"][3]["content"]] == ["tool_use"]
+    # Nothing of ours: the body goes as it came.
+    plain = {**body, "messages": body["messages"][:3]}
+    assert prepare_native_messages(plain, target_model="t")["messages"] == plain["messages"]
+
+
+CLAUDE_CODE_PARSE = re.compile(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)", re.I)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "tokens"),
+    [
+        (
+            "litellm.ContextWindowExceededError: litellm.BadRequestError: OpenAIException - "
+            "This model's maximum context length is 131072 tokens. However, your messages "
+            "resulted in 140000 tokens. Please reduce the length of the messages.",
+            (140000, 131072),
+        ),
+        (
+            "This model's maximum context length is 128000 tokens. However, you requested "
+            "150000 tokens (140000 in the messages, 10000 in the completion).",
+            (140000, 128000),
+        ),
+        ("Input tokens exceed the configured limit of 272000 tokens.", None),
+        ("ContextWindowExceededError: context_length_exceeded", None),
+    ],
+)
+def test_context_overflow_reads_like_anthropic(
+    upstream: str, tokens: tuple[int, int] | None
+) -> None:
+    from oca_addon.translate.anthropic import client_error_message
+
+    out = client_error_message(400, upstream)
+    assert out.startswith("prompt is too long")
+    assert upstream in out  # OCA's own words stay
+    match = CLAUDE_CODE_PARSE.search(out)
+    if tokens is None:
+        assert match is None or match.group(1) != match.group(2)
+    else:
+        assert match is not None and (int(match.group(1)), int(match.group(2))) == tokens
+
+
+def test_context_overflow_from_max_tokens_asks_for_fewer_output_tokens() -> None:
+    from oca_addon.translate.anthropic import client_error_message
+
+    upstream = (
+        "This model's maximum context length is 128000 tokens. However, you requested "
+        "150000 tokens (100000 in the messages, 50000 in the completion)."
+    )
+    out = client_error_message(400, upstream)
+    assert out.startswith(
+        "input length and `max_tokens` exceed context limit: 100000 + 50000 > 128000"
+    )
+
+
+def test_other_errors_are_unchanged() -> None:
+    from oca_addon.translate.anthropic import client_error_message
+
+    for status, message in [
+        (400, "Invalid model name passed in model=x"),
+        (429, "maximum context length is 5 tokens"),  # not a 400: not ours to reword
+        (400, "prompt is too long: 210000 tokens > 200000 maximum"),  # already Anthropic's
+    ]:
+        assert client_error_message(status, message) == message

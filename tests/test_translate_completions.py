@@ -19,6 +19,7 @@ from oca_addon.translate.completions import (
     CompletionsContext,
     CompletionsStream,
     assemble_completion_stream,
+    chat_stream_to_completion,
     chat_to_completion,
     completions_to_chat,
     prepare_native_completions,
@@ -269,6 +270,34 @@ def test_sdk_stream_and_non_stream() -> None:
     )
     with pytest.raises(openai.APIError, match="boom"):
         list(client.completions.create(model="m", prompt="x", stream=True))
+
+
+def test_chat_stream_to_completion_keeps_every_choice() -> None:
+    _, ctx = translate({"prompt": "P: ", "n": 3, "echo": True})
+    chunks = [text("a", 0), text("b", 1), text("c", 0), finish("stop", 0), finish("length", 1)]
+    chunks.append({"choices": [], "usage": USAGE})
+    events = [sse.SSEEvent(json.dumps(c)) for c in chunks] + [sse.SSEEvent("[DONE]")]
+    out = chat_stream_to_completion(events, ctx)
+    Completion.model_validate(out)
+    assert out["object"] == "text_completion" and out["model"] == "gpt-4.1"
+    # choice 2 never came: it is still there (empty), as the client asked for n=3
+    assert [(c["index"], c["text"], c["finish_reason"]) for c in out["choices"]] == [
+        (0, "P: ac", "stop"),
+        (1, "P: b", "length"),
+        (2, "P: ", "stop"),
+    ]
+    assert out["usage"] == USAGE
+
+    _, ctx = translate({"prompt": "x"})
+    with pytest.raises(ApiError) as exc:
+        chat_stream_to_completion(
+            [
+                sse.SSEEvent(json.dumps(text("a"))),
+                sse.SSEEvent(json.dumps({"error": {"message": "gone", "code": "503"}})),
+            ],
+            ctx,
+        )
+    assert exc.value.status == 503 and exc.value.message == "gone"
 
 
 # -- native /completions ---------------------------------------------------------------------

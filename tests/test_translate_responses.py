@@ -17,6 +17,7 @@ from oca_addon.errors import RequestError
 from oca_addon.translate.chat import ChatAssembler
 from oca_addon.translate.responses import (
     NativeResponsesAssembler,
+    NativeResponsesStream,
     ResponseHistory,
     ResponsesContext,
     ResponsesStream,
@@ -1376,6 +1377,109 @@ def test_native_assembler_without_terminal_event() -> None:
         "code": "rate_limit_exceeded",
         "message": "slow down",
     }
+
+
+def native_stream(body: dict[str, Any], history: ResponseHistory | None = None) -> Any:
+    _, ctx = prepare_native_responses(
+        {"model": "my-alias", **body}, target_model="oca/gpt-5", history=history
+    )
+    return NativeResponsesStream(ctx)
+
+
+NATIVE_MSG = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "status": "completed",
+    "content": [{"type": "output_text", "text": "hi", "annotations": [], "logprobs": []}],
+}
+
+
+def native_frames(final_output: list[Any]) -> list[dict[str, Any]]:
+    snapshot = {"id": "resp_n", "object": "response", "status": "in_progress", "output": []}
+    snapshot["model"] = "oca/gpt-5"
+    return [
+        {"type": "response.created", "sequence_number": 0, "response": snapshot},
+        {
+            "type": "response.output_item.added",
+            "sequence_number": 1,
+            "output_index": 0,
+            "item": {**NATIVE_MSG, "status": "in_progress", "content": []},
+        },
+        {
+            "type": "response.output_item.done",
+            "sequence_number": 2,
+            "output_index": 0,
+            "item": NATIVE_MSG,
+        },
+        {
+            "type": "response.completed",
+            "sequence_number": 3,
+            "response": {
+                **snapshot,
+                "status": "completed",
+                "output": final_output,
+                "usage": {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
+            },
+        },
+    ]
+
+
+@pytest.mark.parametrize("final_output", [[NATIVE_MSG], []], ids=["full", "empty"])
+def test_native_stream_passes_events_and_fills_empty_output(final_output: list[Any]) -> None:
+    history = ResponseHistory()
+    s = native_stream({"input": "q", "previous_response_id": None}, history)
+    out = b"".join(s.feed(f) for f in native_frames(final_output)) + s.finish()
+    events = sse.parse_all(out)
+    objs = [e.json() for e in events]
+    assert [e.event for e in events] == [o["type"] for o in objs]
+    assert [o["sequence_number"] for o in objs] == [0, 1, 2, 3]
+    assert objs[0]["response"]["model"] == "my-alias"
+    final = objs[-1]["response"]
+    assert final["model"] == "my-alias" and final["output"] == [NATIVE_MSG]
+    assert s.response == final
+    assert history.expand("resp_n")[-1] == NATIVE_MSG  # remembered for previous_response_id
+
+
+def test_native_stream_previous_response_id_is_shown() -> None:
+    history = ResponseHistory()
+    history.remember("resp_0", [{"role": "user", "content": "a"}], [NATIVE_MSG])
+    s = native_stream({"input": "b", "previous_response_id": "resp_0"}, history)
+    out = b"".join(s.feed(f) for f in native_frames([NATIVE_MSG]))
+    final = sse.parse_all(out)[-1].json()["response"]
+    assert final["previous_response_id"] == "resp_0"
+    assert len(history.expand("resp_n")) == 4  # a, answer, b, answer
+
+
+def test_native_stream_failures() -> None:
+    # OCA failed mid-stream: an error event that continues the sequence, then nothing more
+    s = native_stream({"input": "q"})
+    out = s.feed(native_frames([])[0]) + s.fail(500, "boom")
+    last = sse.parse_all(out)[-1]
+    assert last.event == "error"
+    assert last.json() == {
+        "type": "error",
+        "sequence_number": 1,
+        "code": "server_error",
+        "message": "boom",
+        "param": None,
+    }
+    assert s.finish() == b"" and s.feed(native_frames([])[1]) == b""
+
+    # OCA's own error event goes through as is and ends the stream
+    s = native_stream({"input": "q"})
+    err = {"type": "error", "sequence_number": 0, "code": "x", "message": "m", "param": None}
+    assert sse.parse_all(s.feed(err))[0].json() == err
+    assert s.finish() == b"" and s.fail(500, "late") == b""
+
+    # the stream ended without a terminal event: response.failed with what arrived
+    s = native_stream({"input": "q"})
+    frames = native_frames([])[:3]
+    out = b"".join(s.feed(f) for f in frames) + s.finish()
+    last = sse.parse_all(out)[-1].json()
+    assert last["type"] == "response.failed" and last["sequence_number"] == 3
+    assert last["response"]["status"] == "failed" and last["response"]["output"] == [NATIVE_MSG]
+    assert last["response"]["model"] == "my-alias"
 
 
 # ==========================================================================================

@@ -29,8 +29,10 @@ __all__ = [
     "AnthropicContext",
     "AnthropicStream",
     "NativeMessagesAssembler",
+    "NativeMessagesStream",
     "anthropic_to_chat",
     "chat_to_anthropic",
+    "client_error_message",
     "prepare_native_messages",
     "upstream_tool_name",
 ]
@@ -54,7 +56,7 @@ _STOP_REASONS = {
     "refusal": "refusal",
     "stop_sequence": "stop_sequence",
 }
-_ERROR_STATUS = {
+ERROR_STATUS = {
     "invalid_request_error": 400,
     "authentication_error": 401,
     "permission_error": 403,
@@ -1179,17 +1181,75 @@ class AnthropicStream:
         return b"".join(out)
 
 
+# --------------------------------------------------------------------------- errors
+
+_OVERFLOW = re.compile(
+    r"context[ _-]?(length|window)|maximum context|too many (input )?tokens|"
+    r"input tokens exceed|exceeds? the (model'?s? )?(maximum )?(context|token limit)",
+    re.IGNORECASE,
+)
+_SPLIT = re.compile(r"(\d+) in the messages, (\d+) in the completion")
+_LIMIT = re.compile(
+    r"maximum context length is (\d+)|context (?:window|length|limit)(?: of| is)? (\d+)|"
+    r"limit of (\d+) tokens|(\d+) tokens? maximum",
+    re.IGNORECASE,
+)
+_ACTUAL = re.compile(
+    r"resulted in (\d+) tokens|requested (\d+) tokens|prompt (?:is|has|contains) (\d+) tokens",
+    re.IGNORECASE,
+)
+
+
+def _first_number(pattern: re.Pattern[str], text: str) -> int | None:
+    match = pattern.search(text)
+    if match is None:
+        return None
+    return int(next(g for g in match.groups() if g is not None))
+
+
+def client_error_message(status: int, message: str) -> str:
+    """An upstream error message in the words Claude Code acts on.
+
+    A chat model's context overflow ("This model's maximum context length is ...") reads
+    like Anthropic's: `prompt is too long: N tokens > M maximum` makes Claude Code compact
+    the conversation, `input length and max_tokens exceed context limit: a + b > M` makes
+    it ask for fewer output tokens. Anything else is returned unchanged."""
+    if status not in (400, 413) or "prompt is too long" in message.lower():
+        return message
+    if "exceed context limit" in message or not _OVERFLOW.search(message):
+        return message
+    limit = _first_number(_LIMIT, message)
+    split = _SPLIT.search(message)
+    if split and limit:
+        prompt, completion = int(split.group(1)), int(split.group(2))
+        if prompt <= limit:
+            return (
+                f"input length and `max_tokens` exceed context limit: {prompt} + {completion} "
+                f"> {limit}, decrease input length or `max_tokens` and try again ({message})"
+            )
+        return f"prompt is too long: {prompt} tokens > {limit} maximum ({message})"
+    actual = _first_number(_ACTUAL, message)
+    if actual and limit:
+        return f"prompt is too long: {actual} tokens > {limit} maximum ({message})"
+    return f"prompt is too long ({message})"
+
+
 # --------------------------------------------------------------------------- native
 
 
-def prepare_native_messages(body: dict[str, Any], *, target_model: str) -> dict[str, Any]:
+def prepare_native_messages(
+    body: dict[str, Any], *, target_model: str, model_info: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The body for a model that speaks Messages natively: OCA's model name, always streamed,
-    Claude Code's per-request billing line dropped (it defeats prompt caching), the rest as is."""
+    Claude Code's per-request billing line dropped (it defeats prompt caching), max_tokens
+    (and a thinking budget with it) fitted to the model's output limit, the rest as is."""
     if not isinstance(body, dict):
         raise RequestError(f"request body must be a JSON object, got {_type_name(body)}")
     out = dict(body)
     out["model"] = target_model
     out["stream"] = True
+    _fit_native_max_tokens(out, model_info)
+    _drop_translated_thinking(out)
     system = out.get("system")
     if isinstance(system, str) and BILLING_PREFIX in system:
         out["system"] = _strip_billing(system)
@@ -1211,6 +1271,128 @@ def prepare_native_messages(body: dict[str, Any], *, target_model: str) -> dict[
     return out
 
 
+MIN_THINKING_BUDGET = 1024  # Anthropic's floor for thinking.budget_tokens
+_OUR_SIGNATURE = b"oca-reasoning:"
+
+
+def _is_our_signature(signature: Any) -> bool:
+    if not isinstance(signature, str) or len(signature) < 20:
+        return False
+    try:
+        return base64.b64decode(signature[:20] + "==", validate=False).startswith(_OUR_SIGNATURE)
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _drop_translated_thinking(out: dict[str, Any]) -> None:
+    """Thinking blocks the translator made up (a chat model's reasoning, our signature) are
+    refused by a real Anthropic model, e.g. after `/model` switches a Claude Code session from
+    a translated to a native model: drop them. If the turn being continued loses its
+    thinking, ask for none this once (Anthropic wants the final assistant turn of a tool
+    loop to start with a thinking block when thinking is on)."""
+    messages = out.get("messages")
+    if not isinstance(messages, list):
+        return
+    last_assistant = max(
+        (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"),
+        default=-1,
+    )
+    kept: list[Any] = []
+    changed = lost_in_last = False
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list) or message.get("role") != "assistant":
+            kept.append(message)
+            continue
+        blocks = [
+            b
+            for b in content
+            if not (
+                isinstance(b, dict)
+                and b.get("type") == "thinking"
+                and _is_our_signature(b.get("signature"))
+            )
+        ]
+        if len(blocks) == len(content):
+            kept.append(message)
+            continue
+        changed = True
+        lost_in_last = lost_in_last or i == last_assistant
+        if blocks:
+            kept.append({**message, "content": blocks})
+    if not changed:
+        return
+    out["messages"] = kept
+    thinking = out.get("thinking")
+    if lost_in_last and isinstance(thinking, dict) and thinking.get("type") != "disabled":
+        del out["thinking"]
+
+
+def _fit_native_max_tokens(out: dict[str, Any], info: dict[str, Any] | None) -> None:
+    """Clients ask for their own model's output limit (Claude Code: 32000 to 128000); the
+    provider behind OCA refuses more than its model's, so ask for at most that. A thinking
+    budget must stay below max_tokens: it shrinks along (or goes, if nothing is left)."""
+    limit = _int(info.get("max_output_tokens")) if isinstance(info, dict) else 0
+    max_tokens = out.get("max_tokens")
+    if not limit or isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        return
+    if max_tokens <= limit:
+        return
+    out["max_tokens"] = limit
+    thinking = out.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, int) and not isinstance(budget, bool) and budget >= limit:
+        if limit - 1 >= MIN_THINKING_BUDGET:
+            out["thinking"] = {**thinking, "budget_tokens": limit - 1}
+        else:
+            del out["thinking"]
+
+
+class NativeMessagesStream:
+    """A native Messages stream from OCA -> the client, event by event (the StreamDriver's
+    translator for native answers): OCA's model name in `message_start` becomes the name the
+    client asked for, and a stream that ends without `message_stop` ends with an `error`
+    event instead of looking complete."""
+
+    def __init__(self, requested_model: str) -> None:
+        self.requested_model = requested_model
+        self._stopped = False
+        self._done = False
+
+    def feed(self, chunk: dict[str, Any]) -> bytes:
+        if self._done or not isinstance(chunk, dict):
+            return b""
+        kind = chunk.get("type")
+        if kind == "message_start" and isinstance(chunk.get("message"), dict):
+            chunk = {**chunk, "message": {**chunk["message"], "model": self.requested_model}}
+        elif kind == "message_stop":
+            self._stopped = True
+        if isinstance(kind, str) and kind:
+            return _encode(chunk, kind)
+        try:
+            return sse.encode(chunk)
+        except UnicodeEncodeError:
+            return sse.encode(json.dumps(chunk, separators=(",", ":")))
+
+    def finish(self) -> bytes:
+        if self._done:
+            return b""
+        self._done = True
+        if self._stopped:
+            return b""
+        return _encode(
+            anthropic_error(502, "OCA's stream ended before the message was complete"), "error"
+        )
+
+    def fail(self, status: int, message: str) -> bytes:
+        if self._done:
+            return b""
+        self._done = True
+        return _encode(anthropic_error(status, message), "error")
+
+
 class NativeMessagesAssembler:
     """A streamed native Messages answer -> one non-streamed `Message` dict.
 
@@ -1225,6 +1407,7 @@ class NativeMessagesAssembler:
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
         self.error: dict[str, Any] | None = None
+        self.stopped = False  # message_stop seen
 
     def feed(self, event: sse.SSEEvent) -> None:
         try:
@@ -1274,6 +1457,8 @@ class NativeMessagesAssembler:
             usage = data.get("usage")
             if isinstance(usage, dict):
                 self.usage.update({k: v for k, v in usage.items() if v is not None})
+        elif kind == "message_stop":
+            self.stopped = True
         elif kind == "error":
             error = data.get("error")
             self.error = error if isinstance(error, dict) else {"message": str(error)}
@@ -1301,9 +1486,11 @@ class NativeMessagesAssembler:
             kind = self.error.get("type")
             message = self.error.get("message")
             raise ApiError(
-                _ERROR_STATUS.get(kind, 502) if isinstance(kind, str) else 502,
+                ERROR_STATUS.get(kind, 502) if isinstance(kind, str) else 502,
                 message if isinstance(message, str) and message else "OCA's stream failed",
             )
+        if not self.stopped and self.stop_reason is None:
+            raise ApiError(502, "OCA's stream ended before the message was complete")
         for index, parts in list(self._json.items()):  # blocks never stopped
             if 0 <= index < len(self.content):
                 self.content[index]["input"] = _parse_arguments("".join(parts))

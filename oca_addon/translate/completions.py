@@ -317,6 +317,36 @@ def chat_to_completion(completion: dict[str, Any], ctx: CompletionsContext) -> d
     }
 
 
+def chat_stream_to_completion(
+    events: list[sse.SSEEvent], ctx: CompletionsContext
+) -> dict[str, Any]:
+    """A whole upstream chat stream -> one `text_completion` with all `n` choices.
+
+    Raises `ApiError` if the stream carried an error.
+    """
+    stream = CompletionsStream(ctx)
+    for event in events:
+        if event.data.strip() == "[DONE]":
+            break
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            continue
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("error") and not chunk.get("choices"):
+            err = chunk["error"]
+            message = err.get("message") if isinstance(err, dict) else str(err)
+            raise ApiError(
+                _status(err.get("code") if isinstance(err, dict) else None),
+                str(message or "upstream error"),
+            )
+        stream.feed(chunk)
+    stream.finish()
+    assert stream.completion is not None
+    return stream.completion
+
+
 def assemble_completion_stream(
     events: list[sse.SSEEvent], *, requested_model: str | None = None
 ) -> dict[str, Any]:

@@ -1608,9 +1608,12 @@ class NativeResponsesAssembler:
             obj = json.loads(data)
         except ValueError:
             return
-        if not isinstance(obj, dict):
-            return
-        etype = obj.get("type") if isinstance(obj.get("type"), str) else event.event
+        if isinstance(obj, dict):
+            self.feed_object(obj, event.event)
+
+    def feed_object(self, obj: dict[str, Any], event_name: str | None = None) -> None:
+        """One parsed event (`event_name`: its SSE `event:` field, used when it has no type)."""
+        etype = obj.get("type") if isinstance(obj.get("type"), str) else event_name
         resp = obj.get("response")
         index = obj.get("output_index")
         if etype in self._LIFECYCLE and isinstance(resp, dict):
@@ -1695,6 +1698,94 @@ class NativeResponsesAssembler:
                     "usage": None,
                 }
         if self.ctx is not None:
-            resp["model"] = self.ctx.requested_model
+            _as_asked(resp, self.ctx)
             self.ctx.remember(resp)
         return resp
+
+
+def _as_asked(resp: dict[str, Any], ctx: ResponsesContext) -> dict[str, Any]:
+    """A native answer as the client expects it: its model name, its previous_response_id
+    (the proxy expanded that itself, so OCA never saw it)."""
+    resp["model"] = ctx.requested_model
+    if ctx.previous_response_id and not resp.get("previous_response_id"):
+        resp["previous_response_id"] = ctx.previous_response_id
+    return resp
+
+
+class NativeResponsesStream:
+    """The stream translator (see docs/ARCHITECTURE.md) for a model that serves /responses
+    natively: OCA's Responses events go on to the client one by one, re-encoded with
+    `event:` = `type`, with these repairs:
+
+    - `response.model` is the model name the client asked for;
+    - a terminal event whose `output` is empty (real OCA sends `"output": []`) gets the items
+      from the `response.output_item.done` events, so SDK helpers such as
+      `responses.stream(...).get_final_response()` see the whole answer;
+    - the finished answer is remembered for `previous_response_id`;
+    - an upstream failure ends the stream with an `error` event, and a stream that ends
+      without a terminal event gets a `response.failed` holding what arrived.
+    """
+
+    _TERMINAL = NativeResponsesAssembler._TERMINAL
+
+    def __init__(self, ctx: ResponsesContext) -> None:
+        self.ctx = ctx
+        self.response: dict[str, Any] | None = None
+        self._assembler = NativeResponsesAssembler(ctx)
+        self._seq = -1
+        self._done = False
+
+    def _encode(self, obj: dict[str, Any]) -> bytes:
+        seq = obj.get("sequence_number")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            self._seq = max(self._seq, seq)
+        else:
+            self._seq += 1
+        etype = obj.get("type")
+        return sse.encode(obj, event=etype if isinstance(etype, str) else None)
+
+    def feed(self, chunk: dict[str, Any]) -> bytes:
+        if self._done or not isinstance(chunk, dict):
+            return b""
+        self._assembler.feed_object(chunk)
+        etype = chunk.get("type")
+        resp = chunk.get("response")
+        if isinstance(resp, dict):
+            resp = _as_asked(dict(resp), self.ctx)
+            if etype in self._TERMINAL:
+                if not resp.get("output"):
+                    resp["output"] = self._assembler._items(partial=etype == "response.failed")
+                self._done = True
+                self.response = resp
+                self.ctx.remember(resp)
+            chunk = {**chunk, "response": resp}
+        elif etype == "error":
+            self._done = True
+        return self._encode(chunk)
+
+    def finish(self) -> bytes:
+        if self._done:
+            return b""
+        self._done = True
+        resp = self._assembler.result()
+        self.response = resp
+        if not isinstance(resp.get("error"), dict):
+            return b""
+        return self._encode(
+            {"type": "response.failed", "sequence_number": self._seq + 1, "response": resp}
+        )
+
+    def fail(self, status: int, message: str) -> bytes:
+        if self._done:
+            return b""
+        self._done = True
+        message = message or "OCA request failed"
+        return self._encode(
+            {
+                "type": "error",
+                "sequence_number": self._seq + 1,
+                "code": _error_code(status, message),
+                "message": message,
+                "param": None,
+            }
+        )

@@ -1,0 +1,119 @@
+"""Closed-loop load: C clients, each on its own keep-alive connection, sending one
+request after another; plus the statistics the report uses."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+from .client import Conn, Result, Target
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100); nan for no values."""
+    vals = sorted(v for v in values if not math.isnan(v))
+    if not vals:
+        return float("nan")
+    if len(vals) == 1:
+        return vals[0]
+    pos = (len(vals) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(vals) - 1)
+    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+
+
+def median(values: list[float]) -> float:
+    return percentile(values, 50)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (from /proc, no psutil)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class LoadResult:
+    target: str
+    concurrency: int
+    requests: int
+    errors: int
+    wall: float
+    ttft: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    max_gap: list[float] = field(default_factory=list)
+    proxy_cpu: float | None = None  # CPU seconds the proxy process used meanwhile
+    first_error: str = ""
+
+    @property
+    def rps(self) -> float:
+        ok = self.requests - self.errors
+        return ok / self.wall if self.wall > 0 else 0.0
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        ms = 1000.0
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "rps": self.rps,
+            "ttft_p50_ms": percentile(self.ttft, 50) * ms,
+            "ttft_p99_ms": percentile(self.ttft, 99) * ms,
+            "total_p50_ms": percentile(self.total, 50) * ms,
+            "total_p99_ms": percentile(self.total, 99) * ms,
+            "proxy_cpu_ms_per_request": (
+                self.proxy_cpu / max(1, self.requests) * ms if self.proxy_cpu is not None else None
+            ),
+            "first_error": self.first_error,
+        }
+
+
+async def run_load(
+    target: Target,
+    text: str,
+    *,
+    concurrency: int,
+    requests: int,
+    proxy_pid: int | None = None,
+    timeout: float = 120.0,
+) -> LoadResult:
+    """`requests` requests in total, `concurrency` at a time (each client its own connection)."""
+    conns = [Conn(target) for _ in range(concurrency)]
+    payload = target.request_bytes(text)
+    # Connect first, so connection set-up is not part of the measurement.
+    for c in conns:
+        await c.connect()
+    remaining = requests
+    results: list[Result] = []
+
+    async def client(conn: Conn) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            results.append(await conn.request(text, timeout=timeout, payload=payload))
+
+    cpu0 = cpu_seconds(proxy_pid) if proxy_pid else None
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(client(c) for c in conns))
+    finally:
+        wall = time.perf_counter() - t0
+        cpu1 = cpu_seconds(proxy_pid) if proxy_pid else None
+        for c in conns:
+            c.close()
+    res = LoadResult(target.name, concurrency, len(results), 0, wall)
+    if cpu0 is not None and cpu1 is not None:
+        res.proxy_cpu = cpu1 - cpu0
+    for r in results:
+        if r.ok:
+            res.ttft.append(r.ttft)
+            res.total.append(r.total)
+            res.max_gap.append(r.max_gap)
+        else:
+            res.errors += 1
+            if not res.first_error:
+                res.first_error = f"status {r.status}: {r.error}"
+    return res

@@ -1,0 +1,204 @@
+"""The processes a benchmark run needs: the OCA simulator, bare mitmdump, mitmdump with
+the addon. All listen on free 127.0.0.1 ports; HOME of the addon proxy is a temp folder
+with a minted refresh token (as in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "oca_addon.py"
+PREFIX = "/20250206/app/litellm"
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+
+# The same mitmdump flags for bare mitmproxy and the addon: the comparison is the addon.
+COMMON_MITM_ARGS = ["--flow-detail", "0", "--set", "connection_strategy=lazy"]
+# Bare mitmproxy buffers whole bodies unless told to stream; the addon streams by itself.
+BARE_ONLY_ARGS = ["--set", "stream_large_bodies=1"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def http_json(url: str, payload: dict[str, Any] | None = None, timeout: float = 10) -> Any:
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process, KiB (from /proc, no psutil)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class Proc:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    home: Path | None = None
+    log_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.proc.pid)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.home is not None and self.extra.get("cleanup", True):
+            shutil.rmtree(self.home, ignore_errors=True)
+
+
+class Sim(Proc):
+    def config(self, **knobs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = http_json(f"{self.url}/__sim/config", knobs)
+        return result
+
+    def mint(self) -> dict[str, Any]:
+        result: dict[str, Any] = http_json(f"{self.url}/__sim/mint", {})
+        return result
+
+
+def start_sim(*, token_ttl: float = 86400.0) -> Sim:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "oca_addon.sim",
+            "--port",
+            str(port),
+            "--allow-any-redirect-port",
+            "--token-ttl",
+            str(token_ttl),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    sim = Sim("sim", port, proc)
+    try:
+        wait_for(f"{sim.url}/.well-known/openid-configuration", proc)
+    except Exception:
+        sim.stop()
+        raise
+    return sim
+
+
+def _mitmdump(args: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [str(BIN / "mitmdump"), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        )
+
+
+def start_bare(sim: Sim) -> Proc:
+    """mitmdump in reverse mode in front of the simulator, no script: the floor."""
+    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="oca-bench-bare-"))
+    args = [
+        "--mode",
+        f"reverse:http://{HOST}:{sim.port}@{HOST}:{port}",
+        *COMMON_MITM_ARGS,
+        *BARE_ONLY_ARGS,
+    ]
+    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    log_path = home / "proxy.log"
+    proc = _mitmdump(args, log_path, env)
+    p = Proc("bare", port, proc, home, log_path)
+    try:
+        # Any answer will do (the simulator's 404 through the proxy).
+        wait_for(f"{p.url}/__bench_ping", proc)
+    except Exception:
+        msg = p.log()
+        p.stop()
+        raise RuntimeError("bare mitmdump did not start:\n" + msg) from None
+    return p
+
+
+def start_addon(sim: Sim, options: dict[str, str] | None = None) -> Proc:
+    """mitmdump with the addon, logged in to the simulator (HOME in a temp folder)."""
+    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="oca-bench-addon-"))
+    token_file = home / ".oca" / "refresh_token.json"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text(
+        json.dumps({"refresh_token": sim.mint()["refresh_token"], "created_at": "2026-01-01T00:00:00Z"})
+    )
+    token_file.chmod(0o600)
+    opts = {"oca_idcs_url": sim.url, "oca_open_browser": "false", **(options or {})}
+    args = [
+        "-s",
+        str(SCRIPT),
+        "--mode",
+        f"reverse:http://{HOST}:{sim.port}@{HOST}:{port}",
+        *COMMON_MITM_ARGS,
+    ]
+    for k, v in opts.items():
+        args += ["--set", f"{k}={v}"]
+    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    log_path = home / "proxy.log"
+    proc = _mitmdump(args, log_path, env)
+    p = Proc("addon", port, proc, home, log_path)
+    try:
+        wait_for(f"{p.url}/health", proc)
+    except Exception:
+        msg = p.log()
+        p.stop()
+        raise RuntimeError("mitmdump with the addon did not start:\n" + msg) from None
+    return p

@@ -1,0 +1,269 @@
+"""The benchmark's verdicts (the targets of issue 8) and its table."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+# Targets (medians over interleaved rounds on the same machine).
+TTFT_OVER_BARE_MS = 0.5  # at 1 client
+RPS_RATIO_MIN = 0.9  # at 32 clients
+TRANSLATION_US_MAX = 20.0  # per chunk over pass-through
+STALL_MS_MAX = 20.0  # longest stall of a running stream while the token is refreshed
+# "Back to its starting level": what is left after the streams, and what each further
+# wave of requests adds, must both be within the noise of an idle Python process.
+MEM_AFTER_MAX_KIB = 8 * 1024
+MEM_GROWTH_PER_REQUEST_MAX_KIB = 1.0
+
+COLUMNS = ("sim", "bare", "chat", "anthropic", "responses")
+HEADERS = ("simulator", "bare mitm", "addon chat", "addon anthr.", "addon resp.")
+
+
+def _num(x: Any) -> float:
+    return float(x) if isinstance(x, int | float) and x is not None else float("nan")
+
+
+def _ok(x: float, pred: bool) -> bool | None:
+    return None if math.isnan(x) else pred
+
+
+def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    lat = data.get("latency")
+    if lat:
+        comps = lat["comparisons"]
+        levels = sorted(int(c) for c in lat["levels"])
+        lo, hi = levels[0], levels[-1]
+        for kind in ("chat", "anthropic", "responses"):
+            v = _num(comps[kind][f"ttft_p50_over_bare_ms@{lo}"])
+            out.append(
+                {
+                    "target": f"TTFT at {lo} client, {kind}: at most bare mitmproxy's + "
+                    f"{TTFT_OVER_BARE_MS} ms",
+                    "value": v,
+                    "unit": "ms over bare",
+                    "ok": _ok(v, v <= TTFT_OVER_BARE_MS),
+                }
+            )
+        for kind in ("chat", "anthropic", "responses"):
+            v = _num(comps[kind][f"rps_ratio_to_bare@{hi}"])
+            out.append(
+                {
+                    "target": f"requests/s at {hi} clients, {kind}: at least "
+                    f"{RPS_RATIO_MIN:.0%} of bare mitmproxy's",
+                    "value": v,
+                    "unit": "x bare",
+                    "ok": _ok(v, v >= RPS_RATIO_MIN),
+                }
+            )
+    micro = data.get("micro")
+    if micro:
+        for kind in ("anthropic", "responses"):
+            v = _num(micro["over_passthrough_us"][kind])
+            out.append(
+                {
+                    "target": f"translation {kind}: at most {TRANSLATION_US_MAX:g} us per chunk "
+                    "over pass-through (in process)",
+                    "value": v,
+                    "unit": "us/chunk",
+                    "ok": _ok(v, v <= TRANSLATION_US_MAX),
+                }
+            )
+    stall = data.get("refresh_stall")
+    if stall:
+        v = _num(stall["max_stall_during_refresh_ms"])
+        out.append(
+            {
+                "target": f"running streams stall at most {STALL_MS_MAX:g} ms while a "
+                f"{stall['refresh_delay_s']:g} s token refresh runs",
+                "value": v,
+                "unit": "ms",
+                "ok": _ok(v, v <= STALL_MS_MAX),
+            }
+        )
+    mem = data.get("memory")
+    if mem and "addon" in mem:
+        m = mem["addon"]
+        after = _num(m["after_over_start_kib"])
+        growth = _num(m["growth_per_request_kib"])
+        out.append(
+            {
+                "target": "memory back to its starting level after the streams "
+                f"(within {MEM_AFTER_MAX_KIB // 1024} MiB)",
+                "value": after / 1024,
+                "unit": "MiB over start",
+                "ok": _ok(after, after <= MEM_AFTER_MAX_KIB),
+            }
+        )
+        out.append(
+            {
+                "target": "no memory growth per request (wave to wave, "
+                f"at most {MEM_GROWTH_PER_REQUEST_MAX_KIB:g} KiB)",
+                "value": growth,
+                "unit": "KiB/request",
+                "ok": _ok(growth, growth <= MEM_GROWTH_PER_REQUEST_MAX_KIB),
+            }
+        )
+    return out
+
+
+# -- the table --------------------------------------------------------------------------
+
+
+def _f(x: Any, digits: int = 1) -> str:
+    v = _num(x)
+    if math.isnan(v):
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def _row(label: str, cells: list[str], width: int = 13) -> str:
+    return f"{label:<30}" + "".join(f"{c:>{width}}" for c in cells)
+
+
+def table(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    lines = [
+        f"oca-addon benchmark · {m['date']} · {m.get('cpu', '?')} ({m['cpus']} cores) · "
+        f"load {m['load_average_start'][0]:.1f}→{m['load_average_end'][0]:.1f} · "
+        f"mitmproxy {m.get('mitmproxy', '?')} · Python {m['python']}"
+        + (" · QUICK" if data.get("quick") else ""),
+    ]
+    lat = data.get("latency")
+    if lat:
+        levels = sorted(int(c) for c in lat["levels"])
+        med = lat["median"]
+        lines += [
+            "",
+            f"Streamed answers of {data['config']['answer_chunks']} chunks; medians of "
+            f"{lat['rounds']} interleaved rounds (ms unless noted)",
+            _row("", list(HEADERS)),
+        ]
+        for c in levels:
+            for stat, label in (
+                ("ttft_p50_ms", "TTFT p50"),
+                ("ttft_p99_ms", "TTFT p99"),
+                ("total_p50_ms", "total p50"),
+                ("total_p99_ms", "total p99"),
+                ("rps", "requests/s"),
+                ("proxy_cpu_ms_per_request", "proxy CPU ms/request"),
+            ):
+                cells = [_f(med[f"{col}@{c}"].get(stat)) for col in COLUMNS]
+                lines.append(_row(f"{label} @{c} client{'s' if c > 1 else ''}", cells))
+        comps = lat["comparisons"]
+        lo, hi = levels[0], levels[-1]
+        lines.append(
+            _row(
+                f"TTFT p50 over bare @{lo}",
+                ["", _f(comps["bare"][f"ttft_p50_over_sim_ms@{lo}"], 2) + "*"]
+                + [_f(comps[k][f"ttft_p50_over_bare_ms@{lo}"], 2) for k in ("chat", "anthropic", "responses")],
+            )
+        )
+        lines.append(
+            _row(
+                f"requests/s vs bare @{hi}",
+                ["", "1.00"]
+                + [_f(comps[k][f"rps_ratio_to_bare@{hi}"], 2) for k in ("chat", "anthropic", "responses")],
+            )
+        )
+        lines.append("  * bare mitmproxy's own TTFT over the simulator's")
+    long = data.get("long_stream")
+    if long:
+        lines += [
+            "",
+            f"One answer of {long['chunks']:,} chunks (median of {long['rounds']} rounds)",
+            _row("", list(HEADERS)),
+            _row("total ms", [_f(long["total_ms"].get(c), 0) for c in COLUMNS]),
+            _row("wall us/chunk", [_f(long["wall_us_per_chunk"].get(c)) for c in COLUMNS]),
+            _row(
+                "proxy CPU us/chunk",
+                [_f(long["proxy_cpu_us_per_chunk"].get(c)) for c in COLUMNS],
+            ),
+            _row(
+                "translation over pass-through",
+                ["", "", ""]
+                + [
+                    f"{_f(long['translation_over_passthrough_us_per_chunk'][k]['proxy_cpu_us'])} CPU"
+                    for k in ("anthropic", "responses")
+                ],
+            ),
+        ]
+    micro = data.get("micro")
+    if micro:
+        pc = micro["per_chunk_us"]
+        lines += [
+            "",
+            f"Translation in process, {micro['chunks']:,} recorded chat chunks (us/chunk, best "
+            f"of {micro['repeats']}): pass-through {_f(pc['passthrough'], 2)} · SSE parse + JSON "
+            f"decode {_f(pc['driver_parse_only'], 2)} · anthropic {_f(pc['anthropic'], 2)} · "
+            f"responses {_f(pc['responses'], 2)}",
+        ]
+    mem = data.get("memory")
+    if mem:
+        lines += [
+            "",
+            f"Proxy RSS (MiB), {mem['streams']} concurrent streams "
+            f"('{mem['text'].removeprefix('Benchmark memory ')}'), {mem['waves']} waves",
+            _row("", ["start", "peak", "after 1", "after last", "KiB/req"], 11),
+        ]
+        for name in ("bare", "addon"):
+            r = mem.get(name)
+            if not r:
+                continue
+            mib = 1 / 1024
+            lines.append(
+                _row(
+                    "bare mitmproxy" if name == "bare" else "addon (chat/anthr./resp.)",
+                    [
+                        _f(r["start_kib"] * mib),
+                        _f(max(w["peak_kib"] for w in r["waves"]) * mib),
+                        _f(r["waves"][0]["after_kib"] * mib),
+                        _f(r["waves"][-1]["after_kib"] * mib),
+                        _f(r["growth_per_request_kib"], 2),
+                    ],
+                    11,
+                )
+            )
+    st = data.get("refresh_stall")
+    if st:
+        lines += [
+            "",
+            f"Token refresh taking {st['refresh_delay_s']:g} s under {st['streams']} running "
+            f"streams (a chunk every {st['chunk_interval_ms']} ms): longest stall beyond that",
+        ]
+        for case, label in (("revoked", "OCA refused the token"), ("proactive", "token near expiry")):
+            r = st[case]
+            extra = (
+                f"new request waited {_f(r['new_request_waited_s'], 2)} s"
+                if case == "revoked"
+                else f"trigger request TTFT {_f(r['trigger_ttft_ms'])} ms"
+            )
+            lines.append(
+                f"  {label:<24} during refresh {_f(r['max_stall_during_refresh_ms'])} ms · "
+                f"otherwise {_f(r['max_stall_outside_refresh_ms'])} ms · refresh took "
+                f"{_f(r['refresh_s'], 2)} s · {extra}"
+            )
+    tg = data.get("targets")
+    if tg:
+        lines += ["", "Targets"]
+        for t in tg:
+            mark = {True: "PASS", False: "FAIL", None: "n/a "}[t["ok"]]
+            lines.append(f"  [{mark}] {t['target']}: {_f(t['value'], 2)} {t['unit']}")
+    return "\n".join(lines)
+
+
+# -- README --------------------------------------------------------------------------------
+
+_TABLE_RE = re.compile(
+    r"(<!-- bench:table -->\n```text\n).*?(\n```\n<!-- /bench:table -->)", re.DOTALL
+)
+
+
+def update_readme(path: Path, text: str) -> None:
+    """Replace the table between the bench:table markers (inside the benchmark section)."""
+    readme = path.read_text()
+    if not _TABLE_RE.search(readme):
+        raise SystemExit(f"{path} has no <!-- bench:table --> block in its benchmark section")
+    path.write_text(_TABLE_RE.sub(lambda m: m.group(1) + text + m.group(2), readme, count=1))

@@ -1,0 +1,280 @@
+"""`uv run python -m bench`: start the simulator, bare mitmproxy and mitmproxy with the
+addon on 127.0.0.1, measure, print a table and write bench/results/latest.json.
+
+    uv run python -m bench             # the full run (about 4-5 minutes on 2 cores)
+    uv run python -m bench --quick     # a small run (about half a minute)
+    uv run python -m bench --only latency,micro --rounds 3 --out /tmp/b.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import phases, report
+from .procs import ROOT, Proc, start_addon, start_bare, start_sim
+
+SECTIONS = ("micro", "latency", "long_stream", "memory", "refresh_stall")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+@dataclass
+class Config:
+    rounds: int = 5
+    answer_chunks: int = 50
+    requests_1: int = 100  # per round and column at 1 client
+    clients: int = 32
+    requests_n: int = 320  # per round and column at `clients` clients
+    long_rounds: int = 3
+    long_chunks: int = 5000
+    micro_chunks: int = 20000
+    micro_repeats: int = 5
+    mem_streams: int = 200
+    mem_chunks: int = 200
+    mem_slow_ms: int = 25
+    mem_waves: int = 2
+    mem_settle_s: float = 3.0
+    stall_streams: int = 24
+    stall_slow_ms: int = 10
+    refresh_delay_s: float = 2.0
+    margin_wait_s: int = 4  # proxy's oca_refresh_margin; tokens then live twice that
+    only: list[str] = field(default_factory=lambda: list(SECTIONS))
+
+
+QUICK = {
+    "rounds": 1,
+    "requests_1": 20,
+    "requests_n": 64,
+    "long_rounds": 1,
+    "long_chunks": 500,
+    "micro_chunks": 2000,
+    "micro_repeats": 2,
+    "mem_streams": 20,
+    "mem_chunks": 40,
+    "mem_slow_ms": 10,
+    "mem_settle_s": 1.0,
+    "stall_streams": 6,
+    "refresh_delay_s": 1.0,
+    "margin_wait_s": 3,
+}
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average_start": list(os.getloadavg()),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["mem_total_kib"] = int(line.split()[1])
+                break
+    except OSError:
+        pass
+    try:
+        from mitmproxy.version import VERSION
+
+        info["mitmproxy"] = VERSION
+    except ImportError:
+        pass
+    from oca_addon import __version__
+
+    info["oca_addon"] = __version__
+    try:
+        git = ["git", "-C", str(ROOT)]
+        info["git_commit"] = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        info["git_dirty"] = bool(dirty)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    answer = f"Benchmark SIM:chunks={cfg.answer_chunks}"
+
+    if "micro" in cfg.only:
+        _log(f"translation in process: {cfg.micro_chunks} chunks x {cfg.micro_repeats}")
+        results["micro"] = await asyncio.to_thread(
+            phases.translation_micro, cfg.micro_chunks, cfg.micro_repeats
+        )
+
+    if {"latency", "long_stream", "memory"} & set(cfg.only):
+        sim = start_sim(token_ttl=86400)
+        started.append(sim)
+        token = sim.mint()["access_token"]
+        if {"latency", "long_stream"} & set(cfg.only):
+            bare = start_bare(sim)
+            started.append(bare)
+            addon = start_addon(sim)
+            started.append(addon)
+            setup = phases.Setup(sim, bare, addon, token)
+            _log("warm-up")
+            await phases.warm_up(setup, answer)
+            if "latency" in cfg.only:
+                _log(
+                    f"latency: {cfg.rounds} rounds, {cfg.requests_1} requests at 1 client and "
+                    f"{cfg.requests_n} at {cfg.clients} clients per column"
+                )
+                results["latency"] = await phases.latency(
+                    setup,
+                    rounds=cfg.rounds,
+                    text=answer,
+                    levels={1: cfg.requests_1, cfg.clients: cfg.requests_n},
+                )
+            if "long_stream" in cfg.only:
+                _log(f"long streams: {cfg.long_chunks} chunks, {cfg.long_rounds} rounds")
+                results["long_stream"] = await phases.long_stream(
+                    setup, rounds=cfg.long_rounds, chunks=cfg.long_chunks
+                )
+            for p in (addon, bare):
+                p.stop()
+                started.remove(p)
+        if "memory" in cfg.only:
+            _log(f"memory: {cfg.mem_waves} waves of {cfg.mem_streams} streams")
+            bare = start_bare(sim)
+            started.append(bare)
+            addon = start_addon(sim)
+            started.append(addon)
+            text = f"Benchmark memory SIM:chunks={cfg.mem_chunks} SIM:slow={cfg.mem_slow_ms}"
+            from .client import upstream_target
+
+            results["memory"] = await phases.memory(
+                [
+                    ("bare", bare, [upstream_target("bare", bare.port, token)]),
+                    ("addon", addon, [phases.addon_target(k, addon) for k in phases.ADDON_KINDS]),
+                ],
+                streams=cfg.mem_streams,
+                text=text,
+                waves=cfg.mem_waves,
+                settle=cfg.mem_settle_s,
+                warm_text=answer,
+            )
+            for p in (addon, bare):
+                p.stop()
+                started.remove(p)
+        sim.stop()
+        started.remove(sim)
+
+    if "refresh_stall" in cfg.only:
+        _log(f"refresh stall: {cfg.stall_streams} streams, refresh takes {cfg.refresh_delay_s} s")
+        sim = start_sim(token_ttl=3600)
+        started.append(sim)
+        addon = start_addon(sim, {"oca_refresh_margin": str(cfg.margin_wait_s)})
+        started.append(addon)
+        results["refresh_stall"] = await phases.refresh_stall(
+            sim,
+            addon,
+            streams=cfg.stall_streams,
+            slow_ms=cfg.stall_slow_ms,
+            refresh_delay=cfg.refresh_delay_s,
+            window_wait=cfg.margin_wait_s,
+        )
+    return results
+
+
+def run(cfg: Config, quick: bool = False) -> dict[str, Any]:
+    info = machine()
+    started: list[Proc] = []
+    t0 = time.perf_counter()
+    try:
+        results = asyncio.run(_main_phases(cfg, started))
+    finally:
+        for p in reversed(started):
+            p.stop()
+    info["load_average_end"] = list(os.getloadavg())
+    info["duration_s"] = time.perf_counter() - t0
+    data: dict[str, Any] = {
+        "machine": info,
+        "quick": quick,
+        "config": dataclasses.asdict(cfg),
+        **results,
+    }
+    data["targets"] = report.targets(data)
+    return _clean(data)
+
+
+def _clean(x: Any) -> Any:
+    """NaN and infinity are not JSON: None instead."""
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    return x
+
+
+def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="a small run (smoke test, ~30 s)")
+    p.add_argument("--out", type=Path, default=None, help=f"JSON file (default {DEFAULT_OUT})")
+    p.add_argument("--no-write", action="store_true", help="print only, write no JSON")
+    p.add_argument("--readme", action="store_true", help="put the table into README.md")
+    p.add_argument("--only", help=f"comma-separated sections: {','.join(SECTIONS)}")
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--requests-1", type=int, dest="requests_1")
+    p.add_argument("--requests-n", type=int, dest="requests_n")
+    p.add_argument("--clients", type=int)
+    p.add_argument("--long-chunks", type=int, dest="long_chunks")
+    p.add_argument("--mem-streams", type=int, dest="mem_streams")
+    p.add_argument("--micro-chunks", type=int, dest="micro_chunks")
+    args = p.parse_args(argv)
+    cfg = Config(**(QUICK if args.quick else {}))
+    for name in ("rounds", "requests_1", "requests_n", "clients", "long_chunks", "mem_streams", "micro_chunks"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    if args.only:
+        wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+        unknown = set(wanted) - set(SECTIONS)
+        if unknown:
+            p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+        cfg.only = wanted
+    return cfg, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, args = parse_args(argv)
+    data = run(cfg, quick=args.quick)
+    text = report.table(data)
+    print(text)
+    if not args.no_write:
+        out: Path = args.out or DEFAULT_OUT
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+        _log(f"wrote {out}")
+    if args.readme:
+        report.update_readme(ROOT / "README.md", text)
+        _log("updated the table in README.md")
+    return 0

@@ -1,0 +1,276 @@
+"""What each API call leaves on its flow, for mitmweb, mitmdump and saved flow files (-w).
+
+- `flow.metadata["oca"]` (plain JSON-able values; saved with the flow, read by the `OCA`
+  contentview): `client_request` (what the client sent, before any model mapping or
+  translation), `oca_response` (OCA's status, headers and body before it was translated
+  back), `client_response` (sizes of what the client received) and `summary` (the request
+  record and its one-line description). Bodies are bounded by the `oca_capture_limit` option.
+- `flow.request` ends as what went to OCA, its bearer token redacted as soon as the request
+  has gone (response headers, error, or shutdown); `flow.response` ends as what the client
+  received: for streams, the bytes kept while streaming (the stream itself is never held up).
+- `flow.comment`: one line such as
+  `anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s`;
+  `flow.marked` on failures. The same line goes to the log (mitmdump's output).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from .contentview import META_KEY
+from .gateway import PassthroughTap, StreamDriver
+from .routing import Endpoint, classify
+from .stats import RequestRecord
+
+log = logging.getLogger("oca_addon.traffic")
+
+REDACTED = "<redacted>"
+REDACTED_BEARER = f"Bearer {REDACTED}"
+# Header values never kept in metadata (a client's own API keys may be real secrets).
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"}
+)
+MARK_FAILED = ":red_circle:"  # OCA or the connection failed (5xx, broken stream)
+MARK_REFUSED = ":warning:"  # the request was refused (4xx)
+API_LABELS = {"messages": "anthropic", "count_tokens": "anthropic count_tokens"}
+MITMWEB_DEFAULT_COLUMNS = ["tls", "icon", "path", "method", "status", "size", "time"]
+
+# Flows whose request may still carry the bearer token (redacted at the latest on shutdown,
+# before mitmproxy's save addon writes flows that are still open).
+_unredacted: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
+
+
+def meta(flow: http.HTTPFlow) -> dict[str, Any]:
+    data = flow.metadata.get(META_KEY)
+    if not isinstance(data, dict):
+        data = flow.metadata[META_KEY] = {}
+    return data
+
+
+def kept(data: bytes, limit: int) -> dict[str, Any]:
+    """A body for metadata: text, at most `limit` bytes of it, and whether it was cut."""
+    limit = max(0, limit)
+    return {
+        "body": data[:limit].decode("utf-8", "replace"),
+        "size": len(data),
+        "kept": min(len(data), limit),
+        "truncated": len(data) > limit,
+    }
+
+
+def safe_headers(headers: http.Headers) -> list[list[str]]:
+    return [[k, REDACTED if k.lower() in SECRET_HEADERS else v] for k, v in headers.items(True)]
+
+
+# -- request -----------------------------------------------------------------------------
+
+
+def keep_client_request(flow: http.HTTPFlow, limit: int) -> None:
+    """Call before the request is rewritten for OCA: keeps what the client sent."""
+    req = flow.request
+    try:
+        body = req.content or b""
+    except ValueError:  # an encoding we cannot undo: keep it as it came
+        body = req.raw_content or b""
+    meta(flow)["client_request"] = {
+        "method": req.method,
+        "path": req.path,
+        "http_version": req.http_version,
+        "headers": safe_headers(req.headers),
+        **kept(body, limit),
+    }
+    _unredacted.add(flow)
+
+
+def redact(flow: http.HTTPFlow) -> None:
+    """Replace the bearer token on a request that has already gone to OCA."""
+    headers = flow.request.headers
+    if headers.get("authorization", REDACTED_BEARER) != REDACTED_BEARER:
+        headers["authorization"] = REDACTED_BEARER
+    _unredacted.discard(flow)
+
+
+def redact_all() -> None:
+    for flow in list(_unredacted):
+        redact(flow)
+
+
+# -- response ----------------------------------------------------------------------------
+
+
+def keep_oca_head(flow: http.HTTPFlow) -> None:
+    """Call in responseheaders before the headers are changed for the client. The request
+    has gone by now, so its token is redacted here too."""
+    resp = flow.response
+    if resp is not None:
+        meta(flow)["oca_response"] = {
+            "status_code": resp.status_code,
+            "reason": resp.reason,
+            "content_type": resp.headers.get("content-type", ""),
+            "headers": safe_headers(resp.headers),
+        }
+    redact(flow)
+
+
+def keep_oca_answer(
+    flow: http.HTTPFlow, driver: StreamDriver | PassthroughTap | None, limit: int
+) -> None:
+    """Call in response/error before OCA's buffered answer is replaced by the client's, or
+    after a stream: then the response content becomes what the client received (kept while
+    streaming, bounded), and OCA's raw stream goes to metadata."""
+    resp = flow.response
+    if resp is None:
+        return
+    data = meta(flow)
+    oca = data.setdefault(
+        "oca_response",
+        {"status_code": resp.status_code, "content_type": resp.headers.get("content-type", "")},
+    )
+    if resp.stream and isinstance(driver, PassthroughTap):
+        resp.raw_content = bytes(driver.captured)
+        oca["same_as_client"] = True
+        data["client_response"] = {
+            "streamed": True,
+            "size": driver.seen,
+            "kept": len(driver.captured),
+            "truncated": driver.truncated,
+        }
+    elif resp.stream and isinstance(driver, StreamDriver):
+        raw_in, raw_out = bytes(driver.raw_in), bytes(driver.raw_out)
+        resp.raw_content = raw_out
+        oca.update(
+            body=raw_in.decode("utf-8", "replace"),
+            size=driver.in_size,
+            kept=len(raw_in),
+            truncated=driver.in_size > len(raw_in),
+        )
+        data["client_response"] = {
+            "streamed": True,
+            "size": driver.out_size,
+            "kept": len(raw_out),
+            "truncated": driver.out_size > len(raw_out),
+        }
+    elif not resp.stream:
+        oca.update(kept(resp.raw_content or b"", limit))
+
+
+def describe(rec: RequestRecord) -> str:
+    """`anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s`"""
+    api = API_LABELS.get(rec.api, rec.api)
+    parts = [f"{api} → chat" if rec.route == "translated" else api]
+    if rec.requested_model == rec.target_model:
+        parts.append(rec.target_model)
+    else:
+        parts.append(f"{rec.requested_model} → {rec.target_model}")
+    if rec.input_tokens or rec.output_tokens:
+        parts.append(f"{rec.input_tokens:,} in / {rec.output_tokens:,} out")
+    timing = duration(rec.latency_ms)
+    if rec.stream:
+        first = f", first byte {duration(rec.ttfb_ms)}" if rec.ttfb_ms is not None else ""
+        timing += f" (streamed{first})"
+    parts.append(timing)
+    if failed(rec.status, rec.error):
+        # A stream that broke after its 200 headers is a failure too: say what broke.
+        status = str(rec.status) if rec.status >= 400 else "failed"
+        parts.append(f"✗ {status}: {_short(rec.error or '')}".rstrip(": "))
+    return " · ".join(parts)
+
+
+def duration(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def failed(status: int, error: str | None) -> bool:
+    return status >= 400 or bool(error) or status == 0
+
+
+def _short(text: str, n: int = 140) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _mark(flow: http.HTTPFlow, status: int) -> None:
+    if not flow.marked:  # never override the user's own mark
+        flow.marked = MARK_REFUSED if 400 <= status < 500 else MARK_FAILED
+
+
+def finish(flow: http.HTTPFlow, rec: RequestRecord) -> None:
+    """Call last in response/error: comment, mark, summary, redaction, one log line."""
+    comment = describe(rec)
+    flow.comment = comment
+    if failed(rec.status, rec.error):
+        _mark(flow, rec.status)
+    meta(flow)["summary"] = {**rec.as_dict(), "comment": comment}
+    redact(flow)
+    path = meta(flow).get("client_request", {}).get("path") or rec.path
+    log.info("%s %s %s · %s", rec.status or "---", flow.request.method, path, comment)
+
+
+def local_answer(flow: http.HTTPFlow) -> None:
+    """Flows oca-proxy answered itself (pages, model list, refusals): a comment, a mark
+    when an API call was refused before it reached OCA, and the client's keys redacted."""
+    if not flow.live:
+        return  # a saved flow being read (-r): keep it as it was
+    for name in SECRET_HEADERS:  # a client's own keys (or the proxy key) stay off the flow
+        if name in flow.request.headers:
+            flow.request.headers[name] = REDACTED
+    resp = flow.response
+    if resp is None or flow.comment:
+        return
+    path = flow.request.path.split("?", 1)[0]
+    endpoint = classify(path)
+    status = resp.status_code
+    if endpoint is None:
+        flow.comment = f"oca-proxy {'dashboard' if path.startswith('/api/') else 'page'} {path}"
+        return
+    api = API_LABELS.get(endpoint.value, endpoint.value)
+    if status >= 400:
+        flow.comment = f"{api} · ✗ {status}: {_short(_error_message(resp))} (refused by oca-proxy)"
+        _mark(flow, status)
+    elif endpoint is Endpoint.MODELS:
+        flow.comment = "models · answered by oca-proxy from OCA's model list"
+    elif endpoint is Endpoint.COUNT_TOKENS:
+        flow.comment = "anthropic count_tokens · counted by oca-proxy"
+    else:
+        flow.comment = f"{api} · answered by oca-proxy"
+
+
+def _error_message(resp: http.Response) -> str:
+    import json
+
+    try:
+        body = json.loads(resp.get_text(strict=False) or "")
+    except ValueError:
+        return resp.reason or ""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return err["message"]
+    return resp.reason or ""
+
+
+# -- mitmweb -----------------------------------------------------------------------------
+
+
+def show_comments_in_mitmweb() -> None:
+    """Under mitmweb, add the comment column to the flow list (unless the user chose
+    their own columns)."""
+    opts = ctx.options
+    if "web_columns" in opts and list(opts.web_columns) == MITMWEB_DEFAULT_COLUMNS:
+        opts.update(web_columns=[*MITMWEB_DEFAULT_COLUMNS, "comment"])
+
+
+def mitmweb_url() -> str | None:
+    """mitmweb's address when mitmweb is the running tool (its options exist only then)."""
+    opts = ctx.options
+    if "web_port" not in opts:
+        return None
+    host = opts.web_host or "127.0.0.1"
+    if host in ("0.0.0.0", "::", "*"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{opts.web_port}/"

@@ -1,0 +1,306 @@
+"""Issue 7, "faults lose nothing": load and soak through one real mitmdump.
+
+Waves of a few hundred concurrent streaming clients (httpx AsyncClient, every API, native
+and translated), for OCA_SOAK_SECONDS (default 75; set e.g. 600 for a real soak), against
+the simulator. About one request in ten fails on purpose (OCA answers 503, errors
+mid-stream, or cuts the connection) and a few clients hang up mid-stream. Every answer is
+checked: expected failures must arrive as proper API errors, everything else must complete.
+Meanwhile the mitmdump process's memory (RSS) and open files are sampled.
+
+Asserts: zero unexpected outcomes; memory at the end within a small tolerance of memory
+after the warm-up wave; open files back to where they were before the load; nothing left
+in flight. The figures are printed (pytest -s) and written to tests/.soak-results.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from conftest import Proxy, sse_events, start_proxy, start_sim
+
+SOAK_SECONDS = float(os.environ.get("OCA_SOAK_SECONDS", "75"))
+CONCURRENCY = int(os.environ.get("OCA_SOAK_CONCURRENCY", "300"))
+WAVE_SECONDS = float(os.environ.get("OCA_SOAK_WAVE_SECONDS", "15"))
+RESULTS = Path(__file__).resolve().parent / ".soak-results.json"
+
+MAPPING = {
+    "model_mapping": {"claude-sonnet-4-5": "oca/gpt-4.1"},
+    "default_model": "oca/gpt-4.1",
+}
+
+# (name, path, flavor, model): native and translated routes of every API
+APIS = [
+    ("chat", "/v1/chat/completions", "openai", "oca/gpt-4.1"),
+    ("messages-translated", "/v1/messages", "anthropic", "claude-sonnet-4-5"),
+    ("messages-native", "/v1/messages", "anthropic", "oca/claude-sonnet-4"),
+    ("responses-translated", "/v1/responses", "openai", "oca/gpt-4.1"),
+    ("responses-native", "/v1/responses", "openai", "oca/gpt-5-codex"),
+    ("completions-translated", "/v1/completions", "openai", "oca/gpt-4.1"),
+    ("completions-native", "/v1/completions", "openai", "oca/llama-4"),
+]
+
+
+def body(api: tuple[str, str, str, str], text: str, stream: bool) -> dict[str, Any]:
+    _, path, _, model = api
+    if path == "/v1/messages":
+        msgs = [{"role": "user", "content": text}]
+        return {"model": model, "max_tokens": 300, "messages": msgs, "stream": stream}
+    if path == "/v1/responses":
+        return {"model": model, "input": text, "stream": stream}
+    if path == "/v1/completions":
+        return {"model": model, "prompt": text, "max_tokens": 300, "stream": stream}
+    return {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream}
+
+
+def stream_complete(api: tuple[str, str, str, str], events: list[tuple[str | None, str]]) -> bool:
+    _, path, _, _ = api
+    if not events:
+        return False
+    last_event, last_data = events[-1]
+    if path == "/v1/messages":
+        return last_event == "message_stop"
+    if path == "/v1/responses":
+        return last_event == "response.completed"
+    return last_data == "[DONE]" and not any('"error"' in d[:20] for _, d in events)
+
+
+def stream_failed_properly(
+    api: tuple[str, str, str, str], events: list[tuple[str | None, str]]
+) -> bool:
+    _, path, _, _ = api
+    real = [(e, d) for e, d in events if d != "[DONE]"]
+    if not real:
+        return False
+    event, data = real[-1]
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return False
+    if path == "/v1/messages":
+        return event == "error" and payload.get("type") == "error"
+    if path == "/v1/responses":
+        return event in ("error", "response.failed")
+    return isinstance(payload.get("error"), dict) and bool(payload["error"].get("message"))
+
+
+def error_shaped(flavor: str, r: httpx.Response) -> bool:
+    try:
+        data = r.json()
+    except ValueError:
+        return False
+    if flavor == "anthropic":
+        return data.get("type") == "error" and bool(data.get("error", {}).get("message"))
+    return bool(data.get("error", {}).get("message"))
+
+
+@dataclass
+class Tally:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    unexpected: list[str] = field(default_factory=list)
+    active: int = 0
+    peak: int = 0
+    requests: int = 0
+
+    def bad(self, what: str) -> None:
+        self.outcomes["unexpected"] += 1
+        if len(self.unexpected) < 20:
+            self.unexpected.append(what)
+
+
+async def one_request(
+    client: httpx.AsyncClient, url: str, rng: random.Random, tally: Tally, n: int
+) -> None:
+    api = rng.choice(APIS)
+    name, path, flavor, _ = api
+    roll = rng.random()
+    chunks = rng.randint(6, 14)
+    pace = f"SIM:chunks={chunks} SIM:slow={rng.randint(60, 200)}"
+    if roll < 0.035:
+        kind, text, stream = "error-503", "SIM:error=503", rng.random() < 0.7
+    elif roll < 0.07:
+        kind, text, stream = "midstream-error", f"story {pace} SIM:midstream_error", True
+    elif roll < 0.10:
+        kind, text, stream = "cut", f"story {pace} SIM:cut", True
+    elif roll < 0.13:
+        kind, text, stream = "hang-up", f"story {pace}", True
+    else:
+        kind, text, stream = "ok", f"request {n} {pace}", rng.random() < 0.85
+    tally.requests += 1
+    tally.active += 1
+    tally.peak = max(tally.peak, tally.active)
+    try:
+        async with client.stream("POST", url + path, json=body(api, text, stream)) as r:
+            if kind == "hang-up":
+                lines = 0
+                async for _ in r.aiter_lines():
+                    lines += 1
+                    if lines >= 4:
+                        break
+                tally.outcomes["hang-up"] += 1
+                return
+            raw = await r.aread()
+        if kind == "error-503":
+            if r.status_code == 503 and error_shaped(flavor, r):
+                tally.outcomes["fault-503-ok"] += 1
+            else:
+                tally.bad(f"{name} 503: got {r.status_code} {raw[:200]!r}")
+        elif kind in ("midstream-error", "cut"):
+            events = sse_events(raw.decode("utf-8", "replace"))
+            if r.status_code == 200 and stream_failed_properly(api, events):
+                tally.outcomes[f"fault-{kind}-ok"] += 1
+            else:
+                tally.bad(f"{name} {kind}: {r.status_code} {raw[-300:]!r}")
+        elif stream:
+            events = sse_events(raw.decode("utf-8", "replace"))
+            if r.status_code == 200 and stream_complete(api, events):
+                tally.outcomes["stream-ok"] += 1
+            else:
+                tally.bad(f"{name} stream: {r.status_code} {raw[-300:]!r}")
+        else:
+            ok = r.status_code == 200 and isinstance(json.loads(raw), dict)
+            if ok:
+                tally.outcomes["buffered-ok"] += 1
+            else:
+                tally.bad(f"{name} buffered: {r.status_code} {raw[:300]!r}")
+    except (httpx.HTTPError, ValueError) as e:
+        tally.bad(f"{name} {kind}: {type(e).__name__}: {e}")
+    finally:
+        tally.active -= 1
+
+
+async def wave(url: str, seconds: float, seed: int, tally: Tally) -> None:
+    """CONCURRENCY clients, each sending one request after another until the wave ends."""
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(90, connect=30), limits=limits) as client:
+        deadline = time.monotonic() + seconds
+
+        async def worker(i: int) -> None:
+            rng = random.Random(seed * 100_000 + i)
+            await asyncio.sleep(rng.random() * 2)  # ramp up
+            n = 0
+            while time.monotonic() < deadline:
+                await one_request(client, url, rng, tally, n)
+                n += 1
+
+        await asyncio.gather(*(worker(i) for i in range(CONCURRENCY)))
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def settle(p: Proxy, seconds: float = 3.0) -> None:
+    """Wait until nothing is in flight (bounded), then a little more for sockets to close."""
+    async with httpx.AsyncClient(timeout=10) as c:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if (await c.get(f"{p.url}/health")).json()["inflight"] == 0:
+                break
+            await asyncio.sleep(0.2)
+    await asyncio.sleep(seconds)
+
+
+async def soak(p: Proxy) -> dict[str, Any]:
+    pid = p.proc.pid
+    tally = Tally()
+    samples: list[tuple[float, int, int, int]] = []  # (t, rss kB, fds, active)
+    t0 = time.monotonic()
+
+    async def sampler() -> None:
+        while True:
+            samples.append((time.monotonic() - t0, rss_kb(pid), fds(pid), tally.active))
+            await asyncio.sleep(1)
+
+    # before: one request of each kind, then the idle baseline
+    async with httpx.AsyncClient(timeout=30) as c:
+        for api in APIS:
+            await c.post(p.url + api[1], json=body(api, "warm", False))
+    await settle(p, 1)
+    fds_idle = fds(pid)
+    rss_idle = rss_kb(pid)
+
+    task = asyncio.get_running_loop().create_task(sampler())
+    waves = max(2, round(SOAK_SECONDS / WAVE_SECONDS))
+    wave_len = SOAK_SECONDS / waves
+    after_wave: list[dict[str, int]] = []
+    try:
+        for w in range(waves):
+            await wave(p.url, wave_len, w, tally)
+            await settle(p)
+            after_wave.append({"rss_kb": rss_kb(pid), "fds": fds(pid)})
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    elapsed = time.monotonic() - t0
+    async with httpx.AsyncClient(timeout=10) as c:
+        health = (await c.get(f"{p.url}/health")).json()
+    faults = sum(v for k, v in tally.outcomes.items() if k.startswith("fault-"))
+    return {
+        "seconds": round(elapsed, 1),
+        "concurrency": CONCURRENCY,
+        "waves": waves,
+        "requests": tally.requests,
+        "requests_per_second": round(tally.requests / elapsed, 1),
+        "peak_concurrent_requests": tally.peak,
+        "outcomes": dict(tally.outcomes),
+        "faults_injected_and_survived": faults,
+        "hang_ups": tally.outcomes["hang-up"],
+        "unexpected": tally.outcomes["unexpected"],
+        "unexpected_samples": tally.unexpected,
+        "rss_mb": {
+            "idle": round(rss_idle / 1024, 1),
+            "after_warmup_wave": round(after_wave[0]["rss_kb"] / 1024, 1),
+            "peak": round(max(s[1] for s in samples) / 1024, 1),
+            "end": round(after_wave[-1]["rss_kb"] / 1024, 1),
+            "after_each_wave": [round(a["rss_kb"] / 1024, 1) for a in after_wave],
+        },
+        "open_files": {
+            "idle": fds_idle,
+            "peak": max(s[2] for s in samples),
+            "end": after_wave[-1]["fds"],
+            "after_each_wave": [a["fds"] for a in after_wave],
+        },
+        "inflight_end": health["inflight"],
+    }
+
+
+def test_load_and_soak(tmp_path: Path) -> None:
+    sim = start_sim()
+    # a generous idle limit: under full load on a small machine answers slow down
+    p = start_proxy(
+        sim, tmp_path / "soak", settings=MAPPING, options={"oca_upstream_idle_timeout": "60"}
+    )
+    try:
+        figures = asyncio.run(soak(p))
+    finally:
+        p.stop()
+        sim.proc.terminate()
+    print("\nsoak figures:", json.dumps(figures, indent=2))
+    with contextlib.suppress(OSError):
+        RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    assert figures["unexpected"] == 0, figures["unexpected_samples"]
+    assert figures["peak_concurrent_requests"] >= min(CONCURRENCY, 200)
+    assert figures["faults_injected_and_survived"] > 0
+    assert figures["inflight_end"] == 0
+    rss = figures["rss_mb"]
+    assert rss["end"] <= rss["after_warmup_wave"] * 1.10 + 8, rss
+    files = figures["open_files"]
+    assert files["end"] <= files["idle"] + 2, files
