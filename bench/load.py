@@ -117,3 +117,41 @@ async def run_load(
             if not res.first_error:
                 res.first_error = f"status {r.status}: {r.error}"
     return res
+
+
+async def run_interleaved(
+    targets: list[Target], text: str, *, requests: int, timeout: float = 120.0
+) -> list[LoadResult]:
+    """One client per target, taking turns request by request (target 1, 2, ..., 1, 2, ...):
+    whatever the machine does meanwhile hits every target alike, so their latencies compare
+    even when other programs load the machine. Requests per second here is 1 / mean total."""
+    conns = [Conn(t) for t in targets]
+    payloads = [t.request_bytes(text) for t in targets]
+    for c in conns:
+        await c.connect()
+    results: list[list[Result]] = [[] for _ in targets]
+    try:
+        for i in range(requests):
+            k = i % len(targets)  # who goes first rotates too
+            for j in [*range(k, len(targets)), *range(k)]:
+                results[j].append(
+                    await conns[j].request(text, timeout=timeout, payload=payloads[j])
+                )
+    finally:
+        for c in conns:
+            c.close()
+    out = []
+    for t, rs in zip(targets, results, strict=True):
+        busy = sum(r.total for r in rs)
+        res = LoadResult(t.name, 1, len(rs), 0, busy)
+        for r in rs:
+            if r.ok:
+                res.ttft.append(r.ttft)
+                res.total.append(r.total)
+                res.max_gap.append(r.max_gap)
+            else:
+                res.errors += 1
+                if not res.first_error:
+                    res.first_error = f"status {r.status}: {r.error}"
+        out.append(res)
+    return out

@@ -66,7 +66,9 @@ def _factories() -> dict[str, Callable[[], Callable[[bytes], Any]]]:
     }
 
 
-def _time_once(make: Callable[[], Callable[[bytes], Any]], frames: list[bytes]) -> tuple[float, int]:
+def _time_once(
+    make: Callable[[], Callable[[bytes], Any]], frames: list[bytes]
+) -> tuple[float, int]:
     stream = make()
     out = 0
     gc_was = gc.isenabled()

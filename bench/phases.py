@@ -7,6 +7,7 @@ JSON-able dicts; run.py starts the processes, calls these and writes the report.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 from . import micro
 from .client import Conn, Result, Target, upstream_target
-from .load import cpu_seconds, median, percentile, run_load
+from .load import cpu_seconds, median, percentile, run_interleaved, run_load
 from .procs import Proc, Sim, http_json, rss_kib
 
 perf = time.perf_counter
@@ -25,7 +26,11 @@ perf = time.perf_counter
 
 TARGET_NAMES = ("sim", "bare", "chat", "anthropic", "responses")
 ADDON_KINDS = ("chat", "anthropic", "responses")
-ADDON_PATHS = {"chat": "/v1/chat/completions", "anthropic": "/v1/messages", "responses": "/v1/responses"}
+ADDON_PATHS = {
+    "chat": "/v1/chat/completions",
+    "anthropic": "/v1/messages",
+    "responses": "/v1/responses",
+}
 
 
 def addon_target(kind: str, proxy: Proc, name: str | None = None) -> Target:
@@ -79,11 +84,19 @@ async def latency(
     levels: dict[int, int],
 ) -> dict[str, Any]:
     """Interleaved rounds: in each round every column runs at each concurrency level
-    (`levels`: concurrency -> requests), the column order rotating from round to round."""
+    (`levels`: concurrency -> requests). At 1 client the columns take turns request by
+    request; at more, each column runs its block of requests, the order of the blocks
+    rotating from round to round."""
     per_round: list[dict[str, dict[str, Any]]] = []
     for rnd in range(rounds):
         this: dict[str, dict[str, Any]] = {}
         for conc, n in levels.items():
+            if conc == 1:
+                # One client: the columns take turns request by request.
+                targets = [t for t, _ in setup.targets()]
+                for res in await run_interleaved(targets, text, requests=n):
+                    this[f"{res.target}@1"] = res.summary()
+                continue
             for target, proxy in _rotated(setup.targets(), rnd):
                 res = await run_load(
                     target,
@@ -171,8 +184,12 @@ async def long_stream(setup: Setup, *, rounds: int, chunks: int) -> dict[str, An
     per_chunk_cpu = {k: median(v) * us for k, v in cpus.items() if k != "sim"}
     over = {
         kind: {
-            "wall_us": median([(t - p) * us for t, p in zip(totals[kind], totals["chat"], strict=True)]),
-            "proxy_cpu_us": median([(t - p) * us for t, p in zip(cpus[kind], cpus["chat"], strict=True)]),
+            "wall_us": median(
+                [(t - p) * us for t, p in zip(totals[kind], totals["chat"], strict=True)]
+            ),
+            "proxy_cpu_us": median(
+                [(t - p) * us for t, p in zip(cpus[kind], cpus["chat"], strict=True)]
+            ),
         }
         for kind in ("anthropic", "responses")
     }
@@ -212,9 +229,7 @@ async def _wave(
     sampling = asyncio.ensure_future(sampler())
     t0 = perf()
     try:
-        results: list[Result] = await asyncio.gather(
-            *(c.request(text, timeout=600) for c in conns)
-        )
+        results: list[Result] = await asyncio.gather(*(c.request(text, timeout=600) for c in conns))
     finally:
         done = True
         await sampling
@@ -280,7 +295,7 @@ async def memory(
 
 def _gaps(times: list[float], nominal: float) -> list[tuple[float, float, float]]:
     """(start, end, excess over the nominal interval) of each silence between reads."""
-    return [(a, b, max(0.0, (b - a) - nominal)) for a, b in zip(times, times[1:], strict=False)]
+    return [(a, b, max(0.0, (b - a) - nominal)) for a, b in itertools.pairwise(times)]
 
 
 def _stalls(
@@ -306,7 +321,9 @@ def _stalls(
             if b >= lo and a <= hi:
                 d = max(d, excess)
                 if control is not None and excess > 0.001:
-                    shared = max((e for ca, cb, e in control_gaps if ca < b and cb > a), default=0.0)
+                    shared = max(
+                        (e for ca, cb, e in control_gaps if ca < b and cb > a), default=0.0
+                    )
                     p = max(p, excess - shared)
             else:
                 o = max(o, excess)
@@ -401,6 +418,7 @@ async def refresh_stall(
     async def controls() -> list[Target]:
         token = (await asyncio.to_thread(sim.mint))["access_token"]
         return [upstream_target("sim", sim.port, token)] * n_controls
+
     out: dict[str, Any] = {
         "streams": streams,
         "chunk_interval_ms": slow_ms,
@@ -469,7 +487,10 @@ async def refresh_stall(
         **_stalls(reads, window, nominal, control),
         "control": _stalls(control, window, nominal),
     }
-    worst = max(out["revoked"]["max_stall_during_refresh_ms"], out["proactive"]["max_stall_during_refresh_ms"])
+    worst = max(
+        out["revoked"]["max_stall_during_refresh_ms"],
+        out["proactive"]["max_stall_during_refresh_ms"],
+    )
     out["max_stall_during_refresh_ms"] = worst
     out["max_stall_beyond_control_during_refresh_ms"] = max(
         out["revoked"]["max_stall_beyond_control_during_refresh_ms"],

@@ -176,7 +176,9 @@ def start_addon(sim: Sim, options: dict[str, str] | None = None) -> Proc:
     token_file = home / ".oca" / "refresh_token.json"
     token_file.parent.mkdir(parents=True)
     token_file.write_text(
-        json.dumps({"refresh_token": sim.mint()["refresh_token"], "created_at": "2026-01-01T00:00:00Z"})
+        json.dumps(
+            {"refresh_token": sim.mint()["refresh_token"], "created_at": "2026-01-01T00:00:00Z"}
+        )
     )
     token_file.chmod(0o600)
     opts = {"oca_idcs_url": sim.url, "oca_open_browser": "false", **(options or {})}

@@ -158,14 +158,20 @@ def table(data: dict[str, Any]) -> str:
             _row(
                 f"TTFT p50 over bare @{lo}",
                 ["", _f(comps["bare"][f"ttft_p50_over_sim_ms@{lo}"], 2) + "*"]
-                + [_f(comps[k][f"ttft_p50_over_bare_ms@{lo}"], 2) for k in ("chat", "anthropic", "responses")],
+                + [
+                    _f(comps[k][f"ttft_p50_over_bare_ms@{lo}"], 2)
+                    for k in ("chat", "anthropic", "responses")
+                ],
             )
         )
         lines.append(
             _row(
                 f"requests/s vs bare @{hi}",
                 ["", "1.00"]
-                + [_f(comps[k][f"rps_ratio_to_bare@{hi}"], 2) for k in ("chat", "anthropic", "responses")],
+                + [
+                    _f(comps[k][f"rps_ratio_to_bare@{hi}"], 2)
+                    for k in ("chat", "anthropic", "responses")
+                ],
             )
         )
         lines.append("  * bare mitmproxy's own TTFT over the simulator's")
@@ -233,7 +239,10 @@ def table(data: dict[str, Any]) -> str:
             f"Token refresh taking {st['refresh_delay_s']:g} s under {st['streams']} running "
             f"streams (a chunk every {st['chunk_interval_ms']} ms): longest stall beyond that",
         ]
-        for case, label in (("revoked", "OCA refused the token"), ("proactive", "token near expiry")):
+        for case, label in (
+            ("revoked", "OCA refused the token"),
+            ("proactive", "token near expiry"),
+        ):
             r = st[case]
             extra = (
                 f"new request waited {_f(r['new_request_waited_s'], 2)} s"

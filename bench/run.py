@@ -45,7 +45,7 @@ class Config:
     mem_slow_ms: int = 25
     mem_waves: int = 2
     mem_settle_s: float = 3.0
-    stall_streams: int = 24
+    stall_streams: int = 12
     stall_slow_ms: int = 10
     refresh_delay_s: float = 2.0
     margin_wait_s: int = 4  # proxy's oca_refresh_margin; tokens then live twice that
@@ -251,7 +251,15 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--micro-chunks", type=int, dest="micro_chunks")
     args = p.parse_args(argv)
     cfg = Config(**(QUICK if args.quick else {}))
-    for name in ("rounds", "requests_1", "requests_n", "clients", "long_chunks", "mem_streams", "micro_chunks"):
+    for name in (
+        "rounds",
+        "requests_1",
+        "requests_n",
+        "clients",
+        "long_chunks",
+        "mem_streams",
+        "micro_chunks",
+    ):
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)

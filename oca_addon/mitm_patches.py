@@ -123,6 +123,12 @@ def _send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
                 )
             if chunked:
                 yield commands.SendData(self.conn, b"0\r\n\r\n")
+                if self.request_done:
+                    # The client got a complete answer: its connection stays usable, like
+                    # after any other response (closing it now races with its next request
+                    # on the same keep-alive connection).
+                    yield from self.mark_done(response=True)
+                    return
     yield from _original_send(self, event)
 
 

@@ -496,3 +496,21 @@ def test_client_disconnect_closes_upstream_and_leaks_nothing(tmp_path: Path) -> 
     finally:
         p.stop()
         own_sim.proc.terminate()
+
+
+def test_connection_stays_usable_after_a_broken_stream(fproxy: Proxy) -> None:
+    # The terminal error event ends the answer cleanly, so the client's keep-alive connection
+    # is reused for the next request: it must work (no reset racing the next request).
+    failures = 0
+    with httpx.Client(timeout=30) as c:
+        for i in range(30):
+            api = APIS[i % len(APIS)]
+            fault = ("SIM:cut", "SIM:midstream_error", "SIM:garbage")[i % 3]
+            try:
+                r = c.post(f"{fproxy.url}{api.path}", json=api.body(f"{fault} SIM:chunks=6", True))
+                terminal_error(api, r.text)
+                r = c.post(f"{fproxy.url}{api.path}", json=api.body("and now?", True))
+                assert r.status_code == 200
+            except httpx.HTTPError:
+                failures += 1
+    assert failures == 0
