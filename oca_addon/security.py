@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+CROSS_SITE = frozenset({"cross-site", "same-site"})  # same-site: e.g. another localhost port
 
 
 def is_loopback_ip(address: str | None) -> bool:
@@ -195,6 +196,15 @@ def check_request(
             403,
             f"oca-proxy refused a cross-site request from {origin[:200]!r}: web pages "
             "other than oca-proxy's own may not use it.",
+            "forbidden_origin",
+        )
+    # Browsers send no Origin on some simple GETs, but always Sec-Fetch-Site.
+    fetch_site = (headers.get("sec-fetch-site") or "").strip().lower()
+    if fetch_site in CROSS_SITE and (api or method.upper() not in SAFE_METHODS):
+        return Refusal(
+            403,
+            "oca-proxy refused a request a web page made from another site "
+            f"(Sec-Fetch-Site: {fetch_site}): only oca-proxy's own pages may use it.",
             "forbidden_origin",
         )
     if proxy_key and (api or not local_peer):

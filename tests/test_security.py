@@ -205,6 +205,12 @@ def test_check_request_matrix() -> None:
     # pages: a foreign Origin only matters when the request changes something
     assert _check(api=False, method="GET", origin="http://evil.example") is None
     assert _check(api=False, method="POST", origin="http://evil.example") is not None
+    # no Origin, but the browser says where the request comes from
+    assert _check(headers={"sec-fetch-site": "cross-site"}).code == "forbidden_origin"  # type: ignore[union-attr]
+    assert _check(headers={"sec-fetch-site": "same-site"}) is not None
+    assert _check(headers={"sec-fetch-site": "same-origin"}) is None
+    assert _check(headers={"sec-fetch-site": "none"}) is None
+    assert _check(api=False, method="GET", headers={"sec-fetch-site": "cross-site"}) is None
     # a key: the API needs it, pages from this machine do not
     assert _check(proxy_key="k").code == "missing_api_key"  # type: ignore[union-attr]
     assert _check(proxy_key="k", headers={"x-api-key": "x"}).code == "invalid_api_key"  # type: ignore[union-attr]
@@ -296,6 +302,9 @@ def test_cross_site_requests_are_refused(proxy: Proxy) -> None:
         assert r.status_code == 403
         r = httpx.options(f"{proxy.url}/v1/chat/completions", headers=hdr, timeout=10)
         assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+    # a no-cors GET carries no Origin, but Sec-Fetch-Site
+    r = httpx.get(f"{proxy.url}/v1/models", headers={"sec-fetch-site": "cross-site"}, timeout=10)
+    _openai_error(r, 403, "permission_error")
     # nothing reached OCA, the login is intact
     assert proxy.sim.state()["counters"]["api_requests"] == before
     assert proxy.health()["logged_in"] is True
