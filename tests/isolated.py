@@ -104,8 +104,12 @@ def _main() -> int:
             env[k] = fill(v)
         try:
             done = subprocess.run(
-                [fill(a) for a in client], capture_output=True, text=True, env=env,
-                timeout=args.timeout, stdin=subprocess.DEVNULL,
+                [fill(a) for a in client],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=args.timeout,
+                stdin=subprocess.DEVNULL,
             )
             result.update(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
         except subprocess.TimeoutExpired as e:
