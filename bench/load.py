@@ -44,6 +44,8 @@ class LoadResult:
     errors: int
     wall: float
     ttft: list[float] = field(default_factory=list)
+    # Every request's TTFT in order, nan for failures (lines up across interleaved targets).
+    ttft_in_turn: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     max_gap: list[float] = field(default_factory=list)
     proxy_cpu: float | None = None  # CPU seconds the proxy process used meanwhile
@@ -145,6 +147,7 @@ async def run_interleaved(
         busy = sum(r.total for r in rs)
         res = LoadResult(t.name, 1, len(rs), 0, busy)
         for r in rs:
+            res.ttft_in_turn.append(r.ttft if r.ok else float("nan"))
             if r.ok:
                 res.ttft.append(r.ttft)
                 res.total.append(r.total)

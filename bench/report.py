@@ -12,10 +12,12 @@ TTFT_OVER_BARE_MS = 0.5  # at 1 client
 RPS_RATIO_MIN = 0.9  # at 32 clients
 TRANSLATION_US_MAX = 20.0  # per chunk over pass-through
 STALL_MS_MAX = 20.0  # longest stall of a running stream while the token is refreshed
-# "Back to its starting level": what is left after the streams, and what each further
-# wave of requests adds, must both be within the noise of an idle Python process.
-MEM_AFTER_MAX_KIB = 8 * 1024
-MEM_GROWTH_PER_REQUEST_MAX_KIB = 1.0
+# "Back to its starting level": what is left after the streams beyond what bare mitmproxy
+# itself keeps (allocator arenas, its own caches), and what each further wave of requests
+# adds (RSS moves by pages: 1 MiB over 400 requests is 2.5 KiB each; a kept 200-chunk
+# stream would be 40 KiB and more).
+MEM_AFTER_OVER_BARE_MIB = 5.0
+MEM_GROWTH_PER_REQUEST_MAX_KIB = 4.0
 
 COLUMNS = ("sim", "bare", "chat", "anthropic", "responses")
 HEADERS = ("simulator", "bare mitm", "addon chat", "addon anthr.", "addon resp.")
@@ -73,11 +75,13 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             )
     stall = data.get("refresh_stall")
     if stall:
-        v = _num(stall["max_stall_during_refresh_ms"])
+        # What the proxy added: the part of each silence that the streams going straight to
+        # the simulator at the same moments did not have (the machine's own hiccups).
+        v = _num(stall["max_stall_beyond_control_during_refresh_ms"])
         out.append(
             {
                 "target": f"running streams stall at most {STALL_MS_MAX:g} ms while a "
-                f"{stall['refresh_delay_s']:g} s token refresh runs",
+                f"{stall['refresh_delay_s']:g} s token refresh runs (beyond the machine's own)",
                 "value": v,
                 "unit": "ms",
                 "ok": _ok(v, v <= STALL_MS_MAX),
@@ -85,22 +89,24 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         )
     mem = data.get("memory")
     if mem and "addon" in mem:
-        m = mem["addon"]
+        m, b = mem["addon"], mem.get("bare")
         after = _num(m["after_over_start_kib"])
+        floor = _num(b["after_over_start_kib"]) if b else 0.0
+        v = (after - floor) / 1024
+        out.append(
+            {
+                "target": "memory back to its starting level after the streams (what stays "
+                f"beyond bare mitmproxy's own at most {MEM_AFTER_OVER_BARE_MIB:g} MiB)",
+                "value": v,
+                "unit": "MiB",
+                "ok": _ok(v, v <= MEM_AFTER_OVER_BARE_MIB),
+            }
+        )
         growth = _num(m["growth_per_request_kib"])
         out.append(
             {
-                "target": "memory back to its starting level after the streams "
-                f"(within {MEM_AFTER_MAX_KIB // 1024} MiB)",
-                "value": after / 1024,
-                "unit": "MiB over start",
-                "ok": _ok(after, after <= MEM_AFTER_MAX_KIB),
-            }
-        )
-        out.append(
-            {
-                "target": "no memory growth per request (wave to wave, "
-                f"at most {MEM_GROWTH_PER_REQUEST_MAX_KIB:g} KiB)",
+                "target": "no memory growth per request (first to last wave, at most "
+                f"{MEM_GROWTH_PER_REQUEST_MAX_KIB:g} KiB; a kept stream would be 40+)",
                 "value": growth,
                 "unit": "KiB/request",
                 "ok": _ok(growth, growth <= MEM_GROWTH_PER_REQUEST_MAX_KIB),
@@ -151,12 +157,13 @@ def table(data: dict[str, Any]) -> str:
                 ("proxy_cpu_ms_per_request", "proxy CPU ms/request"),
             ):
                 cells = [_f(med[f"{col}@{c}"].get(stat)) for col in COLUMNS]
-                lines.append(_row(f"{label} @{c} client{'s' if c > 1 else ''}", cells))
+                if any(cell != "-" for cell in cells):
+                    lines.append(_row(f"{label} @{c} client{'s' if c > 1 else ''}", cells))
         comps = lat["comparisons"]
         lo, hi = levels[0], levels[-1]
         lines.append(
             _row(
-                f"TTFT p50 over bare @{lo}",
+                f"TTFT over bare @{lo} (paired)",
                 ["", _f(comps["bare"][f"ttft_p50_over_sim_ms@{lo}"], 2) + "*"]
                 + [
                     _f(comps[k][f"ttft_p50_over_bare_ms@{lo}"], 2)
@@ -174,7 +181,10 @@ def table(data: dict[str, Any]) -> str:
                 ],
             )
         )
-        lines.append("  * bare mitmproxy's own TTFT over the simulator's")
+        lines.append(
+            "  paired: median of each request's TTFT minus bare mitmproxy's in the same turn;"
+            "\n  * bare mitmproxy's own TTFT p50 over the simulator's"
+        )
     long = data.get("long_stream")
     if long:
         lines += [
@@ -188,10 +198,10 @@ def table(data: dict[str, Any]) -> str:
                 [_f(long["proxy_cpu_us_per_chunk"].get(c)) for c in COLUMNS],
             ),
             _row(
-                "translation over pass-through",
+                "  over addon chat (translation)",
                 ["", "", ""]
                 + [
-                    f"{_f(long['translation_over_passthrough_us_per_chunk'][k]['proxy_cpu_us'])} CPU"
+                    _f(long["translation_over_passthrough_us_per_chunk"][k]["proxy_cpu_us"])
                     for k in ("anthropic", "responses")
                 ],
             ),
@@ -239,21 +249,32 @@ def table(data: dict[str, Any]) -> str:
             f"Token refresh taking {st['refresh_delay_s']:g} s under {st['streams']} running "
             f"streams (a chunk every {st['chunk_interval_ms']} ms): longest stall beyond that",
         ]
+        lines.append(_row("", ["during", "beyond sim", "otherwise", "sim during", "refresh s"], 11))
         for case, label in (
             ("revoked", "OCA refused the token"),
             ("proactive", "token near expiry"),
         ):
             r = st[case]
-            extra = (
-                f"new request waited {_f(r['new_request_waited_s'], 2)} s"
-                if case == "revoked"
-                else f"trigger request TTFT {_f(r['trigger_ttft_ms'])} ms"
-            )
             lines.append(
-                f"  {label:<24} during refresh {_f(r['max_stall_during_refresh_ms'])} ms · "
-                f"otherwise {_f(r['max_stall_outside_refresh_ms'])} ms · refresh took "
-                f"{_f(r['refresh_s'], 2)} s · {extra}"
+                _row(
+                    "  " + label,
+                    [
+                        _f(r["max_stall_during_refresh_ms"]),
+                        _f(r["max_stall_beyond_control_during_refresh_ms"]),
+                        _f(r["max_stall_outside_refresh_ms"]),
+                        _f(r["control"]["max_stall_during_refresh_ms"]),
+                        _f(r["refresh_s"], 2),
+                    ],
+                    11,
+                )
             )
+        lines.append(
+            "  (ms. beyond sim: the part not shared by streams straight to the simulator at "
+            "the same moments.\n   A new request during the refresh waited "
+            f"{_f(st['revoked']['new_request_waited_s'], 2)} s; near expiry the request "
+            f"that started the refresh had its first token in "
+            f"{_f(st['proactive']['trigger_ttft_ms'])} ms.)"
+        )
     tg = data.get("targets")
     if tg:
         lines += ["", "Targets"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import phases, report
+from .client import upstream_target
 from .procs import ROOT, Proc, start_addon, start_bare, start_sim
 
 SECTIONS = ("micro", "latency", "long_stream", "memory", "refresh_stall")
@@ -33,39 +34,40 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 class Config:
     rounds: int = 5
     answer_chunks: int = 50
-    requests_1: int = 100  # per round and column at 1 client
+    requests_1: int = 80  # per round and column at 1 client
     clients: int = 32
-    requests_n: int = 320  # per round and column at `clients` clients
+    requests_n: int = 256  # per round and column at `clients` clients
     long_rounds: int = 3
     long_chunks: int = 5000
     micro_chunks: int = 20000
     micro_repeats: int = 5
     mem_streams: int = 200
-    mem_chunks: int = 200
+    mem_chunks: int = 160
     mem_slow_ms: int = 25
-    mem_waves: int = 2
+    mem_waves: int = 3
     mem_settle_s: float = 3.0
     stall_streams: int = 12
     stall_slow_ms: int = 10
     refresh_delay_s: float = 2.0
-    margin_wait_s: int = 4  # proxy's oca_refresh_margin; tokens then live twice that
+    margin_wait_s: int = 6  # proxy's oca_refresh_margin; tokens then live twice that
     only: list[str] = field(default_factory=lambda: list(SECTIONS))
 
 
 QUICK = {
     "rounds": 1,
-    "requests_1": 20,
-    "requests_n": 64,
+    "requests_1": 10,
+    "requests_n": 32,
     "long_rounds": 1,
-    "long_chunks": 500,
-    "micro_chunks": 2000,
+    "long_chunks": 300,
+    "micro_chunks": 1000,
     "micro_repeats": 2,
-    "mem_streams": 20,
-    "mem_chunks": 40,
+    "mem_streams": 16,
+    "mem_chunks": 30,
     "mem_slow_ms": 10,
-    "mem_settle_s": 1.0,
+    "mem_waves": 2,
+    "mem_settle_s": 1.5,
     "stall_streams": 6,
-    "refresh_delay_s": 1.0,
+    "refresh_delay_s": 0.5,
     "margin_wait_s": 3,
 }
 
@@ -122,53 +124,47 @@ def _log(msg: str) -> None:
 async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     answer = f"Benchmark SIM:chunks={cfg.answer_chunks}"
+    only = set(cfg.only)
 
-    if "micro" in cfg.only:
+    if "micro" in only:
         _log(f"translation in process: {cfg.micro_chunks} chunks x {cfg.micro_repeats}")
         results["micro"] = await asyncio.to_thread(
             phases.translation_micro, cfg.micro_chunks, cfg.micro_repeats
         )
+    if not only - {"micro"}:
+        return results
 
-    if {"latency", "long_stream", "memory"} & set(cfg.only):
-        sim = start_sim(token_ttl=86400)
-        started.append(sim)
+    sim = start_sim(token_ttl=86400)
+    started.append(sim)
+    if {"latency", "long_stream", "memory"} & only:
         token = sim.mint()["access_token"]
-        if {"latency", "long_stream"} & set(cfg.only):
-            bare = start_bare(sim)
-            started.append(bare)
-            addon = start_addon(sim)
-            started.append(addon)
-            setup = phases.Setup(sim, bare, addon, token)
-            _log("warm-up")
-            await phases.warm_up(setup, answer)
-            if "latency" in cfg.only:
-                _log(
-                    f"latency: {cfg.rounds} rounds, {cfg.requests_1} requests at 1 client and "
-                    f"{cfg.requests_n} at {cfg.clients} clients per column"
-                )
-                results["latency"] = await phases.latency(
-                    setup,
-                    rounds=cfg.rounds,
-                    text=answer,
-                    levels={1: cfg.requests_1, cfg.clients: cfg.requests_n},
-                )
-            if "long_stream" in cfg.only:
-                _log(f"long streams: {cfg.long_chunks} chunks, {cfg.long_rounds} rounds")
-                results["long_stream"] = await phases.long_stream(
-                    setup, rounds=cfg.long_rounds, chunks=cfg.long_chunks
-                )
-            for p in (addon, bare):
-                p.stop()
-                started.remove(p)
-        if "memory" in cfg.only:
+        bare = start_bare(sim)
+        started.append(bare)
+        addon = start_addon(sim)
+        started.append(addon)
+        setup = phases.Setup(sim, bare, addon, token)
+        _log("warm-up")
+        await phases.warm_up(setup, answer)
+        if "latency" in only:
+            _log(
+                f"latency: {cfg.rounds} rounds, {cfg.requests_1} requests at 1 client and "
+                f"{cfg.requests_n} at {cfg.clients} clients per column"
+            )
+            results["latency"] = await phases.latency(
+                setup,
+                rounds=cfg.rounds,
+                text=answer,
+                levels={1: cfg.requests_1, cfg.clients: cfg.requests_n},
+            )
+        if "long_stream" in only:
+            _log(f"long streams: {cfg.long_chunks} chunks, {cfg.long_rounds} rounds")
+            results["long_stream"] = await phases.long_stream(
+                setup, rounds=cfg.long_rounds, chunks=cfg.long_chunks
+            )
+        if "memory" in only:
+            # The same (warm) proxies: their level after all the above is the start.
             _log(f"memory: {cfg.mem_waves} waves of {cfg.mem_streams} streams")
-            bare = start_bare(sim)
-            started.append(bare)
-            addon = start_addon(sim)
-            started.append(addon)
             text = f"Benchmark memory SIM:chunks={cfg.mem_chunks} SIM:slow={cfg.mem_slow_ms}"
-            from .client import upstream_target
-
             results["memory"] = await phases.memory(
                 [
                     ("bare", bare, [upstream_target("bare", bare.port, token)]),
@@ -180,16 +176,13 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
                 settle=cfg.mem_settle_s,
                 warm_text=answer,
             )
-            for p in (addon, bare):
-                p.stop()
-                started.remove(p)
-        sim.stop()
-        started.remove(sim)
+        for p in (addon, bare):
+            p.stop()
+            started.remove(p)
 
-    if "refresh_stall" in cfg.only:
+    if "refresh_stall" in only:
+        # Last: it revokes the simulator's access tokens and shortens their life.
         _log(f"refresh stall: {cfg.stall_streams} streams, refresh takes {cfg.refresh_delay_s} s")
-        sim = start_sim(token_ttl=3600)
-        started.append(sim)
         addon = start_addon(sim, {"oca_refresh_margin": str(cfg.margin_wait_s)})
         started.append(addon)
         results["refresh_stall"] = await phases.refresh_stall(

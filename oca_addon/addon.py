@@ -9,7 +9,9 @@ error           -> record failures (the client's error body comes from mitm_patc
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
+import gc
 import json
 import logging
 import os
@@ -50,6 +52,11 @@ from .translate.anthropic import client_error_message
 from .translate.responses import ResponseHistory
 
 log = logging.getLogger("oca_addon")
+
+try:
+    _malloc_trim: Any = ctypes.CDLL("libc.so.6").malloc_trim  # glibc (Linux) only
+except (OSError, AttributeError):
+    _malloc_trim = None
 
 JSON = {"content-type": "application/json"}
 # Client headers passed on to OCA (lower-case, as bytes: compared with the raw head).
@@ -110,6 +117,9 @@ class OcaAddon:
         self._mode_rewritten = False  # we moved a listen address to loopback
         self._body_limit_set: str | None = None  # the body_size_limit we put in place
         self._listen_port: int | None = None  # cached: needed on every request
+        self._idle_gc: asyncio.TimerHandle | None = None
+        self._last_done = 0.0  # time.monotonic() when the last API call ended
+        self._done_since_gc = 0
 
     # -- options ---------------------------------------------------------------------
 
@@ -387,25 +397,31 @@ class OcaAddon:
             await asyncio.sleep(min(5.0, max(0.25, limit / 4)) if limit > 0 else 5.0)
             if limit <= 0:
                 continue
-            now = time.time()
-            for flow_id, st in list(self._inflight.items()):
-                flow = st.flow
-                if flow is None or st.cut:
-                    continue
-                if not flow.live:
-                    # Neither response nor error came (should not happen): never leak the entry.
-                    if now - st.record.started > limit:
-                        self._inflight.pop(flow_id, None)
-                    continue
-                last = max(st.record.started, mitm_patches.upstream_last_activity(flow) or 0.0)
-                if now - last > limit:
-                    why = (
-                        f"OCA sent nothing for {limit} s (oca_upstream_idle_timeout); "
-                        f"oca-proxy gave up (OCA request id {st.record.request_id})"
-                    )
-                    if mitm_patches.close_upstream(flow, why):
-                        st.cut = True
-                        log.warning("Request %s: %s", st.record.request_id, why)
+            try:
+                self._cut_silent_upstreams(limit)
+            except Exception:  # the watch must outlive any surprise in mitmproxy's internals
+                log.exception("Upstream idle watch failed")
+
+    def _cut_silent_upstreams(self, limit: int) -> None:
+        now = time.time()
+        for flow_id, st in list(self._inflight.items()):
+            flow = st.flow
+            if flow is None or st.cut:
+                continue
+            if not flow.live:
+                # Neither response nor error came (should not happen): never leak the entry.
+                if now - st.record.started > limit:
+                    self._inflight.pop(flow_id, None)
+                continue
+            last = max(st.record.started, mitm_patches.upstream_last_activity(flow) or 0.0)
+            if now - last > limit:
+                why = (
+                    f"OCA sent nothing for {limit} s (oca_upstream_idle_timeout); "
+                    f"oca-proxy gave up (OCA request id {st.record.request_id})"
+                )
+                if mitm_patches.close_upstream(flow, why):
+                    st.cut = True
+                    log.warning("Request %s: %s", st.record.request_id, why)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -435,6 +451,9 @@ class OcaAddon:
             self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
         self._idle_watch = asyncio.get_running_loop().create_task(self._watch_idle())
         self._running = True
+        # Modules, classes and options live as long as the process: out of the garbage
+        # collector's way, so that its full passes (see _collect_when_idle) are short.
+        gc.freeze()
         annotate.show_comments_in_mitmweb()
 
     async def _keep_alive(self) -> None:
@@ -450,6 +469,8 @@ class OcaAddon:
             self._keepalive.cancel()
         if self._idle_watch:
             self._idle_watch.cancel()
+        if self._idle_gc:
+            self._idle_gc.cancel()
 
     # -- hooks -----------------------------------------------------------------------
 
@@ -664,6 +685,7 @@ class OcaAddon:
             rec.latency_ms = (time.time() - rec.started) * 1000
             self.stats.record(rec)
             annotate.finish(flow, rec)  # comment, mark, token redacted
+            self._call_done()
 
     def _buffered_answer(self, flow: http.HTTPFlow, st: InFlight) -> None:
         ex, resp = st.exchange, flow.response
@@ -723,11 +745,44 @@ class OcaAddon:
             return
         st.record.status = flow.response.status_code if flow.response else 502
         st.record.error = flow.error.msg if flow.error else "connection failed"
+        if st.cut:  # our idle watch closed it: say so rather than "connection closed"
+            st.record.status = flow.response.status_code if flow.response else 504
+            st.record.error = f"OCA went silent for {ctx.options.oca_upstream_idle_timeout} s"
         st.record.latency_ms = (time.time() - st.record.started) * 1000
         self.stats.record(st.record)
         annotate.keep_oca_answer(flow, st.driver, ctx.options.oca_capture_limit)
         annotate.finish(flow, st.record)
         log.warning("Request %s to OCA failed: %s", st.record.request_id, st.record.error)
+        self._call_done()
+
+    # -- memory ----------------------------------------------------------------------
+
+    IDLE_GC_S = 1.0
+
+    def _call_done(self) -> None:
+        """An API call ended. Its flow (with the bodies kept on it) sits in mitmproxy's
+        per-connection reference cycles, which only the cyclic garbage collector frees, and
+        its full passes are rare: after a burst of streams the memory would stay taken for
+        a long time. So once nothing has been in flight for a second, collect."""
+        self._last_done = time.monotonic()
+        self._done_since_gc += 1
+        if self._idle_gc is None and not self._inflight:
+            loop = asyncio.get_running_loop()
+            self._idle_gc = loop.call_later(self.IDLE_GC_S, self._collect_when_idle)
+
+    def _collect_when_idle(self) -> None:
+        self._idle_gc = None
+        if self._inflight or not self._done_since_gc:
+            return  # busy again (the next call to end re-arms this), or nothing to free
+        wait = self._last_done + self.IDLE_GC_S - time.monotonic()
+        if wait > 0:
+            loop = asyncio.get_running_loop()
+            self._idle_gc = loop.call_later(wait, self._collect_when_idle)
+            return
+        self._done_since_gc = 0
+        gc.collect()
+        if _malloc_trim is not None:
+            _malloc_trim(0)  # and the freed pages back to the system (glibc keeps them)
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -94,6 +94,14 @@ def _body_limit_text() -> str:
 
 
 def _send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
+    # Every chunk of every answer passes here (a hot spot): a plain call that hands the
+    # event to mitmproxy's own generator; only a broken response takes _send_failed.
+    if isinstance(event, ResponseProtocolError) and self.conn.state & ConnectionState.CAN_WRITE:
+        return _send_failed(self, event)
+    return _original_send(self, event)
+
+
+def _send_failed(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
     if isinstance(event, ResponseProtocolError) and self.conn.state & ConnectionState.CAN_WRITE:
         # Why oca-proxy itself cut the upstream (e.g. silent too long), if it did.
         cut_reason = _cut_reasons.pop(self.conn.id, None)

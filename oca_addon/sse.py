@@ -93,6 +93,11 @@ def _dumps(obj: Any) -> str:
     return _encoder.encode(obj)
 
 
+# A str as a JSON string literal, exactly as encode() writes strings (raw UTF-8): for
+# translators that write their most frequent frame (a text delta) from a template.
+json_str = json.encoder.encode_basestring
+
+
 def encode(data: Any, event: str | None = None) -> bytes:
     """One SSE frame. `data` may be a str (sent as is) or a JSON-able object."""
     text = data if isinstance(data, str) else _dumps(data)
