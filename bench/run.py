@@ -1,8 +1,8 @@
 """`uv run python -m bench`: start the simulator, bare mitmproxy and mitmproxy with the
 addon on 127.0.0.1, measure, print a table and write bench/results/latest.json.
 
-    uv run python -m bench             # the full run (about 4-5 minutes on 2 cores)
-    uv run python -m bench --quick     # a small run (about half a minute)
+    uv run python -m bench             # the full run (about 4 minutes on 2 cores)
+    uv run python -m bench --quick     # a small run (about 40 seconds)
     uv run python -m bench --only latency,micro --rounds 3 --out /tmp/b.json
 """
 
@@ -53,7 +53,7 @@ class Config:
     only: list[str] = field(default_factory=lambda: list(SECTIONS))
 
 
-QUICK = {
+QUICK: dict[str, Any] = {
     "rounds": 1,
     "requests_1": 10,
     "requests_n": 32,
@@ -230,7 +230,7 @@ def _clean(x: Any) -> Any:
 
 def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="a small run (smoke test, ~30 s)")
+    p.add_argument("--quick", action="store_true", help="a small run (smoke test, ~40 s)")
     p.add_argument("--out", type=Path, default=None, help=f"JSON file (default {DEFAULT_OUT})")
     p.add_argument("--no-write", action="store_true", help="print only, write no JSON")
     p.add_argument("--readme", action="store_true", help="put the table into README.md")

@@ -392,6 +392,7 @@ class PassthroughTap:
     )
 
     MAX_LINE = 16 * 1024 * 1024  # one SSE line longer than this is not an event stream
+    FULL_CHECK_BYTES = 4096
 
     def __init__(self, limit: int, fail_frame: Callable[[str], bytes] | None = None) -> None:
         self.captured = bytearray()
@@ -423,7 +424,9 @@ class PassthroughTap:
                 return self._fail(out, b"", "OCA sent an event line longer than 16 MB")
         else:  # the upstream body ended: the last line, even without its newline
             out, self.pending = self.pending, b""
-        bad = _first_bad_line(out)
+        # Parse the first events fully (garbage shows from the start); after that the shape
+        # of a JSON object is enough, which keeps the per-chunk cost near zero.
+        bad = _first_bad_line(out, parse=self.seen < self.FULL_CHECK_BYTES)
         if bad is not None:
             start, line = bad
             return self._fail(out[:start], line, "OCA sent a stream event that is not JSON")
@@ -449,24 +452,32 @@ class PassthroughTap:
             self.truncated = True
 
 
-def _first_bad_line(block: bytes) -> tuple[int, bytes] | None:
-    """(offset, line) of the first `data:` line in whole lines that is neither JSON nor [DONE]."""
+def _first_bad_line(block: bytes, parse: bool = True) -> tuple[int, bytes] | None:
+    """(offset, line) of the first `data:` line in whole lines that is neither JSON nor [DONE]
+    (with parse=False: that does not even have the shape of a JSON object or array)."""
     if b"data:" not in block:
         return None
     pos = 0
     for raw in block.split(b"\n"):
         line = raw[:-1] if raw.endswith(b"\r") else raw
         if line.startswith(b"data:"):
-            value = line[5:]
-            if value.startswith(b" "):
-                value = value[1:]
-            if value != b"[DONE]":
-                try:
-                    json.loads(value)
-                except ValueError:
-                    return pos, line
+            value = line[5:].strip()
+            if value != b"[DONE]" and not _is_json(value, parse):
+                return pos, line
         pos += len(raw) + 1
     return None
+
+
+def _is_json(value: bytes, parse: bool) -> bool:
+    if value[:1] not in (b"{", b"[") or value[-1:] not in (b"}", b"]"):
+        return False
+    if not parse:
+        return True
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
 
 
 def terminal_error_frame(endpoint: Endpoint, status: int, message: str) -> bytes:
