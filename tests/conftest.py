@@ -162,9 +162,9 @@ def start_proxy(
         str(SCRIPT),
         "--mode",
         f"reverse:http://127.0.0.1:{sim_port}@127.0.0.1:{port}",
-        "--flow-detail",
-        "0",
     ]
+    if program == "mitmdump":
+        args += ["--flow-detail", "0"]  # mitmweb has no such option
     for k, v in opts.items():
         args += ["--set", f"{k}={v}"]
     args += mitm_args or []

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -249,23 +248,6 @@ def browser(tmp_path: Path) -> Any:
     b.close()
 
 
-def mitmweb_program(tmp_path: Path) -> str:
-    """mitmweb for conftest's start_proxy, which passes mitmdump's --flow-detail too."""
-    path = tmp_path / "mitmweb-for-tests"
-    path.write_text(
-        f"#!{sys.executable}\n"
-        "import sys\n"
-        "from mitmproxy.tools.main import mitmweb\n"
-        "args = sys.argv[1:]\n"
-        "if '--flow-detail' in args:\n"
-        "    i = args.index('--flow-detail')\n"
-        "    del args[i : i + 2]\n"
-        "sys.exit(mitmweb(args))\n"
-    )
-    path.chmod(0o755)
-    return str(path)  # absolute: start_proxy's BIN / program keeps it as is
-
-
 def chat(proxy: Proxy, model: str, text: str = "hello", **extra: Any) -> httpx.Response:
     r = httpx.post(
         f"{proxy.url}/v1/chat/completions",
@@ -280,7 +262,7 @@ def test_dashboard_in_chromium(proxy_factory: Any, browser: Chromium, tmp_path: 
     web_port = free_port()
     proxy: Proxy = proxy_factory(
         settings={"model_mapping": MAPPING, "default_model": "oca/gpt-4.1"},
-        program=mitmweb_program(tmp_path),
+        program="mitmweb",
         options={"web_port": str(web_port), "web_open_browser": "false", "web_password": "pw"},
     )
     # Some traffic first, so there is something to show.
@@ -451,6 +433,12 @@ def test_state_api_long_polls_and_never_holds_a_token(proxy_factory: Any) -> Non
     assert t.is_alive()  # nothing happened yet: the poll waits
     chat(proxy, "oca/gpt-4.1")
     t.join(30)
+    # The call's token refresh is a change too; follow the long-poll until the call is listed.
+    for _ in range(5):
+        if waiter["state"]["recent"]:
+            break
+        seq = waiter["state"]["seq"]
+        waiter["state"] = httpx.get(proxy.url + f"/api/state?after={seq}", timeout=40).json()
     assert waiter["state"]["recent"][0]["target_model"] == "oca/gpt-4.1"
     assert waiter["after"] < 15
     rt = json.loads(proxy.token_file.read_text())["refresh_token"]

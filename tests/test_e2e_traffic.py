@@ -299,17 +299,11 @@ def test_capture_limit_bounds_what_is_kept(proxy_factory: Any, tmp_path: Path) -
     assert "raise the oca_capture_limit option" in text
 
 
-def mitmweb_program(tmp_path: Path) -> str:
-    from test_dashboard_browser import mitmweb_program as make
-
-    return make(tmp_path)
-
-
 def test_mitmweb_shows_comments_views_and_no_token(proxy_factory: Any, tmp_path: Path) -> None:
     web_port = free_port()
     proxy = proxy_factory(
         settings=SETTINGS,
-        program=mitmweb_program(tmp_path),
+        program="mitmweb",
         options={"web_port": str(web_port), "web_open_browser": "false", "web_password": "pw"},
     )
     an = anthropic.Anthropic(base_url=proxy.url, api_key="k", max_retries=0)

@@ -9,7 +9,6 @@ namespace (`unshare -n`) where only the loopback device exists, with a second ad
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from conftest import BIN, ROOT, SCRIPT, Proxy, Sim, free_port, start_proxy
+from conftest import ROOT, Proxy, Sim, free_port, start_proxy
 from hypothesis import given
 from hypothesis import strategies as st
 from isolated import can_isolate
@@ -416,37 +415,18 @@ def test_no_token_in_log_pages_errors_or_saved_flows(sim: Sim, tmp_path: Path) -
 
 
 def start_mitmweb(sim: Sim, home: Path, web_port: int) -> Proxy:
-    """conftest.start_proxy for mitmweb (which has no --flow-detail)."""
-    token_file = home / ".oca" / "refresh_token.json"
-    token_file.parent.mkdir(parents=True)
-    token_file.write_text(json.dumps({"refresh_token": sim.mint()["refresh_token"]}))
-    port = free_port()
-    sim_port = sim.url.rsplit(":", 1)[1]
-    args = [str(BIN / "mitmweb"), "-s", str(SCRIPT), "--mode"]
-    args.append(f"reverse:http://127.0.0.1:{sim_port}@127.0.0.1:{port}")
-    for opt in (
-        f"oca_idcs_url={sim.url}",
-        "oca_open_browser=false",
-        f"web_port={web_port}",
-        "web_open_browser=false",
-        "web_password=test-web-pw",
-    ):
-        args += ["--set", opt]
-    log_path = home / "proxy.log"
-    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    p = Proxy(f"http://127.0.0.1:{port}", port, home, proc, log_path, sim)
+    """A logged-in proxy under mitmweb, returned once its web UI answers too."""
+    opts = {"web_port": str(web_port), "web_open_browser": "false", "web_password": "test-web-pw"}
+    p = start_proxy(sim, home, options=opts, program="mitmweb")
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
-            httpx.get(f"{p.url}/health", timeout=1)
             httpx.get(f"http://127.0.0.1:{web_port}/flows?token=test-web-pw", timeout=1)
             return p
         except httpx.HTTPError:
             time.sleep(0.2)
     p.stop()
-    raise RuntimeError("mitmweb did not start:\n" + p.log())
+    raise RuntimeError("mitmweb's UI did not start:\n" + p.log())
 
 
 def test_no_token_in_mitmweb_even_while_the_request_is_open(sim: Sim, tmp_path: Path) -> None:
