@@ -15,6 +15,7 @@ import gc
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -29,7 +30,7 @@ import requests
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
 
-from . import __version__, annotate, contentview, mitm_patches, security, sse
+from . import __version__, annotate, contentview, jsonio, mitm_patches, security, sse
 from .config import DEPLOYMENTS, Settings, SettingsFile, find_config_file
 from .errors import ApiError, ApiFlavor, error_bytes, upstream_error_message
 from .gateway import (
@@ -64,6 +65,9 @@ _KEEP = frozenset(
     {b"user-agent", b"client", b"client-version", b"client-ide", b"client-ide-version"}
 )
 _KEEP_NATIVE_MESSAGES = _KEEP | {b"anthropic-version", b"anthropic-beta"}
+# OCA's response headers a stream to the client replaces (translated: the length too).
+_STREAM_DROP = frozenset({b"content-type", b"cache-control"})
+_TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
 
 
 @dataclass
@@ -120,6 +124,11 @@ class OcaAddon:
         self._idle_gc: asyncio.TimerHandle | None = None
         self._last_done = 0.0  # time.monotonic() when the last API call ended
         self._done_since_gc = 0
+        # Options read on every request, copied here by configure() (ctx.options costs a
+        # deep copy per read).
+        self._capture_limit = 2 * 1024 * 1024
+        self._models_ttl = 300
+        self._proxy_key_option = ""
 
     # -- options ---------------------------------------------------------------------
 
@@ -196,6 +205,9 @@ class OcaAddon:
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
+        self._capture_limit = opts.oca_capture_limit
+        self._models_ttl = opts.oca_models_ttl
+        self._proxy_key_option = opts.oca_proxy_api_key
         if "mode" in updated or "listen_port" in updated:
             self._listen_port = None
         if "connection_strategy" in updated or "oca_mode" in updated or not self.upstream:
@@ -294,7 +306,7 @@ class OcaAddon:
 
     def proxy_key(self) -> str | None:
         """The key clients must present, if any: the option, else the settings file's."""
-        opt = ctx.options.oca_proxy_api_key
+        opt = self._proxy_key_option
         if opt:
             return str(opt)
         return self.current_settings().proxy_api_key if self.settings_file else None
@@ -465,6 +477,7 @@ class OcaAddon:
 
     def done(self) -> None:
         annotate.redact_all()  # flows still open at shutdown are saved (-w) after this
+        annotate.traffic_log.flush()
         if self._keepalive:
             self._keepalive.cancel()
         if self._idle_watch:
@@ -512,7 +525,7 @@ class OcaAddon:
         token = await self._access_token(endpoint.flavor)
         catalog = await self.catalog(token)
         ex = prepare(endpoint, body, self.current_settings(), catalog, self.history)
-        request_id = uuid.uuid4().hex
+        request_id = secrets.token_hex(16)
         record = RequestRecord(
             started=time.time(),
             api=endpoint.value,
@@ -523,7 +536,7 @@ class OcaAddon:
             stream=ex.client_stream,
             request_id=request_id,
         )
-        annotate.keep_client_request(flow, ctx.options.oca_capture_limit)
+        annotate.keep_client_request(flow, self._capture_limit)
         self._rewrite_upstream(flow, ex, token, request_id)
         self._inflight[flow.id] = InFlight(ex, record, token, flow=flow)
 
@@ -537,15 +550,16 @@ class OcaAddon:
             _KEEP_NATIVE_MESSAGES if ex.endpoint is Endpoint.MESSAGES and ex.route.native else _KEEP
         )
         # The whole head at once (mitmproxy's header edits one by one are a hot spot): the
-        # client's headers we keep, in their order, then ours. Emptied first, so that the
-        # host and port setters below do not rewrite a Host header that is going anyway.
+        # client's headers we keep, in their order, then ours. Emptied before the host and
+        # port setters, so that they do not rewrite a Host header that is going anyway.
         fields = [(k, v) for k, v in req.headers.fields if k.lower() in keep]
-        req.headers = http.Headers()
         scheme, host, port = self.upstream.origin
-        req.scheme, req.host, req.port = scheme, host, port
+        if (req.scheme, req.host, req.port) != (scheme, host, port):  # same in reverse mode
+            req.headers = http.Headers()
+            req.scheme, req.host, req.port = scheme, host, port
         req.path = self.upstream.prefix + ex.route.upstream_path
         host_header = host if port in (80, 443) else f"{host}:{port}"
-        body = json.dumps(ex.upstream_body, ensure_ascii=False).encode()
+        body = jsonio.dumps(ex.upstream_body)
         h2 = req.is_http2 or req.is_http3
         if not h2:
             fields.append((b"Host", host_header.encode("utf-8", "surrogateescape")))
@@ -581,7 +595,7 @@ class OcaAddon:
     async def catalog(self, token: str | None = None) -> Catalog | None:
         """OCA's model list, cached; None (so: route everything as chat) if unavailable."""
         cat = self._catalog
-        if cat is not None and time.time() - cat.fetched_at < ctx.options.oca_models_ttl:
+        if cat is not None and time.time() - cat.fetched_at < self._models_ttl:
             return cat
         if token is None:
             return cat
@@ -648,19 +662,28 @@ class OcaAddon:
         )
         if not streaming:
             return  # buffered: shaped for the client in the response hook
-        limit = ctx.options.oca_capture_limit
-        if ex.make_translator is not None:
+        limit = self._capture_limit
+        # The head for the client in one go (mitmproxy's header edits one by one are a
+        # hot spot): OCA's, less what we set, then ours. A translated stream has a length
+        # of its own, so it goes chunked.
+        translated = ex.make_translator is not None
+        drop = _TRANSLATED_STREAM_DROP if translated else _STREAM_DROP
+        fields = [(k, v) for k, v in resp.headers.fields if k.lower() not in drop]
+        if translated:
+            assert ex.make_translator is not None
             st.driver = StreamDriver(ex.make_translator(), limit)
-            resp.stream = st.driver
-            resp.headers.pop("content-length", None)
             if flow.request.http_version == "HTTP/1.1":
-                resp.headers["transfer-encoding"] = "chunked"
+                fields.append((b"transfer-encoding", b"chunked"))
         else:
-            tap = PassthroughTap(limit, lambda msg: terminal_error_frame(ex.endpoint, 502, msg))
-            st.driver = tap
-            resp.stream = tap
-        resp.headers["content-type"] = "text/event-stream; charset=utf-8"
-        resp.headers["cache-control"] = "no-cache"
+            st.driver = PassthroughTap(
+                limit, lambda msg: terminal_error_frame(ex.endpoint, 502, msg)
+            )
+        fields += [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+        ]
+        resp.headers = http.Headers(fields)
+        resp.stream = st.driver
 
     async def response(self, flow: http.HTTPFlow) -> None:
         st = self._inflight.pop(flow.id, None)
@@ -670,7 +693,7 @@ class OcaAddon:
             return
         rec = st.record
         rec.status = resp.status_code
-        annotate.keep_oca_answer(flow, st.driver, ctx.options.oca_capture_limit)
+        annotate.keep_oca_answer(flow, st.driver, self._capture_limit)
         try:
             if resp.stream:
                 usage = st.driver.usage if isinstance(st.driver, StreamDriver) else None
@@ -750,7 +773,7 @@ class OcaAddon:
             st.record.error = f"OCA went silent for {ctx.options.oca_upstream_idle_timeout} s"
         st.record.latency_ms = (time.time() - st.record.started) * 1000
         self.stats.record(st.record)
-        annotate.keep_oca_answer(flow, st.driver, ctx.options.oca_capture_limit)
+        annotate.keep_oca_answer(flow, st.driver, self._capture_limit)
         annotate.finish(flow, st.record)
         log.warning("Request %s to OCA failed: %s", st.record.request_id, st.record.error)
         self._call_done()

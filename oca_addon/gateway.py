@@ -8,11 +8,12 @@ ones. Translator modules follow the contract in docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import sse
+from . import jsonio, sse
 from .config import ModelChoice, Settings, resolve_model
 from .errors import ApiError, ApiFlavor, RequestError, anthropic_error, upstream_error_message
 from .modelinfo import Catalog
@@ -91,9 +92,9 @@ class Exchange:
         return completions.chat_to_completion(completion, self.ctx)
 
 
-def _json_or_none(text: str) -> Any:
+def _json_or_none(text: str | bytes) -> Any:
     try:
-        return json.loads(text)
+        return jsonio.loads(text)
     except ValueError:
         return None
 
@@ -149,7 +150,7 @@ def parse_json_body(content: bytes | None, content_type: str | None) -> dict[str
     except UnicodeDecodeError as e:
         raise RequestError(f"the body is not valid UTF-8 (byte {e.start})") from None
     try:
-        data = json.loads(text)
+        data = jsonio.loads(text)
     except json.JSONDecodeError as e:
         raise RequestError(
             f"the body is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
@@ -322,45 +323,45 @@ class StreamDriver:
         if self.closed:
             return b""
         if not data:
-            out = self._events(self.parser.close())
+            out = b"".join(self._event(ev.data) for ev in self.parser.close() if not self.closed)
             if not self.closed:
                 self.closed = True
                 out += self.translator.finish()
             return out
-        return self._events(self.parser.feed(data))
+        if (
+            # The usual read (a hot spot): exactly one whole `data: {...}` event, which the
+            # parser would give as is. Its JSON is read straight from the bytes.
+            self.parser.idle
+            and data.startswith(b"data: {")
+            and data.endswith(b"}\n\n")
+            and data.count(b"\n") == 2
+        ):
+            return self._event(data[6:-2])
+        return b"".join(self._event(ev.data) for ev in self.parser.feed(data) if not self.closed)
 
-    def _events(self, events: list[sse.SSEEvent]) -> bytes:
-        out: list[bytes] = []
-        translator = self.translator
-        for ev in events:
-            if self.closed:
-                break
-            data = ev.data
-            if data == "[DONE]":
-                self.closed = True
-                out.append(translator.finish())
-                continue
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                out.append(self.abort(f"OCA sent a stream event that is not JSON: {data[:120]!r}"))
-                continue
-            if not isinstance(chunk, dict):
-                continue
-            if "error" in chunk:
-                self.closed = True
-                out.append(
-                    translator.fail(
-                        _error_status(chunk), upstream_error_message(data.encode(), 502)
-                    )
-                )
-                continue
-            if chunk.get("usage"):
-                self.usage = chunk["usage"]
-            elif isinstance(chunk.get("response"), dict) and chunk["response"].get("usage"):
-                self.usage = chunk["response"]["usage"]  # native Responses events
-            out.append(translator.feed(chunk))
-        return b"".join(out)
+    def _event(self, data: str | bytes) -> bytes:
+        if data == "[DONE]":
+            self.closed = True
+            return self.translator.finish()
+        try:
+            chunk = jsonio.loads(data)
+        except ValueError:
+            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+            return self.abort(f"OCA sent a stream event that is not JSON: {text[:120]!r}")
+        if not isinstance(chunk, dict):
+            return b""
+        if "error" in chunk:
+            self.closed = True
+            raw = data.encode() if isinstance(data, str) else data
+            return self.translator.fail(_error_status(chunk), upstream_error_message(raw, 502))
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+        else:
+            response = chunk.get("response")
+            if isinstance(response, dict) and response.get("usage"):
+                self.usage = response["usage"]  # native Responses events
+        return self.translator.feed(chunk)
 
     def abort(self, message: str, status: int = 502) -> bytes:
         """The upstream failed mid-stream: the client API's own terminal error event."""
@@ -382,6 +383,7 @@ class PassthroughTap:
 
     __slots__ = (
         "captured",
+        "checked_one",
         "fail_frame",
         "failed",
         "last",
@@ -392,7 +394,6 @@ class PassthroughTap:
     )
 
     MAX_LINE = 16 * 1024 * 1024  # one SSE line longer than this is not an event stream
-    FULL_CHECK_BYTES = 4096
 
     def __init__(self, limit: int, fail_frame: Callable[[str], bytes] | None = None) -> None:
         self.captured = bytearray()
@@ -402,6 +403,7 @@ class PassthroughTap:
         self.fail_frame = fail_frame
         self.pending = b""
         self.failed = False
+        self.checked_one = False  # an event has been parsed in full
         self.last = b"\n\n"  # the end of what the client got: is it between two events?
 
     def abort(self, message: str) -> bytes:
@@ -419,19 +421,40 @@ class PassthroughTap:
         if data:
             buf = self.pending + data if self.pending else data
             cut = buf.rfind(b"\n") + 1
-            out, self.pending = buf[:cut], buf[cut:]
-            if len(self.pending) > self.MAX_LINE:
-                return self._fail(out, b"", "OCA sent an event line longer than 16 MB")
+            if cut == len(buf):  # the usual case: whole lines, nothing to copy
+                out, self.pending = buf, b""
+            else:
+                out, self.pending = buf[:cut], buf[cut:]
+                if len(self.pending) > self.MAX_LINE:
+                    return self._fail(out, b"", "OCA sent an event line longer than 16 MB")
         else:  # the upstream body ended: the last line, even without its newline
             out, self.pending = self.pending, b""
-        # Parse the first events fully (garbage shows from the start); after that the shape
-        # of a JSON object is enough, which keeps the per-chunk cost near zero.
-        bad = _first_bad_line(out, parse=self.seen < self.FULL_CHECK_BYTES)
+        # The first event is parsed in full (garbage shows from the start); after that the
+        # shape of a JSON value is enough: one regular-expression scan per chunk.
+        bad = self._bad_line(out)
         if bad is not None:
             start, line = bad
             return self._fail(out[:start], line, "OCA sent a stream event that is not JSON")
+        if not out:
+            return []
         self._keep(out)
-        return [out] if out else []
+        return [out]
+
+    def _bad_line(self, block: bytes) -> tuple[int, bytes] | None:
+        """(offset, line) of the first `data:` line that is neither JSON nor [DONE]."""
+        lines = b"\n" + block + b"\n"  # offsets in it are line starts in block
+        bad = _BAD_DATA_LINE.search(lines)
+        if not self.checked_one:
+            for m in _DATA_LINE.finditer(lines, 0, bad.start() if bad else len(lines)):
+                if m.group(1) == b"[DONE]":
+                    continue
+                if _json_or_none(m.group(1)) is None:
+                    return m.start(), m.group(0)[1:].rstrip(b"\r")
+                self.checked_one = True
+                break
+        if bad is not None:
+            return bad.start(), bad.group(0)[1:].rstrip(b"\r")
+        return None
 
     def _fail(self, good: bytes, line: bytes, why: str) -> list[bytes]:
         self._keep(good)
@@ -443,41 +466,26 @@ class PassthroughTap:
     def _keep(self, data: bytes) -> None:
         if not data:
             return
-        self.seen += len(data)
-        self.last = (self.last + data)[-2:]
+        n = len(data)
+        self.seen += n
+        self.last = data[-2:] if n >= 2 else (self.last + data)[-2:]
+        if self.truncated:
+            return
         room = self.limit - len(self.captured)
-        if room > 0:
+        if n <= room:
+            self.captured += data
+        else:
             self.captured += data[:room]
-        if len(data) > room:
             self.truncated = True
 
 
-def _first_bad_line(block: bytes, parse: bool = True) -> tuple[int, bytes] | None:
-    """(offset, line) of the first `data:` line in whole lines that is neither JSON nor [DONE]
-    (with parse=False: that does not even have the shape of a JSON object or array)."""
-    if b"data:" not in block:
-        return None
-    pos = 0
-    for raw in block.split(b"\n"):
-        line = raw[:-1] if raw.endswith(b"\r") else raw
-        if line.startswith(b"data:"):
-            value = line[5:].strip()
-            if value != b"[DONE]" and not _is_json(value, parse):
-                return pos, line
-        pos += len(raw) + 1
-    return None
-
-
-def _is_json(value: bytes, parse: bool) -> bool:
-    if value[:1] not in (b"{", b"[") or value[-1:] not in (b"}", b"]"):
-        return False
-    if not parse:
-        return True
-    try:
-        json.loads(value)
-    except ValueError:
-        return False
-    return True
+# A `data:` line whose value does not even have the shape of a JSON object or array, nor
+# is [DONE]; and any `data:` line with its value. Both search b"\n" + block + b"\n": a
+# pattern that starts with a literal is found by a fast scan (one starting `^` is not).
+_BAD_DATA_LINE = re.compile(
+    rb"\ndata:[ \t]*+(?![\[{][^\n]*[\]}][ \t]*\r?\n|\[DONE\][ \t]*\r?\n)[^\n]*"
+)
+_DATA_LINE = re.compile(rb"\ndata:[ \t]*+([^\n]*?)[ \t]*\r?(?=\n)")
 
 
 def terminal_error_frame(endpoint: Endpoint, status: int, message: str) -> bytes:
@@ -490,9 +498,9 @@ def terminal_error_frame(endpoint: Endpoint, status: int, message: str) -> bytes
     return sse.encode({"error": {"message": message, "type": "api_error", "code": str(status)}})
 
 
-def usage_from_stream(body: bytes) -> dict[str, Any] | None:
+def usage_from_stream(body: bytes | bytearray) -> dict[str, Any] | None:
     """The token usage reported near the end of a (chat, responses or messages) stream."""
-    tail = body[-16384:]
+    tail = bytes(body[-16384:])
     start = tail.find(b"\n") + 1 if len(body) > len(tail) else 0
     # Parse from the event that first mentions usage on (once per request: a hot spot).
     first = tail.find(b'"usage"', start)

@@ -16,6 +16,7 @@ No mitmproxy import: everything here is plain functions over strings.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 CROSS_SITE = frozenset({"cross-site", "same-site"})  # same-site: e.g. another localhost port
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request, by few distinct peers
 def is_loopback_ip(address: str | None) -> bool:
     """A peer address (`127.0.0.1`, `::1`, `::ffff:127.0.0.1`, `fe80::1%lo`) is this machine."""
     if not address:
@@ -77,6 +79,7 @@ def split_host_port(value: str) -> tuple[str, int | None] | None:
     return host.lower(), int(port_text)
 
 
+@functools.lru_cache(maxsize=256)
 def host_allowed(host_header: str | None, port: int) -> bool:
     """DNS-rebinding guard: the Host names this machine (and, if it has a port, ours)."""
     if not host_header:

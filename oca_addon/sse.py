@@ -8,9 +8,10 @@ inside JSON strings and are not line breaks in SSE.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from . import jsonio
 
 
 @dataclass(slots=True)
@@ -19,7 +20,7 @@ class SSEEvent:
     event: str | None = None
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        return jsonio.loads(self.data)
 
 
 class SSEParser:
@@ -31,6 +32,11 @@ class SSEParser:
         self._buf = b""
         self._data: list[str] = []
         self._event: str | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Between events: nothing buffered."""
+        return not self._buf and not self._data and self._event is None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
@@ -85,25 +91,12 @@ def parse_all(body: bytes) -> list[SSEEvent]:
     return parser.feed(body) + parser.close()
 
 
-# One encoder for every frame: json.dumps() with options builds a new one on each call.
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _dumps(obj: Any) -> str:
-    return _encoder.encode(obj)
-
-
-# A str as a JSON string literal, exactly as encode() writes strings (raw UTF-8): for
-# translators that write their most frequent frame (a text delta) from a template.
-json_str = json.encoder.encode_basestring
-
-
 def encode(data: Any, event: str | None = None) -> bytes:
     """One SSE frame. `data` may be a str (sent as is) or a JSON-able object."""
-    text = data if isinstance(data, str) else _dumps(data)
+    payload = data.encode() if isinstance(data, str) else jsonio.dumps(data)
     if event is None:
-        return f"data: {text}\n\n".encode()
-    return f"event: {event}\ndata: {text}\n\n".encode()
+        return b"data: " + payload + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + payload + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import sse
+from .. import jsonio, sse
 from ..errors import ApiError, RequestError, anthropic_error
 from .count_tokens import count_tokens
 
@@ -893,12 +893,7 @@ def chat_to_anthropic(completion: dict[str, Any], ctx: AnthropicContext) -> dict
 
 
 def _encode(payload: dict[str, Any], kind: str) -> bytes:
-    try:
-        return sse.encode(payload, event=kind)
-    except UnicodeEncodeError:
-        # A lone surrogate (an emoji split across upstream chunks as JSON escapes): keep it
-        # escaped, so a client joining the pieces gets the character back.
-        return sse.encode(json.dumps(payload, separators=(",", ":")), event=kind)
+    return sse.encode(payload, event=kind)
 
 
 class _Tool:
@@ -1016,13 +1011,11 @@ class AnthropicStream:
             self._close(out)
             self._open_block(out, "text", {"type": "text", "text": ""})
         self._chars += len(text)
-        try:  # the most frequent frame: the same bytes as _delta() gives, from a template
-            out.append(
-                f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":'
-                f'{self._index},"delta":{{"type":"text_delta","text":{sse.json_str(text)}}}}}\n\n'.encode()
-            )
-        except UnicodeEncodeError:  # a lone surrogate: _encode() knows what to do
-            self._delta(out, {"type": "text_delta", "text": text})
+        # The most frequent frame: the same bytes as _delta() gives, from a template.
+        out.append(
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+            b'"delta":{"type":"text_delta","text":%b}}\n\n' % (self._index, jsonio.dumps(text))
+        )
 
     def _open_tool_block(self, out: list[bytes], tool: _Tool) -> None:
         self._close(out)
@@ -1375,12 +1368,7 @@ class NativeMessagesStream:
             chunk = {**chunk, "message": {**chunk["message"], "model": self.requested_model}}
         elif kind == "message_stop":
             self._stopped = True
-        if isinstance(kind, str) and kind:
-            return _encode(chunk, kind)
-        try:
-            return sse.encode(chunk)
-        except UnicodeEncodeError:
-            return sse.encode(json.dumps(chunk, separators=(",", ":")))
+        return sse.encode(chunk, event=kind if isinstance(kind, str) and kind else None)
 
     def finish(self) -> bytes:
         if self._done:

@@ -27,7 +27,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import sse
+from .. import jsonio, sse
 from ..errors import RequestError
 
 # --------------------------------------------------------------------------------------
@@ -1213,10 +1213,10 @@ class ResponsesStream:
         else:
             # The most frequent event: the same bytes as _emit() gives, from a template.
             out.append(
-                "event: response.output_text.delta\ndata: "
-                f'{{"type":"response.output_text.delta","sequence_number":{self._seq},'
-                f'"item_id":{sse.json_str(item.item_id)},"output_index":{item.output_index},'
-                f'"content_index":0,"delta":{sse.json_str(text)},"logprobs":[]}}\n\n'.encode()
+                b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+                b'"sequence_number":%d,"item_id":%b,"output_index":%d,"content_index":0,'
+                b'"delta":%b,"logprobs":[]}\n\n'
+                % (self._seq, jsonio.dumps(item.item_id), item.output_index, jsonio.dumps(text))
             )
             self._seq += 1
 
