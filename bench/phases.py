@@ -24,7 +24,7 @@ perf = time.perf_counter
 
 # -- targets -------------------------------------------------------------------------
 
-TARGET_NAMES = ("sim", "bare", "chat", "anthropic", "responses")
+TARGET_NAMES = ("sim", "bare", "floor", "chat", "anthropic", "responses")
 ADDON_KINDS = ("chat", "anthropic", "responses")
 ADDON_PATHS = {
     "chat": "/v1/chat/completions",
@@ -39,25 +39,33 @@ def addon_target(kind: str, proxy: Proc, name: str | None = None) -> Target:
 
 @dataclass
 class Setup:
-    """The five columns: simulator direct, bare mitmproxy, and the addon's three APIs."""
+    """The columns: simulator direct, bare mitmproxy, the least addon of this design
+    (latency only), and the addon's three APIs."""
 
     sim: Sim
     bare: Proc
     addon: Proc
     token: str
+    floor: Proc | None = None
 
-    def targets(self) -> list[tuple[Target, Proc | None]]:
+    def targets(self, with_floor: bool = False) -> list[tuple[Target, Proc | None]]:
         """(target, proxy process whose CPU it costs) for every column."""
+        floor = (
+            [(addon_target("chat", self.floor, "floor"), self.floor)]
+            if with_floor and self.floor
+            else []
+        )
         return [
             (upstream_target("sim", self.sim.port, self.token), None),
             (upstream_target("bare", self.bare.port, self.token), self.bare),
+            *floor,
             *((addon_target(k, self.addon), self.addon) for k in ADDON_KINDS),
         ]
 
 
 async def warm_up(setup: Setup, text: str, n: int = 20) -> None:
     """Token refresh, model catalogue, code paths and connections warmed on every column."""
-    for target, _ in setup.targets():
+    for target, _ in setup.targets(with_floor=True):
         conn = Conn(target)
         try:
             for _ in range(n):
@@ -93,22 +101,24 @@ async def latency(
         for conc, n in levels.items():
             if conc == 1:
                 # One client: the columns take turns request by request.
-                targets = [t for t, _ in setup.targets()]
+                targets = [t for t, _ in setup.targets(with_floor=True)]
                 results = {r.target: r for r in await run_interleaved(targets, text, requests=n)}
                 for name, res in results.items():
                     this[f"{name}@1"] = res.summary()
-                    if name != "bare":
-                        # Paired: each request against bare mitmproxy's of the same turn.
-                        this[f"{name}@1"]["ttft_over_bare_paired_ms"] = 1000 * median(
-                            [
-                                a - b
-                                for a, b in zip(
-                                    res.ttft_in_turn, results["bare"].ttft_in_turn, strict=True
-                                )
-                            ]
-                        )
+                    # Paired: each request against bare mitmproxy's (and the least addon's)
+                    # of the same turn.
+                    for base in ("bare", "floor"):
+                        if name not in ("bare", base) and base in results:
+                            this[f"{name}@1"][f"ttft_over_{base}_paired_ms"] = 1000 * median(
+                                [
+                                    a - b
+                                    for a, b in zip(
+                                        res.ttft_in_turn, results[base].ttft_in_turn, strict=True
+                                    )
+                                ]
+                            )
                 continue
-            for target, proxy in _rotated(setup.targets(), rnd):
+            for target, proxy in _rotated(setup.targets(with_floor=True), rnd):
                 res = await run_load(
                     target,
                     text,
@@ -134,7 +144,7 @@ async def latency(
     # The comparisons the targets are about, per round, then the median.
     comparisons: dict[str, Any] = {}
     c_low, c_high = min(levels), max(levels)
-    for kind in ADDON_KINDS:
+    for kind in [*ADDON_KINDS, *(["floor"] if setup.floor else [])]:
         # The median of paired differences (request by request, turn by turn): the most
         # robust to what else the machine does; the difference of the p50s alongside.
         added = [r[f"{kind}@1"]["ttft_over_bare_paired_ms"] for r in per_round]
@@ -152,6 +162,17 @@ async def latency(
             f"rps_ratio_to_bare@{c_high}": median(ratio),
             f"rps_ratio_to_bare@{c_high}_per_round": ratio,
         }
+        if setup.floor and kind != "floor":
+            # What oca-addon's own code adds, over the least addon of this design.
+            over_floor = [r[f"{kind}@1"]["ttft_over_floor_paired_ms"] for r in per_round]
+            floor_ratio = [
+                r[f"{kind}@{c_high}"]["rps"] / r[f"floor@{c_high}"]["rps"]
+                if r[f"floor@{c_high}"]["rps"]
+                else float("nan")
+                for r in per_round
+            ]
+            comparisons[kind][f"ttft_p50_over_floor_ms@{c_low}"] = median(over_floor)
+            comparisons[kind][f"rps_ratio_to_floor@{c_high}"] = median(floor_ratio)
     bare_added = [
         r[f"bare@{c_low}"]["ttft_p50_ms"] - r[f"sim@{c_low}"]["ttft_p50_ms"] for r in per_round
     ]

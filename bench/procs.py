@@ -169,6 +169,30 @@ def start_bare(sim: Sim) -> Proc:
     return p
 
 
+def start_floor(sim: Sim, token: str) -> Proc:
+    """mitmdump with bench/floor_addon.py: the least an addon in this design does."""
+    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="oca-bench-floor-"))
+    args = [
+        "-s",
+        str(Path(__file__).resolve().parent / "floor_addon.py"),
+        "--mode",
+        f"reverse:http://{HOST}:{sim.port}@{HOST}:{port}",
+        *COMMON_MITM_ARGS,
+    ]
+    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "BENCH_TOKEN": token}
+    log_path = home / "proxy.log"
+    proc = _mitmdump(args, log_path, env)
+    p = Proc("floor", port, proc, home, log_path)
+    try:
+        wait_for(f"{p.url}/__bench_ping", proc)
+    except Exception:
+        msg = p.log()
+        p.stop()
+        raise RuntimeError("mitmdump with the floor addon did not start:\n" + msg) from None
+    return p
+
+
 def start_addon(sim: Sim, options: dict[str, str] | None = None) -> Proc:
     """mitmdump with the addon, logged in to the simulator (HOME in a temp folder)."""
     port = free_port()

@@ -19,8 +19,11 @@ STALL_MS_MAX = 20.0  # longest stall of a running stream while the token is refr
 MEM_AFTER_OVER_BARE_MIB = 5.0
 MEM_GROWTH_PER_REQUEST_MAX_KIB = 4.0
 
-COLUMNS = ("sim", "bare", "chat", "anthropic", "responses")
-HEADERS = ("simulator", "bare mitm", "addon chat", "addon anthr.", "addon resp.")
+COLUMNS = ("sim", "bare", "floor", "chat", "anthropic", "responses")
+HEADERS = ("simulator", "bare mitm", "min. addon", "addon chat", "addon anthr.", "addon resp.")
+# Which columns each table has ("floor": bench/floor_addon.py, in the latency table only).
+LONG_COLUMNS = ("sim", "bare", "chat", "anthropic", "responses")
+LONG_HEADERS = tuple(h for c, h in zip(COLUMNS, HEADERS, strict=True) if c in LONG_COLUMNS)
 
 
 def _num(x: Any) -> float:
@@ -156,7 +159,7 @@ def table(data: dict[str, Any]) -> str:
                 ("rps", "requests/s"),
                 ("proxy_cpu_ms_per_request", "proxy CPU ms/request"),
             ):
-                cells = [_f(med[f"{col}@{c}"].get(stat)) for col in COLUMNS]
+                cells = [_f(med.get(f"{col}@{c}", {}).get(stat)) for col in COLUMNS]
                 if any(cell != "-" for cell in cells):
                     lines.append(_row(f"{label} @{c} client{'s' if c > 1 else ''}", cells))
         comps = lat["comparisons"]
@@ -166,8 +169,8 @@ def table(data: dict[str, Any]) -> str:
                 f"TTFT over bare @{lo} (paired)",
                 ["", _f(comps["bare"][f"ttft_p50_over_sim_ms@{lo}"], 2) + "*"]
                 + [
-                    _f(comps[k][f"ttft_p50_over_bare_ms@{lo}"], 2)
-                    for k in ("chat", "anthropic", "responses")
+                    _f(comps[k][f"ttft_p50_over_bare_ms@{lo}"], 2) if k in comps else "-"
+                    for k in ("floor", "chat", "anthropic", "responses")
                 ],
             )
         )
@@ -176,26 +179,44 @@ def table(data: dict[str, Any]) -> str:
                 f"requests/s vs bare @{hi}",
                 ["", "1.00"]
                 + [
-                    _f(comps[k][f"rps_ratio_to_bare@{hi}"], 2)
-                    for k in ("chat", "anthropic", "responses")
+                    _f(comps[k][f"rps_ratio_to_bare@{hi}"], 2) if k in comps else "-"
+                    for k in ("floor", "chat", "anthropic", "responses")
                 ],
             )
         )
+        if "floor" in comps:
+            kinds = ("chat", "anthropic", "responses")
+            lines.append(
+                _row(
+                    f"TTFT over min. addon @{lo} (paired)",
+                    ["", "", ""]
+                    + [_f(comps[k].get(f"ttft_p50_over_floor_ms@{lo}"), 2) for k in kinds],
+                )
+            )
+            lines.append(
+                _row(
+                    f"requests/s vs min. addon @{hi}",
+                    ["", "", "1.00"]
+                    + [_f(comps[k].get(f"rps_ratio_to_floor@{hi}"), 2) for k in kinds],
+                )
+            )
         lines.append(
             "  paired: median of each request's TTFT minus bare mitmproxy's in the same turn;"
             "\n  * bare mitmproxy's own TTFT p50 over the simulator's"
+            "\n  min. addon: bench/floor_addon.py, the least an addon in this design does (it"
+            "\n  reads the request, rewrites it and streams the answer): chat through it"
         )
     long = data.get("long_stream")
     if long:
         lines += [
             "",
             f"One answer of {long['chunks']:,} chunks (median of {long['rounds']} rounds)",
-            _row("", list(HEADERS)),
-            _row("total ms", [_f(long["total_ms"].get(c), 0) for c in COLUMNS]),
-            _row("wall us/chunk", [_f(long["wall_us_per_chunk"].get(c)) for c in COLUMNS]),
+            _row("", list(LONG_HEADERS)),
+            _row("total ms", [_f(long["total_ms"].get(c), 0) for c in LONG_COLUMNS]),
+            _row("wall us/chunk", [_f(long["wall_us_per_chunk"].get(c)) for c in LONG_COLUMNS]),
             _row(
                 "proxy CPU us/chunk",
-                [_f(long["proxy_cpu_us_per_chunk"].get(c)) for c in COLUMNS],
+                [_f(long["proxy_cpu_us_per_chunk"].get(c)) for c in LONG_COLUMNS],
             ),
             _row(
                 "  over addon chat (translation)",

@@ -24,7 +24,7 @@ from typing import Any
 
 from . import phases, report
 from .client import upstream_target
-from .procs import ROOT, Proc, start_addon, start_bare, start_sim
+from .procs import ROOT, Proc, start_addon, start_bare, start_floor, start_sim
 
 SECTIONS = ("micro", "latency", "long_stream", "memory", "refresh_stall")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -143,6 +143,9 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
         addon = start_addon(sim)
         started.append(addon)
         setup = phases.Setup(sim, bare, addon, token)
+        if "latency" in only:
+            setup.floor = start_floor(sim, token)
+            started.append(setup.floor)
         _log("warm-up")
         await phases.warm_up(setup, answer)
         if "latency" in only:

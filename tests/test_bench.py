@@ -37,7 +37,7 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     assert data["quick"] is True
 
     lat = data["latency"]["median"]
-    for col in COLUMNS:
+    for col in (*COLUMNS, "floor"):  # floor: bench/floor_addon.py, in the latency table only
         for c in (1, 32):
             row = lat[f"{col}@{c}"]
             assert row["errors"] == 0, (col, c, row)
@@ -51,6 +51,9 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     for kind in ("chat", "anthropic", "responses"):
         assert math.isfinite(comps[kind]["ttft_p50_over_bare_ms@1"])
         assert positive(comps[kind]["rps_ratio_to_bare@32"])
+        assert math.isfinite(comps[kind]["ttft_p50_over_floor_ms@1"])
+        assert positive(comps[kind]["rps_ratio_to_floor@32"])
+    assert "min. addon" in run.stdout
 
     long = data["long_stream"]
     assert all(positive(long["total_ms"][c]) for c in COLUMNS)
