@@ -218,9 +218,9 @@ class TrafficLog:
 
     mitmproxy hands every log record to the terminal and, as an `add_log` event, to every
     addon: about 0.2 ms of CPU per record on the benchmark machine, a quarter of all the
-    addon may add to a streamed call (bench/README.md). So calls that end close together
-    share one record (each line after the first with its own time), logged at most
-    FLUSH_S after the first of them ended."""
+    addon may add to a streamed call (README, Benchmark). So calls that end within FLUSH_S
+    of each other share one record: one line each, every line stamped like mitmproxy's own
+    (the time it was logged), so the output reads as usual."""
 
     FLUSH_S = 0.1
 
@@ -229,9 +229,6 @@ class TrafficLog:
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, line: str) -> None:
-        if self.lines:
-            now = time.time()
-            line = f"[{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now * 1000) % 1000:03d}] {line}"
         self.lines.append(line)
         if self._timer is None:
             try:
@@ -245,9 +242,16 @@ class TrafficLog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.lines:
-            text, self.lines = "\n".join(self.lines), []
-            log.info("%s", text)
+        if not self.lines:
+            return
+        lines, self.lines = self.lines, []
+        if len(lines) > 1:
+            now = time.time()  # the record's own time, which mitmproxy puts before line 1
+            stamp = (
+                f"[{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now * 1000) % 1000:03d}] "
+            )
+            lines[1:] = [stamp + line for line in lines[1:]]
+        log.info("%s", "\n".join(lines))
 
 
 traffic_log = TrafficLog()

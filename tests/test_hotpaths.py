@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -206,8 +207,8 @@ def test_log_lines_of_a_burst_share_one_record(caplog: pytest.LogCaptureFixture)
     assert len(records) == 2
     lines = records[0].split("\n")
     assert lines[0] == "200 POST /v1/messages · call 0"
-    # Each later line carries its own time, as mitmproxy's formatter writes it.
-    assert all(line.startswith("[") and "] 200 POST" in line for line in lines[1:])
+    # Each later line is stamped like mitmproxy stamps the first: [HH:MM:SS.mmm].
+    assert all(re.fullmatch(r"\[\d\d:\d\d:\d\d\.\d{3}\] 200 POST .*", x) for x in lines[1:])
     assert len(lines) == 3 and records[1] == "200 POST /v1/messages · call 3"
 
 
