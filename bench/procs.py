@@ -138,64 +138,56 @@ def start_sim(*, token_ttl: float = 86400.0) -> Sim:
     return sim
 
 
-def _mitmdump(args: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start_mitmdump(
+    name: str,
+    sim: Sim,
+    args: list[str],
+    *,
+    ready_path: str = "/__bench_ping",
+    env: dict[str, str] | None = None,
+    home: Path | None = None,
+) -> Proc:
+    """mitmdump in reverse mode in front of the simulator on a free port, HOME in a temp
+    folder, output in HOME/proxy.log; returns once `ready_path` answers."""
+    port = free_port()
+    home = home or Path(tempfile.mkdtemp(prefix=f"oca-bench-{name}-"))
+    argv = [
+        str(BIN / "mitmdump"),
+        *args,
+        "--mode",
+        f"reverse:http://{HOST}:{sim.port}@{HOST}:{port}",
+        *COMMON_MITM_ARGS,
+    ]
+    full_env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("DISPLAY", None)  # never a browser
+    full_env.pop("WAYLAND_DISPLAY", None)
+    log_path = home / "proxy.log"
     with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [str(BIN / "mitmdump"), *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
-        )
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
+    p = Proc(name, port, proc, home, log_path)
+    try:
+        # Any answer will do (through a proxy without pages: the simulator's 404).
+        wait_for(f"{p.url}{ready_path}", proc)
+    except Exception:
+        msg = p.log()
+        p.stop()
+        raise RuntimeError(f"mitmdump ({name}) did not start:\n" + msg) from None
+    return p
 
 
 def start_bare(sim: Sim) -> Proc:
     """mitmdump in reverse mode in front of the simulator, no script: the floor."""
-    port = free_port()
-    home = Path(tempfile.mkdtemp(prefix="oca-bench-bare-"))
-    args = [
-        "--mode",
-        f"reverse:http://{HOST}:{sim.port}@{HOST}:{port}",
-        *COMMON_MITM_ARGS,
-        *BARE_ONLY_ARGS,
-    ]
-    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    log_path = home / "proxy.log"
-    proc = _mitmdump(args, log_path, env)
-    p = Proc("bare", port, proc, home, log_path)
-    try:
-        # Any answer will do (the simulator's 404 through the proxy).
-        wait_for(f"{p.url}/__bench_ping", proc)
-    except Exception:
-        msg = p.log()
-        p.stop()
-        raise RuntimeError("bare mitmdump did not start:\n" + msg) from None
-    return p
+    return _start_mitmdump("bare", sim, BARE_ONLY_ARGS)
 
 
 def start_floor(sim: Sim, token: str) -> Proc:
     """mitmdump with bench/floor_addon.py: the least an addon in this design does."""
-    port = free_port()
-    home = Path(tempfile.mkdtemp(prefix="oca-bench-floor-"))
-    args = [
-        "-s",
-        str(Path(__file__).resolve().parent / "floor_addon.py"),
-        "--mode",
-        f"reverse:http://{HOST}:{sim.port}@{HOST}:{port}",
-        *COMMON_MITM_ARGS,
-    ]
-    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1", "BENCH_TOKEN": token}
-    log_path = home / "proxy.log"
-    proc = _mitmdump(args, log_path, env)
-    p = Proc("floor", port, proc, home, log_path)
-    try:
-        wait_for(f"{p.url}/__bench_ping", proc)
-    except Exception:
-        msg = p.log()
-        p.stop()
-        raise RuntimeError("mitmdump with the floor addon did not start:\n" + msg) from None
-    return p
+    script = Path(__file__).resolve().parent / "floor_addon.py"
+    return _start_mitmdump("floor", sim, ["-s", str(script)], env={"BENCH_TOKEN": token})
 
 
 def start_addon(sim: Sim, options: dict[str, str] | None = None) -> Proc:
     """mitmdump with the addon, logged in to the simulator (HOME in a temp folder)."""
-    port = free_port()
     home = Path(tempfile.mkdtemp(prefix="oca-bench-addon-"))
     token_file = home / ".oca" / "refresh_token.json"
     token_file.parent.mkdir(parents=True)
@@ -206,25 +198,7 @@ def start_addon(sim: Sim, options: dict[str, str] | None = None) -> Proc:
     )
     token_file.chmod(0o600)
     opts = {"oca_idcs_url": sim.url, "oca_open_browser": "false", **(options or {})}
-    args = [
-        "-s",
-        str(SCRIPT),
-        "--mode",
-        f"reverse:http://{HOST}:{sim.port}@{HOST}:{port}",
-        *COMMON_MITM_ARGS,
-    ]
+    args = ["-s", str(SCRIPT)]
     for k, v in opts.items():
         args += ["--set", f"{k}={v}"]
-    env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    env.pop("DISPLAY", None)
-    env.pop("WAYLAND_DISPLAY", None)
-    log_path = home / "proxy.log"
-    proc = _mitmdump(args, log_path, env)
-    p = Proc("addon", port, proc, home, log_path)
-    try:
-        wait_for(f"{p.url}/health", proc)
-    except Exception:
-        msg = p.log()
-        p.stop()
-        raise RuntimeError("mitmdump with the addon did not start:\n" + msg) from None
-    return p
+    return _start_mitmdump("addon", sim, args, ready_path="/health", home=home)

@@ -666,12 +666,11 @@ class OcaAddon:
         # The head for the client in one go (mitmproxy's header edits one by one are a
         # hot spot): OCA's, less what we set, then ours. A translated stream has a length
         # of its own, so it goes chunked.
-        translated = ex.make_translator is not None
-        drop = _TRANSLATED_STREAM_DROP if translated else _STREAM_DROP
+        make_translator = ex.make_translator
+        drop = _STREAM_DROP if make_translator is None else _TRANSLATED_STREAM_DROP
         fields = [(k, v) for k, v in resp.headers.fields if k.lower() not in drop]
-        if translated:
-            assert ex.make_translator is not None
-            st.driver = StreamDriver(ex.make_translator(), limit)
+        if make_translator is not None:
+            st.driver = StreamDriver(make_translator(), limit)
             if flow.request.http_version == "HTTP/1.1":
                 fields.append((b"transfer-encoding", b"chunked"))
         else:

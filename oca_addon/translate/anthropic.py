@@ -892,10 +892,6 @@ def chat_to_anthropic(completion: dict[str, Any], ctx: AnthropicContext) -> dict
     }
 
 
-def _encode(payload: dict[str, Any], kind: str) -> bytes:
-    return sse.encode(payload, event=kind)
-
-
 class _Tool:
     __slots__ = ("args", "checked", "closed", "complete", "id", "name", "opened", "size", "uid")
 
@@ -941,7 +937,7 @@ class AnthropicStream:
     # ---- frames
 
     def _frame(self, out: list[bytes], kind: str, payload: dict[str, Any]) -> None:
-        out.append(_encode({"type": kind, **payload}, kind))
+        out.append(sse.encode({"type": kind, **payload}, event=kind))
 
     def _start(self, out: list[bytes]) -> None:
         self._started = True
@@ -1176,7 +1172,7 @@ class AnthropicStream:
         out: list[bytes] = []
         if self._started:
             self._close(out)
-        out.append(_encode(anthropic_error(status, message), "error"))
+        out.append(sse.encode(anthropic_error(status, message), event="error"))
         return b"".join(out)
 
 
@@ -1376,15 +1372,16 @@ class NativeMessagesStream:
         self._done = True
         if self._stopped:
             return b""
-        return _encode(
-            anthropic_error(502, "OCA's stream ended before the message was complete"), "error"
+        return sse.encode(
+            anthropic_error(502, "OCA's stream ended before the message was complete"),
+            event="error",
         )
 
     def fail(self, status: int, message: str) -> bytes:
         if self._done:
             return b""
         self._done = True
-        return _encode(anthropic_error(status, message), "error")
+        return sse.encode(anthropic_error(status, message), event="error")
 
 
 class NativeMessagesAssembler:
