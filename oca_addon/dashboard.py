@@ -15,6 +15,7 @@ import dataclasses
 import json
 import time
 from html import escape
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,6 @@ API_NAMES = {
     "CHAT_COMPLETIONS": "chat",
     "RESPONSES": "responses",
     "MESSAGES": "messages",
-    "COMPLETIONS": "completions",
-    "EMBEDDINGS": "embeddings",
 }
 
 
@@ -46,23 +45,58 @@ def is_pattern(name: str) -> bool:
 
 def model_rows(catalog: Catalog | None) -> list[dict[str, Any]]:
     rows = []
-    for name in sorted(catalog.models if catalog else ()):
-        info = catalog.models[name] if catalog else {}
-        apis = info.get("supported_api_list") or ["CHAT_COMPLETIONS"]
+    for model_id in sorted(catalog.entries if catalog else ()):
+        assert catalog is not None
+        entry = catalog.entries[model_id]
+        info = entry.info
+        apis = sorted(entry.apis) or ["CHAT_COMPLETIONS"]
         efforts = info.get("reasoning_effort_options") or []
         rows.append(
             {
-                "name": name,
+                "name": model_id,
+                "display_name": entry.display_name,
                 "context_window": info.get("context_window") or info.get("max_input_tokens"),
                 "max_output_tokens": info.get("max_output_tokens"),
                 "vision": bool(info.get("supports_vision")),
                 "reasoning": bool(info.get("is_reasoning_model")),
+                "caching": bool(info.get("supports_caching")),
                 "efforts": [e for e in efforts if isinstance(e, str)],
-                "apis": [API_NAMES.get(a, str(a).lower()) for a in apis],
+                "apis": [API_NAMES.get(a, a.lower()) for a in apis],
                 "description": info.get("description") or "",
+                # OCA's notice for this model, as text: its HTML is never put into the page.
+                "banner": html_to_text(entry.banner) if entry.banner else "",
             }
         )
     return rows
+
+
+class _TextOnly(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in ("br", "p", "div", "li"):
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str, limit: int = 600) -> str:
+    parser = _TextOnly()
+    parser.feed(html)
+    parser.close()
+    text = " ".join("".join(parser.parts).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def mapping_state(settings: Settings) -> dict[str, Any]:

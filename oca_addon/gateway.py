@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from . import jsonio, sse
 from .config import ModelChoice, Settings, resolve_model
 from .errors import ApiError, ApiFlavor, RequestError, anthropic_error, upstream_error_message
-from .modelinfo import Catalog
-from .routing import Endpoint, Route, model_serves, plan_route
+from .modelinfo import Catalog, fit_effort
+from .routing import TRANSLATED_TO_CHAT, Endpoint, Route, plan_route
 from .translate import anthropic, completions, responses
 from .translate.chat import ChatAssembler, prepare_chat_request, validate_chat_request
 
@@ -41,6 +41,8 @@ class Exchange:
     # Builds the per-request stream translator for translated streams.
     make_translator: Callable[[], StreamTranslator] | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] | None = None  # the target's entry in OCA's model list
+    client_body_in: dict[str, Any] | None = None  # the client's body, where a retry needs it
 
     @property
     def flavor(self) -> ApiFlavor:
@@ -189,34 +191,27 @@ def prepare(
     requested = _model_field(body, endpoint)
     client_stream = _stream_flag(body) if endpoint is not Endpoint.EMBEDDINGS else False
     choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
+    if catalog is not None and choice.via in ("default", "oca"):
+        # A display name ("OpenAI GPT 4.1") names a model too.
+        by_name = catalog.id_for(requested)
+        if by_name and by_name != requested:
+            choice = replace(choice, target=by_name, via="display name")
+    # The model list chooses the route and limits only: a model it lacks goes to OCA as
+    # asked, and OCA's own answer (quoted) tells the client what is wrong.
     target = choice.target
-    if catalog is not None and catalog.models and catalog.info(target) is None:
-        available = ", ".join(sorted(catalog.models)[:20])
-        how = "" if choice.via == "oca" else f" ('{requested}' maps to it via {choice.via})"
-        raise ApiError(
-            404,
-            f"The model '{target}'{how} is not available on OCA. Available: {available}. "
-            "Change model_mapping/default_model in the settings or ask for an oca/ model.",
-            code="model_not_found",
-            param="model",
-        )
-    if not model_serves(catalog, target, endpoint):
-        raise ApiError(
-            400,
-            f"The OCA model '{target}' cannot serve {endpoint.value} requests.",
-            code="model_not_supported",
-            param="model",
-        )
     route = plan_route(endpoint, target, catalog)
     info = catalog.info(target) if catalog else None
     effort = choice.reasoning_effort
     ex = Exchange(endpoint, route, choice, client_stream, {})
+    ex.model_info = info
 
     if endpoint is Endpoint.CHAT:
         validate_chat_request(body)
         out = prepare_chat_request({**body, "model": target})
-        if effort and "reasoning_effort" not in body and _reasons(info):
-            out["reasoning_effort"] = effort
+        asked = out.pop("reasoning_effort", None) or effort
+        fitted = fit_effort(asked, info)  # never a value the model does not list
+        if fitted:
+            out["reasoning_effort"] = fitted
         ex.upstream_body = out
     elif endpoint is Endpoint.EMBEDDINGS:
         if "input" not in body:
@@ -238,7 +233,7 @@ def prepare(
     elif endpoint is Endpoint.RESPONSES:
         if route.native:
             ex.upstream_body, ex.ctx = responses.prepare_native_responses(
-                body, target_model=target, reasoning_effort=effort, history=history
+                body, target_model=target, model_info=info, reasoning_effort=effort, history=history
             )
             native_ctx = ex.ctx
             ex.make_translator = lambda: responses.NativeResponsesStream(native_ctx)
@@ -253,21 +248,29 @@ def prepare(
             ctx = ex.ctx
             ex.make_translator = lambda: responses.ResponsesStream(ctx)
     elif endpoint is Endpoint.COMPLETIONS:
-        if route.native:
-            ex.upstream_body = completions.prepare_native_completions(body, target_model=target)
-        else:
-            ex.upstream_body, ex.ctx = completions.completions_to_chat(
-                body, target_model=target, model_info=info, reasoning_effort=effort
-            )
-            ctx = ex.ctx
-            ex.make_translator = lambda: completions.CompletionsStream(ctx)
+        ex.upstream_body = completions.prepare_native_completions(
+            body, target_model=target, model_info=info
+        )
+        ex.client_body_in = body  # kept for the one retry through chat (completions_via_chat)
     else:  # pragma: no cover - callers only pass API endpoints
         raise RequestError(f"{endpoint.value} is not a model call")
     return ex
 
 
-def _reasons(info: dict[str, Any] | None) -> bool:
-    return info is None or bool(info.get("is_reasoning_model"))
+def completions_via_chat(ex: Exchange) -> Exchange:
+    """The same legacy completions call, translated to chat: for when OCA refused the
+    native call before any byte reached the client (no source says OCA serves it)."""
+    assert ex.endpoint is Endpoint.COMPLETIONS and ex.client_body_in is not None
+    upstream, ctx = completions.completions_to_chat(
+        ex.client_body_in,
+        target_model=ex.choice.target,
+        model_info=ex.model_info,
+        reasoning_effort=ex.choice.reasoning_effort,
+    )
+    out = Exchange(ex.endpoint, TRANSLATED_TO_CHAT, ex.choice, ex.client_stream, upstream, ctx)
+    out.make_translator = lambda: completions.CompletionsStream(ctx)
+    out.model_info = ex.model_info
+    return out
 
 
 # -- streams -------------------------------------------------------------------------
@@ -539,3 +542,31 @@ def token_counts(usage: dict[str, Any] | None) -> tuple[int, int]:
         _int("cache_read_input_tokens") if "input_tokens" in usage else 0
     )
     return inp, _int("completion_tokens", "output_tokens")
+
+
+_UNKNOWN_MODEL = re.compile(
+    r"invalid model|model[^.]{0,80}(not found|not exist|unknown|not available|not supported)"
+    r"|unknown model|no such model|model_not_found|not a valid model",
+    re.IGNORECASE,
+)
+
+
+def explain_upstream_error(status: int, message: str, ex: Exchange, catalog: Catalog | None) -> str:
+    """OCA's own message, plus the models its list holds when OCA does not know the model."""
+    if status not in (400, 404, 422) or not catalog or not catalog.entries:
+        return message
+    target = ex.choice.target
+    if target not in message and not _UNKNOWN_MODEL.search(message):
+        return message
+    if target in catalog.entries and not _UNKNOWN_MODEL.search(message):
+        return message  # about the model, but the list knows it: something else is wrong
+    listed = ", ".join(sorted(catalog.entries)[:30])
+    how = (
+        ""
+        if ex.choice.via == "oca"
+        else f" ('{ex.choice.requested}' maps to it via {ex.choice.via})"
+    )
+    return (
+        f"{message} [oca-proxy sent the model '{target}'{how}. Models in OCA's list: {listed}. "
+        "Ask for one of them, or change model_mapping/default_model in the settings.]"
+    )

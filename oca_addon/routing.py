@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .errors import ApiFlavor
-from .modelinfo import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES, Catalog
+from .modelinfo import MESSAGES, RESPONSES, Catalog, supports
 
 
 class Endpoint(Enum):
@@ -60,30 +60,26 @@ class Route:
 
 
 CHAT_ROUTE = Route("/chat/completions", native=True)
-_NATIVE = {
-    Endpoint.RESPONSES: (RESPONSES, "/responses"),
-    Endpoint.MESSAGES: (MESSAGES, "/v1/messages"),
-    Endpoint.COMPLETIONS: (COMPLETIONS, "/completions"),
+# Sent natively always, as the original tool sends them: no source says which models
+# OCA serves these for, so OCA decides (completions fall back to chat: see the addon).
+_ALWAYS_NATIVE = {
+    Endpoint.EMBEDDINGS: Route("/embeddings", native=True),
+    Endpoint.COMPLETIONS: Route("/completions", native=True),
 }
+_NATIVE = {
+    Endpoint.RESPONSES: (RESPONSES, Route("/responses", native=True)),
+    Endpoint.MESSAGES: (MESSAGES, Route("/v1/messages", native=True)),
+}
+TRANSLATED_TO_CHAT = Route("/chat/completions", native=False)
 
 
 def plan_route(endpoint: Endpoint, model: str, catalog: Catalog | None) -> Route:
-    """Native when the OCA model lists the client's API, otherwise translated to chat."""
+    """Native when the model list says the model speaks the client's API, else via chat.
+
+    The list only chooses the route: a model it lacks still goes to OCA (as chat)."""
     if endpoint is Endpoint.CHAT:
         return CHAT_ROUTE
-    if endpoint is Endpoint.EMBEDDINGS:
-        return Route("/embeddings", native=True)
-    api, path = _NATIVE[endpoint]
-    if catalog is not None and catalog.supports(model, api):
-        return Route(path, native=True)
-    return Route("/chat/completions", native=False)
-
-
-def model_serves(catalog: Catalog | None, model: str, endpoint: Endpoint) -> bool:
-    """False only when we know the model and it can serve neither this API nor chat."""
-    if catalog is None or catalog.info(model) is None:
-        return True
-    if endpoint is Endpoint.EMBEDDINGS:
-        return catalog.supports(model, EMBEDDINGS)
-    api = _NATIVE[endpoint][0] if endpoint in _NATIVE else CHAT
-    return catalog.supports(model, api) or catalog.supports(model, CHAT)
+    if endpoint in _ALWAYS_NATIVE:
+        return _ALWAYS_NATIVE[endpoint]
+    api, native = _NATIVE[endpoint]
+    return native if supports(catalog, model, api) else TRANSLATED_TO_CHAT

@@ -377,13 +377,17 @@
               h("th", {}, "Vision"), h("th", {}, "Reasoning efforts"), h("th", {}, "APIs"))),
             h("tbody", {}, S.models.map((m) =>
               h("tr", {},
-                h("td", {}, h("div", { class: "mono" }, m.name), m.description ? h("div", { class: "muted small" }, m.description) : null),
+                h("td", {}, h("div", { class: "mono" }, m.name),
+                  m.display_name && m.display_name !== m.name ? h("div", { class: "small" }, m.display_name) : null,
+                  m.description ? h("div", { class: "muted small" }, m.description) : null,
+                  m.banner ? h("div", { class: "model-banner small", title: "OCA's notice for this model" }, "ⓘ ", m.banner) : null),
                 h("td", { class: "num", title: int(m.context_window) }, compact(m.context_window)),
                 h("td", { class: "num", title: int(m.max_output_tokens) }, compact(m.max_output_tokens)),
                 h("td", {}, m.vision ? h("span", { class: "yes", title: "accepts images" }, "✓") : h("span", { class: "faint" }, "—")),
                 h("td", {}, m.efforts.length ? h("div", { class: "chips" }, m.efforts.map((e) => h("span", { class: "chip" }, e)))
                   : m.reasoning ? h("span", { class: "chip" }, "reasoning") : h("span", { class: "faint" }, "—")),
-                h("td", {}, h("div", { class: "chips" }, m.apis.map((a) => h("span", { class: "chip info" }, a)))))))))
+                h("td", {}, h("div", { class: "chips" }, m.apis.map((a) => h("span", { class: "chip info" }, a)),
+                  m.caching ? h("span", { class: "chip", title: "prompt caching" }, "caching") : null))))))))
       : h("div", { class: "empty" }, S.login.logged_in ? "OCA's model list could not be loaded right now." : "Log in to see OCA's models.");
     return h("section", { class: "card span-12", id: "models-card" },
       h("h2", {}, "OCA models", h("span", { class: "count" }, S.models.length ? `${S.models.length}` : "")),

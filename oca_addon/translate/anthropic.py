@@ -23,6 +23,8 @@ from typing import Any
 
 from .. import jsonio, sse
 from ..errors import ApiError, RequestError, anthropic_error
+from ..modelinfo import caches_prompts, fit_effort, takes_thinking
+from . import caching
 from .count_tokens import count_tokens
 
 __all__ = [
@@ -42,7 +44,6 @@ MAX_STOP_SEQUENCES = 4  # OpenAI's limit; LiteLLM passes `stop` on to OpenAI mod
 _TOOL_NAME_OK = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _TOOL_NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _TOOL_ID_OK = re.compile(r"[a-zA-Z0-9_-]{1,40}")  # OpenAI rejects tool_call ids over 40 chars
-_EFFORT_RANK = {"none": 0, "minimal": 1, "low": 2, "medium": 3, "high": 4, "xhigh": 5}
 _CLIENT_EFFORT = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 _STOP_REASONS = {
     "stop": "end_turn",
@@ -189,6 +190,7 @@ def anthropic_to_chat(
     system_parts = builder.system(body.get("system"))
     tools = builder.tools(body.get("tools"))
     chat_messages = builder.messages(messages, system_parts)
+    caching.apply(chat_messages, enabled=caches_prompts(info))
 
     out: dict[str, Any] = {"model": target_model, "messages": chat_messages}
 
@@ -239,9 +241,17 @@ def anthropic_to_chat(
         if parallel is False:
             out["parallel_tool_calls"] = False
 
-    effort = _reasoning_effort(body, reasoning_effort)
-    if effort and (info is None or info.get("is_reasoning_model")):
-        out["reasoning_effort"] = _fit_effort(effort, info)
+    thinking = _thinking_budget(body)
+    cap = out.get("max_tokens")
+    if thinking is not None and isinstance(cap, int) and thinking >= cap:
+        thinking = cap - 1 if cap > _MIN_THINKING_BUDGET else None  # budget < max_tokens
+    if thinking is not None and takes_thinking(info):
+        # The model takes a budget (thinking_config): pass it on rather than an effort.
+        out["thinking"] = {"type": "enabled", "budget_tokens": thinking}
+    else:
+        effort = fit_effort(_reasoning_effort(body, reasoning_effort), info)
+        if effort:
+            out["reasoning_effort"] = effort
 
     response_format = _response_format(body)
     if response_format is not None:
@@ -325,16 +335,18 @@ def _reasoning_effort(body: dict[str, Any], default: str | None) -> str | None:
     return default
 
 
-def _fit_effort(effort: str, info: dict[str, Any] | None) -> str:
-    """The model's own reasoning_effort option nearest to `effort`, when it lists them."""
-    options = info.get("reasoning_effort_options") if info else None
-    if not isinstance(options, list):
-        return effort
-    known = [o for o in options if isinstance(o, str) and o in _EFFORT_RANK]
-    if not known or effort in options or effort not in _EFFORT_RANK:
-        return effort
-    rank = _EFFORT_RANK[effort]
-    return min(known, key=lambda o: (abs(_EFFORT_RANK[o] - rank), -_EFFORT_RANK[o]))
+_MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget
+
+
+def _thinking_budget(body: dict[str, Any]) -> int | None:
+    """The client's `thinking: {type: enabled, budget_tokens}` budget, if it set one."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        return None
+    return budget
 
 
 def _response_format(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -354,6 +366,7 @@ class _RequestBuilder:
         self.tool_names: dict[str, str] = {}
         self.vision = not (info and info.get("supports_vision") is False)
         self.pdf = not (info and info.get("supports_pdf_input") is False)
+        self.system_cache: dict[str, Any] | None = None  # a client breakpoint on the system
 
     def name(self, name: str) -> str:
         upstream = upstream_tool_name(name)
@@ -382,6 +395,7 @@ class _RequestBuilder:
                 )
             if block.get("type") == "text":
                 parts.append(_require_str(block.get("text"), f"{path}.text"))
+            self.system_cache = caching.client_breakpoint(block) or self.system_cache
         return parts
 
     # ---- tools
@@ -462,6 +476,7 @@ class _RequestBuilder:
         out: list[dict[str, Any]] = []
         pending: dict[str, bool] = {}  # tool_call ids of the last assistant message -> answered
         for role, blocks in turns:
+            before = len(out)
             if role == "assistant":
                 self._answer_missing(out, pending)
                 message = self.assistant(blocks)
@@ -473,6 +488,10 @@ class _RequestBuilder:
             else:
                 self.user(blocks, out, pending)
                 pending = {}
+            # A client's cache breakpoint covers its turn: it goes where that turn ends.
+            cc = next((c for b, _ in blocks if (c := caching.client_breakpoint(b))), None)
+            if cc and len(out) > before:
+                out[-1][caching.MARK] = cc
         self._answer_missing(out, pending)
 
         # An assistant turn that had nothing to send leaves two user messages in a row.
@@ -480,6 +499,8 @@ class _RequestBuilder:
         for message in out:
             if merged and message["role"] == "user" and merged[-1]["role"] == "user":
                 merged[-1]["content"].extend(message["content"])
+                if caching.MARK in message:
+                    merged[-1][caching.MARK] = message[caching.MARK]
             else:
                 merged.append(message)
         if not merged:
@@ -495,6 +516,8 @@ class _RequestBuilder:
         system = "\n\n".join(p for p in (_strip_billing(s) for s in system_parts) if p)
         if system:
             merged.insert(0, {"role": "system", "content": system})
+            if self.system_cache:
+                merged[0][caching.MARK] = self.system_cache
         return merged
 
     def system_message(self, blocks: list[tuple[Any, str]]) -> list[str]:
@@ -506,6 +529,7 @@ class _RequestBuilder:
                 )
             if block.get("type") == "text":
                 parts.append(_require_str(block.get("text"), f"{path}.text"))
+            self.system_cache = caching.client_breakpoint(block) or self.system_cache
         return parts
 
     @staticmethod

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import sse
 from ..errors import ApiError, RequestError, openai_error
+from ..modelinfo import fit_effort
 
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter"}
 
@@ -160,8 +161,9 @@ def completions_to_chat(
         if body.get(key) is not None:
             chat[key] = body[key]
 
-    if reasoning_effort and (not info or info.get("is_reasoning_model") is not False):
-        chat["reasoning_effort"] = "low" if reasoning_effort == "minimal" else reasoning_effort
+    effort = fit_effort(reasoning_effort, info)  # never a value the model does not list
+    if effort:
+        chat["reasoning_effort"] = effort
 
     chat["stream"] = True
     chat["stream_options"] = {"include_usage": True}
@@ -414,7 +416,9 @@ def assemble_completion_stream(
     return out
 
 
-def prepare_native_completions(body: dict[str, Any], *, target_model: str) -> dict[str, Any]:
+def prepare_native_completions(
+    body: dict[str, Any], *, target_model: str, model_info: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The request for a model that serves /completions itself (always streamed, with usage)."""
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.")
@@ -426,6 +430,10 @@ def prepare_native_completions(body: dict[str, Any], *, target_model: str) -> di
     out = dict(body)
     out["model"] = target_model
     out["stream"] = True
+    if "reasoning_effort" in out:
+        effort = fit_effort(out.pop("reasoning_effort"), model_info)
+        if effort:
+            out["reasoning_effort"] = effort
     opts = body.get("stream_options")
     out["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
     return out

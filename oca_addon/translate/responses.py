@@ -29,6 +29,7 @@ from typing import Any
 
 from .. import jsonio, sse
 from ..errors import RequestError
+from ..modelinfo import fit_effort
 
 # --------------------------------------------------------------------------------------
 # ids and small helpers
@@ -40,7 +41,6 @@ _MINTED_ID_PREFIXES = ("rs_oca_", "msg_oca_", "fc_oca_", "ctc_oca_")
 _ROLES = ("user", "assistant", "system", "developer")
 _CALL_TYPES = ("function_call", "custom_tool_call")
 _OUTPUT_TYPES = ("function_call_output", "custom_tool_call_output")
-_EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh")
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 _NO_OUTPUT_TEXT = "(no output was recorded for this tool call)"
 
@@ -677,31 +677,7 @@ def _apply_tool_choice(
 
 
 def _effort(client: Any, default: str | None, model_info: dict[str, Any] | None) -> str | None:
-    effort = client if isinstance(client, str) and client else default
-    if not isinstance(effort, str) or not effort:
-        return None
-    if isinstance(model_info, dict) and model_info.get("is_reasoning_model") is False:
-        return None
-    effort = effort.strip().lower()
-    if effort == "minimal":
-        effort = "low"
-    options = model_info.get("reasoning_effort_options") if isinstance(model_info, dict) else None
-    known = [o for o in options if isinstance(o, str)] if isinstance(options, list) else []
-    if known:
-        if effort in known:
-            return effort
-        if effort == "none" or effort not in _EFFORT_ORDER:
-            return None
-        rank = _EFFORT_ORDER.index(effort)
-        ranked = [o for o in known if o in _EFFORT_ORDER and o != "none"]
-        if not ranked:
-            return None
-        return min(
-            ranked, key=lambda o: (abs(_EFFORT_ORDER.index(o) - rank), -_EFFORT_ORDER.index(o))
-        )
-    if effort == "none":
-        return None
-    return effort
+    return fit_effort(client if isinstance(client, str) and client else default, model_info)
 
 
 def _response_format(text: Any) -> dict[str, Any] | None:
@@ -1526,6 +1502,7 @@ def prepare_native_responses(
     body: dict[str, Any],
     *,
     target_model: str,
+    model_info: dict[str, Any] | None = None,
     reasoning_effort: str | None = None,
     history: ResponseHistory | None = None,
 ) -> tuple[dict[str, Any], ResponsesContext]:
@@ -1556,11 +1533,19 @@ def prepare_native_responses(
 
     client_reasoning = body.get("reasoning")
     has_effort = isinstance(client_reasoning, dict) and bool(client_reasoning.get("effort"))
-    if reasoning_effort and not has_effort:
-        base = client_reasoning if isinstance(client_reasoning, dict) else {}
-        out["reasoning"] = {**base, "effort": reasoning_effort}
+    asked = client_reasoning.get("effort") if has_effort else reasoning_effort  # type: ignore[union-attr]
+    effort = fit_effort(asked, model_info)  # never a value the model does not list
+    if has_effort or effort:
+        base = dict(client_reasoning) if isinstance(client_reasoning, dict) else {}
+        base.pop("effort", None)
+        if effort:
+            base["effort"] = effort
+        if base:
+            out["reasoning"] = base
+        else:
+            out.pop("reasoning", None)
 
-    ctx = _context_from_body(body, None if has_effort else reasoning_effort, history)
+    ctx = _context_from_body(body, None if has_effort else effort, history)
     ctx.input_items = items
     for i, tool in enumerate(ctx.tools):
         if (
