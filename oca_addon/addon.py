@@ -37,6 +37,8 @@ from .gateway import (
     Exchange,
     PassthroughTap,
     StreamDriver,
+    completions_via_chat,
+    explain_upstream_error,
     parse_json_body,
     prepare,
     terminal_error_frame,
@@ -65,6 +67,11 @@ _KEEP = frozenset(
     {b"user-agent", b"client", b"client-version", b"client-ide", b"client-ide-version"}
 )
 _KEEP_NATIVE_MESSAGES = _KEEP | {b"anthropic-version", b"anthropic-beta"}
+# Known OCA clients name themselves; ours goes where the calling tool did not name itself.
+CLIENT_HEADERS = {"client": "oca-addon", "client-version": __version__}
+_CLIENT_FIELDS = [(k.encode(), v.encode()) for k, v in CLIENT_HEADERS.items()]
+# OCA refusing a native legacy completions call with one of these: retry it through chat.
+_COMPLETIONS_FALLBACK = frozenset({400, 404, 405, 422, 501})
 # OCA's response headers a stream to the client replaces (translated: the length too).
 _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
@@ -553,6 +560,8 @@ class OcaAddon:
         # client's headers we keep, in their order, then ours. Emptied before the host and
         # port setters, so that they do not rewrite a Host header that is going anyway.
         fields = [(k, v) for k, v in req.headers.fields if k.lower() in keep]
+        sent = {k.lower() for k, _ in fields}
+        fields += [(k, v) for k, v in _CLIENT_FIELDS if k not in sent]
         scheme, host, port = self.upstream.origin
         if (req.scheme, req.host, req.port) != (scheme, host, port):  # same in reverse mode
             req.headers = http.Headers()
@@ -606,7 +615,11 @@ class OcaAddon:
     async def _fetch_catalog(self, token: str) -> Catalog | None:
         assert self.upstream
         url = f"{self.upstream.base_url}/v1/model/info"
-        headers = {"authorization": f"Bearer {token}", "opc-request-id": uuid.uuid4().hex}
+        headers = {
+            "authorization": f"Bearer {token}",
+            "opc-request-id": uuid.uuid4().hex,
+            **CLIENT_HEADERS,
+        }
         try:
             # A silent OCA costs no more here than oca_upstream_idle_timeout on a request.
             wait = min(15, ctx.options.oca_upstream_idle_timeout or 15)
@@ -688,7 +701,9 @@ class OcaAddon:
         st = self._inflight.pop(flow.id, None)
         resp = flow.response
         if st is None or resp is None:
-            annotate.local_answer(flow)
+            refusal = annotate.local_answer(flow)
+            if refusal is not None:
+                self.stats.record(refusal)
             return
         rec = st.record
         rec.status = resp.status_code
@@ -699,6 +714,8 @@ class OcaAddon:
                 if usage is None and isinstance(st.driver, PassthroughTap):
                     usage = usage_from_stream(bytes(st.driver.captured))
                 rec.input_tokens, rec.output_tokens = token_counts(usage)
+            elif resp.status_code >= 400 and self._falls_back(st, resp.status_code):
+                await self._completions_via_chat(flow, st)
             elif resp.status_code >= 400:
                 await self._upstream_error(flow, st)
             else:
@@ -708,6 +725,76 @@ class OcaAddon:
             self.stats.record(rec)
             annotate.finish(flow, rec)  # comment, mark, token redacted
             self._call_done()
+
+    @staticmethod
+    def _falls_back(st: InFlight, status: int) -> bool:
+        ex = st.exchange
+        return (
+            ex.endpoint is Endpoint.COMPLETIONS
+            and ex.route.native
+            and status in _COMPLETIONS_FALLBACK
+        )
+
+    async def _completions_via_chat(self, flow: http.HTTPFlow, st: InFlight) -> None:
+        """OCA refused a native legacy completions call (no source says it serves them), and
+        nothing reached the client yet: ask once more through chat, translated. The answer
+        is complete before it goes out (the retry is made here, not by mitmproxy)."""
+        assert flow.response is not None and self.upstream
+        first = upstream_error_message(flow.response.raw_content or b"", flow.response.status_code)
+        ex = completions_via_chat(st.exchange)
+        st.exchange, st.record.route = ex, "translated"
+        request_id = secrets.token_hex(16)
+        headers = {
+            "authorization": f"Bearer {st.access_token}",
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "opc-request-id": request_id,
+            **CLIENT_HEADERS,
+        }
+        url = self.upstream.base_url + ex.route.upstream_path
+        wait = ctx.options.oca_upstream_idle_timeout or None
+        log.info("OCA refused /completions (%s); retrying through chat", first[:200])
+        try:
+            resp = await asyncio.to_thread(
+                requests.post,
+                url,
+                data=jsonio.dumps(ex.upstream_body),
+                headers=headers,
+                timeout=wait,
+            )
+        except requests.RequestException as e:
+            err = ApiError(
+                502,
+                f"OCA refused /completions ({first}); the retry through chat failed: {type(e).__name__}",
+            )
+            self._reply_error(flow, ex.flavor, err, st.record)
+            return
+        st.record.request_id = request_id
+        if resp.status_code >= 400:
+            again = upstream_error_message(resp.content, resp.status_code)
+            again = explain_upstream_error(resp.status_code, again, ex, self._catalog)
+            err = ApiError(
+                resp.status_code,
+                f"OCA refused /completions ({first}) and chat ({again}) (OCA request id {request_id})",
+            )
+            st.record.error = again
+            self._reply_error(flow, ex.flavor, err, st.record)
+            return
+        st.record.status = 200
+        flow.response = http.Response.make(
+            200, resp.content, {"content-type": resp.headers.get("content-type", "")}
+        )
+        if ex.client_stream and ex.make_translator is not None:
+            driver = StreamDriver(ex.make_translator())
+            out = driver.translate(resp.content) + driver.translate(b"")
+            st.record.input_tokens, st.record.output_tokens = token_counts(driver.usage)
+            flow.response = http.Response.make(
+                200, out, {"content-type": "text/event-stream; charset=utf-8"}
+            )
+        else:
+            self._buffered_answer(flow, st)
+        if flow.response is not None:
+            flow.response.headers["x-oca-proxy-retried"] = "completions-via-chat"
 
     def _buffered_answer(self, flow: http.HTTPFlow, st: InFlight) -> None:
         ex, resp = st.exchange, flow.response
@@ -742,6 +829,7 @@ class OcaAddon:
         status = resp.status_code
         request_id = resp.headers.get("opc-request-id") or st.record.request_id
         message = upstream_error_message(resp.raw_content or b"", status)
+        message = explain_upstream_error(status, message, st.exchange, self._catalog)
         headers: dict[str, str] = {}
         if status == 401:
             # OCA refused a token we thought valid: refresh now; the SDK retries by itself.
@@ -764,6 +852,10 @@ class OcaAddon:
     def error(self, flow: http.HTTPFlow) -> None:
         st = self._inflight.pop(flow.id, None)
         if st is None:
+            if flow.response is not None and flow.response.status_code >= 400 and flow.live:
+                # mitmproxy answered it (e.g. 413 for a body over the limit): leave a trace.
+                msg = flow.error.msg if flow.error else ""
+                self.stats.record(annotate.refused(flow, flow.response.status_code, msg))
             return
         st.record.status = flow.response.status_code if flow.response else 502
         st.record.error = flow.error.msg if flow.error else "connection failed"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import weakref
 from typing import Any
@@ -257,42 +258,76 @@ class TrafficLog:
 traffic_log = TrafficLog()
 
 
-def local_answer(flow: http.HTTPFlow) -> None:
+def local_answer(flow: http.HTTPFlow) -> RequestRecord | None:
     """Flows oca-proxy answered itself (pages, model list, refusals): a comment, a mark
-    when an API call was refused before it reached OCA, and the client's keys redacted."""
+    when an API call was refused before it reached OCA, and the client's keys redacted.
+
+    A refusal (any status >= 400) also leaves its trace like a forwarded call: the log
+    line, and the returned record for the dashboard's recent requests."""
     if not flow.live:
-        return  # a saved flow being read (-r): keep it as it was
+        return None  # a saved flow being read (-r): keep it as it was
     for name in SECRET_HEADERS:  # a client's own keys (or the proxy key) stay off the flow
         if name in flow.request.headers:
             flow.request.headers[name] = REDACTED
     resp = flow.response
     if resp is None or flow.comment:
-        return
+        return None
     path = flow.request.path.split("?", 1)[0]
     endpoint = classify(path)
     status = resp.status_code
+    if status >= 400:
+        return refused(flow, status, _error_message(resp))
     if endpoint is None:
         flow.comment = f"oca-proxy {'dashboard' if path.startswith('/api/') else 'page'} {path}"
-        return
-    api = API_LABELS.get(endpoint.value, endpoint.value)
-    if status >= 400:
-        flow.comment = f"{api} · ✗ {status}: {_short(_error_message(resp))} (refused by oca-proxy)"
-        _mark(flow, status)
     elif endpoint is Endpoint.MODELS:
         flow.comment = "models · answered by oca-proxy from OCA's model list"
     elif endpoint is Endpoint.COUNT_TOKENS:
         flow.comment = "anthropic count_tokens · counted by oca-proxy"
     else:
-        flow.comment = f"{api} · answered by oca-proxy"
+        flow.comment = f"{API_LABELS.get(endpoint.value, endpoint.value)} · answered by oca-proxy"
+    return None
+
+
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){1,200})"')
+
+
+def refused(flow: http.HTTPFlow, status: int, message: str) -> RequestRecord:
+    """A call oca-proxy refused or failed itself, before it reached OCA: comment, mark,
+    one log line, and its record."""
+    path = flow.request.path.split("?", 1)[0]
+    endpoint = classify(path)
+    api = endpoint.value if endpoint else "page"
+    # The model, where the body names one (read cheaply: the body may be huge or broken).
+    found = _MODEL_FIELD.search((flow.request.raw_content or b"")[:8192])
+    model = found.group(1).decode("utf-8", "replace") if found else ""
+    rec = RequestRecord(
+        started=flow.request.timestamp_start,
+        api=api,
+        path=path,
+        requested_model=model,
+        target_model=model,
+        route="refused",
+        stream=False,
+        status=status,
+        error=message or f"refused with {status}",
+        latency_ms=(time.time() - flow.request.timestamp_start) * 1000,
+    )
+    label = API_LABELS.get(api, api)
+    flow.comment = f"{label} · ✗ {status}: {_short(message)} (refused by oca-proxy)"
+    _mark(flow, status)
+    traffic_log.add(f"{status} {flow.request.method} {path[:200]} · {flow.comment}")
+    return rec
 
 
 def _error_message(resp: http.Response) -> str:
     import json
 
+    text = resp.get_text(strict=False) or ""
     try:
-        body = json.loads(resp.get_text(strict=False) or "")
+        body = json.loads(text)
     except ValueError:
-        return resp.reason or ""
+        plain = "text/plain" in resp.headers.get("content-type", "")
+        return _short(text, 200) if plain and text.strip() else resp.reason or ""
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict) and isinstance(err.get("message"), str):
         return err["message"]
