@@ -72,6 +72,7 @@ CLIENT_HEADERS = {"client": "oca-addon", "client-version": __version__}
 _CLIENT_FIELDS = [(k.encode(), v.encode()) for k, v in CLIENT_HEADERS.items()]
 # OCA refusing a native legacy completions call with one of these: retry it through chat.
 _COMPLETIONS_FALLBACK = frozenset({400, 404, 405, 422, 501})
+_RETRY_KEEP = frozenset({"content-type", "retry-after", "opc-request-id"})
 # OCA's response headers a stream to the client replaces (translated: the length too).
 _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
@@ -770,20 +771,12 @@ class OcaAddon:
             self._reply_error(flow, ex.flavor, err, st.record)
             return
         st.record.request_id = request_id
-        if resp.status_code >= 400:
-            again = upstream_error_message(resp.content, resp.status_code)
-            again = explain_upstream_error(resp.status_code, again, ex, self._catalog)
-            err = ApiError(
-                resp.status_code,
-                f"OCA refused /completions ({first}) and chat ({again}) (OCA request id {request_id})",
-            )
-            st.record.error = again
-            self._reply_error(flow, ex.flavor, err, st.record)
+        kept = {k: v for k, v in resp.headers.items() if k.lower() in _RETRY_KEEP}
+        flow.response = http.Response.make(resp.status_code, resp.content, kept)
+        if resp.status_code >= 400:  # the chat answer's error is the one that says why
+            await self._upstream_error(flow, st)
             return
         st.record.status = 200
-        flow.response = http.Response.make(
-            200, resp.content, {"content-type": resp.headers.get("content-type", "")}
-        )
         if ex.client_stream and ex.make_translator is not None:
             driver = StreamDriver(ex.make_translator())
             out = driver.translate(resp.content) + driver.translate(b"")

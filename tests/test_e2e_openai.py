@@ -159,12 +159,17 @@ def test_legacy_completions_translated(proxy: Proxy) -> None:
     assert r.object == "text_completion" and "Say hi" in r.choices[0].text
 
 
-def test_unknown_oca_model_is_a_clear_404(proxy: Proxy) -> None:
-    with pytest.raises(openai.NotFoundError) as e:
+def test_unknown_oca_model_goes_to_oca_and_its_answer_lists_models(proxy: Proxy) -> None:
+    # Never refused on the model list's word: OCA answers, and the client gets that answer
+    # with the models the list does hold.
+    with pytest.raises(openai.APIStatusError) as e:
         client(proxy).chat.completions.create(
             model="oca/no-such-model", messages=[{"role": "user", "content": "x"}]
         )
-    assert "not available on OCA" in str(e.value) and "oca/gpt-4.1" in str(e.value)
+    assert e.value.status_code in (400, 404)
+    text = str(e.value)
+    assert "OCA answered" in text and "oca/no-such-model" in text
+    assert "Models in OCA's list" in text and "oca/gpt-4.1" in text
 
 
 def test_upstream_error_keeps_status_and_retry_after(proxy: Proxy) -> None:
