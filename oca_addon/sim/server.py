@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-any-redirect-port", action="store_true")
     p.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime (s)")
     p.add_argument("--refresh-delay", type=float, default=0.0, help="sleep before refresh (s)")
-    p.add_argument("--fail-refresh", action="store_true", help="refreshes answer invalid_grant")
+    p.add_argument(
+        "--fail-refresh",
+        action="store_true",
+        help="refreshes fail as a lost login (see --lost-login)",
+    )
     p.add_argument("--no-rotate-refresh-tokens", action="store_true")
     p.add_argument("--deny-login", action="store_true")
     p.add_argument("--empty-final-output", action="store_true")
