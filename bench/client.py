@@ -46,7 +46,7 @@ class Target:
         return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-MODEL = "oca/gpt-4.1"  # chat only on OCA: /v1/messages and /v1/responses are translated
+MODEL = "oca/grok3"  # chat only: /v1/messages and /v1/responses are translated
 
 
 def make_body(kind: str, text: str) -> bytes:

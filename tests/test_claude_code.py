@@ -161,7 +161,7 @@ def tool_names(call: dict[str, Any]) -> list[str]:
 
 
 def test_translated_model_runs_a_tool(tmp_path: Path) -> None:
-    """Every Claude name -> oca/gpt-4.1 (chat only): Messages translated to chat and back."""
+    """Every Claude name -> oca/gpt-4.1 (no MESSAGES): Messages translated to chat and back."""
     run = run_claude(
         tmp_path,
         BASH_PROMPT,

@@ -1,7 +1,7 @@
 """The Codex CLI itself, through mitmdump and the simulator, inside a private network
 namespace (tests/isolated.py): one `codex exec` turn in which the model calls Codex's shell
 tool, Codex runs the command and sends its output back, for a model that serves /responses
-natively (oca/gpt-5-codex) and for a chat-only one the proxy translates (oca/gpt-4.1).
+natively (oca/gpt-5-codex) and for a chat-only one the proxy translates (oca/grok3).
 
 What Codex 0.171 sends (seen in the simulator's recorded requests): `POST /v1/responses`,
 streamed, `store: false`, the whole history each turn, its shell tool as a function named
@@ -149,14 +149,14 @@ def test_codex_exec_native_model(tmp_path: Path) -> None:
 
 
 def test_codex_exec_translated_model(tmp_path: Path) -> None:
-    result, message, elapsed = run_codex(tmp_path, CONFIG.replace("@MODEL@", "oca/gpt-4.1"))
+    result, message, elapsed = run_codex(tmp_path, CONFIG.replace("@MODEL@", "oca/grok3"))
     check_run(result, message, elapsed)
     calls = api_requests(result, "/chat/completions")
     assert len(calls) == 2, explain(result)
     first, second = (c["body"] for c in calls)
     offered = [t["function"]["name"] for t in first["tools"]]
     assert SHELL_TOOL in offered, f"Codex's tools changed: {offered}"
-    assert first["model"] == "oca/gpt-4.1" and first["stream"] is True
+    assert first["model"] == "oca/grok3" and first["stream"] is True
     assert first["messages"][0]["role"] == "system"  # Codex's instructions
 
     messages = second["messages"]

@@ -1,7 +1,7 @@
 """The Responses API and legacy completions through a real mitmdump process in front of the
 simulator, driven by the `openai` SDK: a model that serves /responses natively and also chat
-(oca/gpt-5), one that serves only /responses (oca/gpt-5-codex), and a chat-only model whose
-requests are translated (oca/gpt-4.1)."""
+(oca/gpt-5), one that serves only /responses (oca/gpt-5-codex), and chat-only models whose
+requests are translated (oca/grok3; oca/mistral-large, whose entry has no supported_api_list)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from conftest import Proxy, Sim, sse_events
 
 NATIVE = ["oca/gpt-5", "oca/gpt-5-codex"]
-TRANSLATED = ["oca/gpt-4.1"]
+TRANSLATED = ["oca/grok3"]
 ALL = NATIVE + TRANSLATED
 
 WEATHER: Any = {
@@ -190,7 +190,7 @@ def test_function_tool_round_trip(proxy: Proxy, model: str, stream: bool) -> Non
         }
 
 
-@pytest.mark.parametrize("model", ["oca/gpt-4.1", "oca/gpt-5-codex"])
+@pytest.mark.parametrize("model", ["oca/grok3", "oca/gpt-5-codex"])
 def test_custom_tool_round_trip(proxy: Proxy, model: str) -> None:
     """A free-form (custom) tool like Codex's apply_patch: a function with one `input`
     string for a chat model, passed through as is for a native one."""
@@ -231,11 +231,12 @@ def test_custom_tool_round_trip(proxy: Proxy, model: str) -> None:
 
 
 def test_streamed_tool_call_events(proxy: Proxy) -> None:
-    """The argument deltas add up to the arguments in the done events (translated)."""
+    """The argument deltas add up to the arguments in the done events (translated: no
+    supported_api_list means chat only)."""
     events = raw_stream(
         proxy,
         {
-            "model": "oca/gpt-4.1",
+            "model": "oca/mistral-large",
             "input": 'SIM:tool=get_weather SIM:args={"city":"Rome"}',
             "tools": [WEATHER],
         },
@@ -311,7 +312,7 @@ def test_previous_response_id(proxy: Proxy, model: str) -> None:
 def test_unknown_previous_response_id(proxy: Proxy) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         client(proxy).responses.create(
-            model="oca/gpt-4.1", input="hi", previous_response_id="resp_nope"
+            model="oca/grok3", input="hi", previous_response_id="resp_nope"
         )
     assert "resp_nope" in str(e.value) and "not found" in str(e.value)
 
@@ -322,7 +323,7 @@ def test_minted_reasoning_is_stripped_for_native_upstream(proxy: Proxy, model: s
     native model: OCA must not see ids it never issued."""
     c = client(proxy)
     prompt = {"role": "user", "content": "Think first. SIM:reasoning"}
-    translated = c.responses.create(model="oca/gpt-4.1", input=[prompt])
+    translated = c.responses.create(model="oca/grok3", input=[prompt])
     minted = items_of(translated)
     assert [i["type"] for i in minted] == ["reasoning", "message"]
     assert minted[0]["id"].startswith("rs_oca_") and minted[1]["id"].startswith("msg_oca_")

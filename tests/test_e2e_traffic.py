@@ -92,7 +92,7 @@ def run_traffic(proxy: Proxy) -> None:
         messages=[{"role": "user", "content": "native anthropic"}],
     ) as s:
         s.get_final_message()
-    # Responses: native (gpt-5) and translated to chat (gpt-4.1)
+    # Responses: native (gpt-5) and translated to chat (grok3, chat only)
     list(
         oa.responses.create(
             model="oca/gpt-5",
@@ -101,7 +101,7 @@ def run_traffic(proxy: Proxy) -> None:
             stream=True,
         )
     )
-    list(oa.responses.create(model="oca/gpt-4.1", input="responses translated", stream=True))
+    list(oa.responses.create(model="oca/grok3", input="responses translated", stream=True))
     # failures: OCA refuses, a stream breaks, the proxy refuses
     with pytest.raises(openai.RateLimitError):
         oa.chat.completions.create(
@@ -180,7 +180,7 @@ def test_every_api_call_has_a_comment(saved: dict[str, Any]) -> None:
     native = find(saved["flows"], "/v1/messages", "native anthropic")
     assert native.comment.startswith("anthropic · native-claude → oca/claude-sonnet-4 · ")
     assert find(saved["flows"], "/v1/responses", "responses translated").comment.startswith(
-        "responses → chat · oca/gpt-4.1"
+        "responses → chat · oca/grok3"
     )
     # mitmdump's output has the same line
     assert "anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1" in saved["log"]

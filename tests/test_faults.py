@@ -57,7 +57,7 @@ APIS = [
     Api("chat", "/v1/chat/completions", "openai", "oca/gpt-4.1", True),
     Api("messages-translated", "/v1/messages", "anthropic", "claude-sonnet-4-5", False),
     Api("messages-native", "/v1/messages", "anthropic", "oca/claude-sonnet-4", True),
-    Api("responses-translated", "/v1/responses", "openai", "oca/gpt-4.1", False),
+    Api("responses-translated", "/v1/responses", "openai", "oca/grok3", False),
     Api("responses-native", "/v1/responses", "openai", "oca/gpt-5-codex", True),
     Api("completions-translated", "/v1/completions", "openai", "oca/gpt-4.1", False),
     Api("completions-native", "/v1/completions", "openai", "oca/llama-4", True),

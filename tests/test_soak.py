@@ -45,7 +45,7 @@ APIS = [
     ("chat", "/v1/chat/completions", "openai", "oca/gpt-4.1"),
     ("messages-translated", "/v1/messages", "anthropic", "claude-sonnet-4-5"),
     ("messages-native", "/v1/messages", "anthropic", "oca/claude-sonnet-4"),
-    ("responses-translated", "/v1/responses", "openai", "oca/gpt-4.1"),
+    ("responses-translated", "/v1/responses", "openai", "oca/grok3"),
     ("responses-native", "/v1/responses", "openai", "oca/gpt-5-codex"),
     ("completions-translated", "/v1/completions", "openai", "oca/gpt-4.1"),
     ("completions-native", "/v1/completions", "openai", "oca/llama-4"),

@@ -11,7 +11,8 @@ from .config import DEFAULT_CLIENT_IDS
 _LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 # One-shot actions accepted by /__sim/config next to the knobs.
-_ACTIONS = {"revoke_access_tokens", "revoke_refresh_tokens"}
+# "guesses": "all" | "none" | [names] switches every guess at once (named ones on).
+_ACTIONS = {"revoke_access_tokens", "revoke_refresh_tokens", "guesses"}
 
 
 class AdminHandler(BaseHandler):
@@ -38,6 +39,21 @@ class StateHandler(AdminHandler):
         self.send_json(self.sim.snapshot())
 
 
+class RequestsHandler(AdminHandler):
+    """The recent requests (path, lower-cased headers, parsed body), oldest first.
+
+    ?path=SUFFIX keeps those whose path ends with it; ?last=N the newest N.
+    """
+
+    def get(self) -> None:
+        suffix = self.get_query_argument("path", "")
+        found = [r for r in self.sim.requests if r["path"].endswith(suffix)]
+        last = self.get_query_argument("last", "")
+        if last.isdigit():
+            found = found[-int(last) :] if int(last) else []
+        self.send_json(found)
+
+
 class ConfigHandler(AdminHandler):
     def get(self) -> None:
         self.send_json(self.sim.config.to_dict())
@@ -48,6 +64,8 @@ class ConfigHandler(AdminHandler):
             return
         knobs = {k: v for k, v in body.items() if k not in _ACTIONS}
         try:
+            if "guesses" in body:
+                self.sim.config.set_guesses(body["guesses"])
             self.sim.config.update(knobs)
         except ValueError as e:
             return self.send_json({"error": str(e)}, 400)

@@ -1,7 +1,7 @@
 """The OCA (LiteLLM) API handlers: model info, chat, responses, messages, completions, embeddings.
 
-Validation is as strict as the real gateway where it matters to the proxy:
-bearer token, oca/ model ids, supported_api_list, stream=true, image rules.
+Known rules always hold (bearer token, oca/ model ids); every rule no source
+confirms is a guess that SimConfig can switch off (see config.GUESSES, README).
 """
 
 from __future__ import annotations
@@ -13,18 +13,9 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
-from . import llm, streams
+from . import cache, llm, streams, whole
 from .base import BaseHandler
-from .models import (
-    CHAT_COMPLETIONS,
-    COMPLETIONS,
-    EMBEDDINGS,
-    MESSAGES,
-    MODELS,
-    RESPONSES,
-    SimModel,
-    model_info_payload,
-)
+from .models import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES, SimModel
 from .state import SimState
 
 PREFIX = "/20250206/app/litellm"
@@ -55,9 +46,9 @@ _SPLIT_PAUSE = 0.001  # seconds between split writes, so they reach the client a
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, shape: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.shape = status, message, shape
 
 
 class ApiBase(BaseHandler):
@@ -69,7 +60,7 @@ class ApiBase(BaseHandler):
 
     def fail(self, e: ApiError) -> None:
         self.sim.api_errors[str(e.status)] += 1
-        self.send_error_json(e.status, e.message)
+        self.send_error_json(e.status, e.message, e.shape)
 
 
 class ModelInfoHandler(ApiBase):
@@ -80,7 +71,7 @@ class ModelInfoHandler(ApiBase):
             self.check_token()
         except ApiError as e:
             return self.fail(e)
-        self.send_json(model_info_payload())
+        self.send_json(self.sim.model_info())
 
 
 class ApiHandler(ApiBase):
@@ -98,14 +89,20 @@ class ApiHandler(ApiBase):
         except ValueError:
             body = None
         self.record(body if body is not None else raw[:2000])
+        cfg = self.sim.config
         try:
+            if (self.api == EMBEDDINGS and not cfg.serves_embeddings) or (
+                self.api == COMPLETIONS and not cfg.serves_completions
+            ):
+                # Like any path the gateway does not serve (see NotFoundHandler).
+                raise ApiError(404, f"Not found: {self.request.path}")
             self.check_token()
             if not isinstance(body, dict):
                 raise ApiError(400, "Invalid JSON in request body")
             model = self.check_model(body)
             if self.api == EMBEDDINGS:
                 return self.embeddings(model, body)
-            if body.get("stream") is not True:
+            if body.get("stream") is not True and cfg.stream_only:
                 raise ApiError(400, 'Streaming is required by this gateway: send "stream": true')
             self.check_body(model, body)
         except ApiError as e:
@@ -118,20 +115,32 @@ class ApiHandler(ApiBase):
         name = body.get("model")
         if not isinstance(name, str) or not name:
             raise ApiError(400, "model is required")
-        model = MODELS.get(name)
-        if model is None or not name.startswith("oca/"):
-            raise ApiError(
-                400,
-                f"Invalid model name passed in model={name}. "
-                "Call `/v1/model/info` to view available models",
-            )
-        if not model.supports(self.api):
+        invalid = (
+            f"Invalid model name passed in model={name}. "
+            "Call `/v1/models` to view available models for your key."
+        )
+        if not name.startswith("oca/"):
+            raise ApiError(400, invalid)  # known: names without oca/ get a 400
+        model = self.sim.models.get(name)
+        if model is None:
+            if self.sim.config.unknown_model_message:
+                raise ApiError(400, invalid)
+            raise ApiError(404, f"Model {name} not found")
+        if not self.made_for(model) and self.sim.config.rejects_unlisted_api:
             raise ApiError(
                 400,
                 f"Model {name} does not support the {API_PATHS[self.api]} API "
-                f"(supported_api_list: {list(model.supported_api_list)})",
+                f"(supported_api_list: {_listed(model)})",
             )
         return model
+
+    def made_for(self, model: SimModel) -> bool:
+        """Whether the model's list (or its kind) covers this endpoint."""
+        if self.api == EMBEDDINGS:
+            return model.embedding
+        if model.embedding:
+            return False
+        return self.api == COMPLETIONS or model.supports(self.api)
 
     def check_body(self, model: SimModel, body: dict[str, Any]) -> None:
         if self.api == CHAT_COMPLETIONS:
@@ -143,7 +152,8 @@ class ApiHandler(ApiBase):
                     if part.get("type") == "image_url":
                         self.check_image(model)
                         image = part.get("image_url")
-                        if isinstance(image, dict) and "detail" in image:
+                        detail = isinstance(image, dict) and "detail" in image
+                        if detail and self.sim.config.reject_image_detail:
                             raise ApiError(
                                 400, "Invalid content part: image_url.detail is not supported"
                             )
@@ -176,17 +186,17 @@ class ApiHandler(ApiBase):
             if not isinstance(body.get("prompt"), str | list):
                 raise ApiError(400, "prompt is required")
             limit_key = "max_tokens"
-        limit = body.get(limit_key)
+        limit, cap = body.get(limit_key), model.output_limit
         if (
             self.sim.config.enforce_max_tokens
             and isinstance(limit, int)
-            and model.max_output_tokens is not None
-            and limit > model.max_output_tokens
+            and cap is not None
+            and limit > cap
         ):
             raise ApiError(
                 400,
                 f"{limit_key} is too large: {limit}. This model supports at most "
-                f"{model.max_output_tokens} completion tokens",
+                f"{cap} completion tokens",
             )
 
     def check_image(self, model: SimModel) -> None:
@@ -196,6 +206,7 @@ class ApiHandler(ApiBase):
     def check_effort(self, model: SimModel, effort: Any) -> None:
         if (
             effort is not None
+            and self.sim.config.enforce_effort_options
             and model.is_reasoning_model
             and effort not in model.reasoning_effort_options
         ):
@@ -221,27 +232,39 @@ class ApiHandler(ApiBase):
         ]
         tokens = max(1, sum(len(t) for t in inputs) // 4)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        self.send_json({"object": "list", "data": data, "model": model.name, "usage": usage})
+        self.send_json({"object": "list", "data": data, "model": model.id, "usage": usage})
 
     async def answer(self, model: SimModel, body: dict[str, Any]) -> None:
+        cfg = self.sim.config
         conv = _EXTRACTORS[self.api](body)
         d = llm.parse_directives(conv.user_text)
         if d.error is not None:
-            return self.fail(ApiError(d.error, f"Simulated upstream error {d.error}"))
+            return self.fail(
+                ApiError(d.error, f"Simulated upstream error {d.error}", d.error_shape)
+            )
         if d.html:
             self.set_header("Content-Type", "text/html; charset=utf-8")
             self.finish(streams.HTML_PAGE)
             return
+
+        plan = llm.build_plan(model, conv, d, thinking=_thinking(model, body))
+        if model.supports_caching:
+            found = cache.prefixes(self.api, body)
+            read, created = cache.account(
+                self.sim.prompt_cache, model.id, found, plan.prompt_tokens
+            )
+            plan.cached_tokens, plan.cache_creation_tokens = read, created
+        if body.get("stream") is not True:  # only reached with the stream_only guess off
+            return self.send_json(self.whole_answer(plan, body))
+
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         if d.garbage:
             return await self.stream(list(streams.GARBAGE_FRAMES), llm.Directives())
-
-        plan = llm.build_plan(model, conv, d)
         if self.api == CHAT_COMPLETIONS:
-            frames = streams.chat_frames(plan, body)
+            frames = streams.chat_frames(plan, body, cfg.reasoning_field)
         elif self.api == RESPONSES:
-            frames = streams.responses_frames(plan, body, self.sim.config.empty_final_output)
+            frames = streams.responses_frames(plan, body, cfg.empty_final_output)
         elif self.api == MESSAGES:
             frames = streams.messages_frames(plan, body)
         else:
@@ -253,6 +276,16 @@ class ApiHandler(ApiBase):
             error = self.oca_error(500, "Simulated mid-stream upstream error")
             frames.append(_ERROR_FRAMES[self.api](error, len(frames)))
         await self.stream(frames, d)
+
+    def whole_answer(self, plan: llm.Plan, body: dict[str, Any]) -> Any:
+        cfg = self.sim.config
+        if self.api == CHAT_COMPLETIONS:
+            return whole.chat_answer(plan, cfg.reasoning_field)
+        if self.api == RESPONSES:
+            return whole.responses_answer(plan, body, cfg.empty_final_output)
+        if self.api == MESSAGES:
+            return whole.messages_answer(plan)
+        return whole.completion_answer(plan)
 
     async def stream(self, frames: list[bytes], d: llm.Directives) -> None:
         """Write and flush frame by frame, honouring ttft/slow/split/cut."""
@@ -274,6 +307,20 @@ class ApiHandler(ApiBase):
             self.detach().close()
             return
         self.finish()
+
+
+def _listed(model: SimModel) -> Any:
+    return None if model.supported_api_list is None else list(model.supported_api_list)
+
+
+def _thinking(model: SimModel, body: dict[str, Any]) -> bool:
+    """thinking: {type: enabled, budget_tokens} on a model that has a thinking_config."""
+    thinking = body.get("thinking")
+    return (
+        model.thinking_config is not None
+        and isinstance(thinking, dict)
+        and thinking.get("type") == "enabled"
+    )
 
 
 def _parts(message: Any) -> list[dict[str, Any]]:

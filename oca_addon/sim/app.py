@@ -54,6 +54,7 @@ def make_app(config: SimConfig | None = None) -> tornado.web.Application:
         (r"/admin/v1/SigningCert/jwk", idcs.JwksHandler, s),
         # test control
         (r"/__sim/state", admin.StateHandler, s),
+        (r"/__sim/requests", admin.RequestsHandler, s),
         (r"/__sim/config", admin.ConfigHandler, s),
         (r"/__sim/mint", admin.MintHandler, s),
         (r"/__sim/reset", admin.ResetHandler, s),

@@ -26,6 +26,22 @@ _ERROR_TYPES = {
 }
 
 
+# OCI's error codes per HTTP status, for the flat {"code", "message"} shape.
+_OCI_CODES = {
+    400: "InvalidParameter",
+    401: "NotAuthenticated",
+    403: "NotAllowed",
+    404: "NotAuthorizedOrNotFound",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
 def error_type(status: int) -> str:
     return _ERROR_TYPES.get(status, "internal_server_error" if status >= 500 else "api_error")
 
@@ -57,9 +73,14 @@ class BaseHandler(tornado.web.RequestHandler):
             "code": str(status),
         }
 
-    def send_error_json(self, status: int, message: str) -> None:
+    def send_error_json(self, status: int, message: str, shape: str | None = None) -> None:
+        """An API error, in LiteLLM's shape or OCI's flat one (shape, else the error_shape knob)."""
         if status == 429:
             self.set_header("Retry-After", "2")
+        if (shape or self.sim.config.error_shape) == "oci":
+            code = _OCI_CODES.get(status, str(status))
+            text = f"{message} (opc-request-id: {self.request_id})"
+            return self.send_json({"code": code, "message": text}, status)
         self.send_json({"error": self.oca_error(status, message)}, status)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

@@ -21,6 +21,16 @@ from .state import CodeGrant
 
 _PKCE_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
+# How a refresh is refused once the login is gone (SimConfig.lost_login): OAuth error, status.
+# The 401/403 bodies carry no OAuth error a client would know: only the status tells.
+LOST_LOGIN: dict[str, tuple[str, int]] = {
+    "invalid_grant": ("invalid_grant", 400),
+    "invalid_token": ("invalid_token", 400),
+    "unauthorized_client": ("unauthorized_client", 400),
+    "401": ("unauthorized", 401),
+    "403": ("forbidden", 403),
+}
+
 
 def s256(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
@@ -181,6 +191,10 @@ class TokenHandler(IdcsHandler):
             raise TokenError("invalid_grant", "PKCE verification failed: bad code_verifier")
         return self.sim.issue_tokens(client_id, grant.scope, grant.nonce, self.base_url())
 
+    def lost_login(self, description: str) -> TokenError:
+        error, status = LOST_LOGIN[self.sim.config.lost_login]
+        return TokenError(error, description, status)
+
     async def _refresh(self, form: dict[str, str], client_id: str) -> dict[str, Any]:
         cfg = self.sim.config
         if cfg.refresh_delay:
@@ -189,9 +203,9 @@ class TokenHandler(IdcsHandler):
         token = form.get("refresh_token", "")
         grant = self.sim.refresh_tokens.get(token)
         if cfg.fail_refresh or grant is None:
-            raise TokenError("invalid_grant", "refresh token is invalid, expired or already used")
+            raise self.lost_login("refresh token is invalid, expired or already used")
         if grant.client_id != client_id:
-            raise TokenError("invalid_grant", "refresh token was issued to another client")
+            raise self.lost_login("refresh token was issued to another client")
         if cfg.rotate_refresh_tokens:
             del self.sim.refresh_tokens[token]
         self.sim.refreshes += 1

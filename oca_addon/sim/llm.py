@@ -29,6 +29,7 @@ class Directives:
     args: str | None = None
     parallel: bool = False
     error: int | None = None
+    error_shape: str | None = None  # "oci" with SIM:error=STATUS:oci
     midstream_error: bool = False
     cut: bool = False
     html: bool = False
@@ -55,6 +56,8 @@ def parse_directives(text: str) -> Directives:
             d.tool = value
         elif name == "args" and value:
             d.args = value
+        elif name == "error" and value.endswith(":oci") and value[:-4].isdigit():
+            d.error, d.error_shape = int(value[:-4]), "oci"
         elif name in _INTS and value.isdigit():
             setattr(d, _INTS[name], int(value))
     if d.error is not None and not 400 <= d.error <= 599:
@@ -197,7 +200,8 @@ class Plan:
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish: str = "stop"  # "stop" | "length" | "tool_calls" (chat vocabulary)
     prompt_tokens: int = 1
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # read from the prompt cache
+    cache_creation_tokens: int = 0  # written to the prompt cache
 
     @property
     def completion_tokens(self) -> int:
@@ -283,13 +287,14 @@ def _make_call(tool: Tool, args: str | None) -> ToolCall:
     )
 
 
-def build_plan(model: SimModel, conv: Conversation, d: Directives) -> Plan:
+def build_plan(
+    model: SimModel, conv: Conversation, d: Directives, *, thinking: bool = False
+) -> Plan:
+    """The answer; `thinking`: the request enabled thinking on a model with thinking_config."""
     plan = Plan(model=model, directives=d)
     plan.prompt_tokens = max(1, conv.prompt_chars // 4)
-    # A deterministic share of long prompts counts as served from the prompt cache.
-    plan.cached_tokens = plan.prompt_tokens // 2 if plan.prompt_tokens > 1000 else 0
 
-    if model.is_reasoning_model or d.reasoning:
+    if model.is_reasoning_model or d.reasoning or thinking:
         said = DIRECTIVE_RE.sub("", conv.user_text).strip()[:40]
         subject = "the tool result" if conv.tool_result is not None else repr(said)
         plan.reasoning = split_even(f"Thinking about {subject} step by step.", 3)

@@ -17,7 +17,7 @@ import tornado.netutil
 import tornado.web
 
 from .app import make_app
-from .config import SimConfig
+from .config import CHOICES, GUESSES, GUESSES_ENV, SimConfig
 from .state import SimState
 
 
@@ -52,18 +52,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-any-redirect-port", action="store_true")
     p.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime (s)")
     p.add_argument("--refresh-delay", type=float, default=0.0, help="sleep before refresh (s)")
-    p.add_argument("--fail-refresh", action="store_true", help="refreshes answer invalid_grant")
+    p.add_argument(
+        "--fail-refresh",
+        action="store_true",
+        help="refreshes fail as a lost login (see --lost-login)",
+    )
     p.add_argument("--no-rotate-refresh-tokens", action="store_true")
     p.add_argument("--deny-login", action="store_true")
     p.add_argument("--empty-final-output", action="store_true")
     p.add_argument("--no-enforce-max-tokens", action="store_true")
     p.add_argument("--recent-requests", type=int, default=50)
+    p.add_argument(
+        "--guesses",
+        help=f'"all", "none" or a comma list of {", ".join(GUESSES)} (default: ${GUESSES_ENV} or all)',
+    )
+    p.add_argument(
+        "--model-info",
+        metavar="FILE",
+        help='serve this /v1/model/info payload verbatim ({"data": [...]} or a bare array)',
+    )
+    for knob, choices in CHOICES.items():
+        p.add_argument("--" + knob.replace("_", "-"), choices=choices, default=choices[0])
     p.add_argument("--log-level", default="WARNING")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
-    return SimConfig(
+    config = SimConfig(
         host=args.host,
         port=args.port,
         client_ids=list(args.client_id),
@@ -76,7 +91,19 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         empty_final_output=args.empty_final_output,
         enforce_max_tokens=not args.no_enforce_max_tokens,
         recent_requests=args.recent_requests,
+        reasoning_field=args.reasoning_field,
+        error_shape=args.error_shape,
+        lost_login=args.lost_login,
+        model_info=_load_json(args.model_info) if args.model_info else None,
     )
+    if args.guesses is not None:
+        config.set_guesses(args.guesses)
+    return config
+
+
+def _load_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +186,17 @@ class SimServer:
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
+
+    def requests(self, path: str = "") -> list[dict[str, Any]]:
+        """Recorded requests whose path ends with `path`, oldest first (see /__sim/requests)."""
+        return [r for r in list(self.state.requests) if r["path"].endswith(path)]
+
+    def last_request(self, path: str = "") -> dict[str, Any]:
+        """The newest recorded request whose path ends with `path` (KeyError: none)."""
+        found = self.requests(path)
+        if not found:
+            raise KeyError(f"no recorded request for {path!r}")
+        return found[-1]
 
     def mint(self, **payload: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.admin("mint", payload)

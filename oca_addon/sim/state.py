@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import SimConfig
+from .models import MODELS, SimModel, model_info_payload, parse_model_info
 
 
 @dataclass
@@ -58,7 +59,26 @@ class SimState:
         self.codes: dict[str, CodeGrant] = {}
         self.refresh_tokens: dict[str, RefreshGrant] = {}
         self.access_tokens: dict[str, AccessGrant] = {}
+        self._models_from: Any = None
+        self._models: dict[str, SimModel] = MODELS
         self.reset()
+
+    # --- catalogue ----------------------------------------------------------------
+
+    @property
+    def models(self) -> dict[str, SimModel]:
+        """Models requests may name: the built-in catalogue or the served payload's ids."""
+        payload = self.config.model_info
+        if payload is None:
+            return MODELS
+        if payload is not self._models_from:
+            self._models_from, self._models = payload, parse_model_info(payload)
+        return self._models
+
+    def model_info(self) -> Any:
+        """The /v1/model/info answer: the configured payload verbatim, else the catalogue."""
+        payload = self.config.model_info
+        return model_info_payload() if payload is None else payload
 
     def reset(self) -> None:
         """Clear counters and recorded requests (tokens stay valid)."""
@@ -71,6 +91,8 @@ class SimState:
         self.api_requests: Counter[str] = Counter()
         self.api_errors: Counter[str] = Counter()
         self.requests: deque[dict[str, Any]] = deque(maxlen=max(1, self.config.recent_requests))
+        # Prompt cache: hash of a prefix up to a cache_control breakpoint -> its tokens.
+        self.prompt_cache: dict[str, int] = {}
 
     def resize_recent(self) -> None:
         self.requests = deque(self.requests, maxlen=max(1, self.config.recent_requests))
@@ -137,9 +159,12 @@ class SimState:
     # --- observation ------------------------------------------------------------
 
     def record(self, method: str, path: str, headers: dict[str, str], body: Any) -> None:
-        safe = {
-            k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in headers.items()
-        }
+        """Keep what a request carried (names lower-cased, credentials redacted)."""
+        safe = {k.lower(): v for k, v in headers.items()}
+        if "authorization" in safe:
+            scheme = safe["authorization"].partition(" ")[0]
+            known = scheme if scheme.lower() in ("bearer", "basic") else ""
+            safe["authorization"] = f"{known} <redacted>".strip()
         entry = {"time": time.time(), "method": method, "path": path, "headers": safe, "body": body}
         self.requests.append(entry)
 
@@ -156,6 +181,7 @@ class SimState:
                 "api_errors": dict(self.api_errors),
                 "live_access_tokens": self.live_access_tokens(),
                 "live_refresh_tokens": len(self.refresh_tokens),
+                "prompt_cache_entries": len(self.prompt_cache),
             },
             "config": self.config.to_dict(),
             "requests": list(self.requests),

@@ -51,7 +51,7 @@ def chat_usage(plan: Plan) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": plan.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens},
         "cache_read_input_tokens": plan.cached_tokens,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": plan.cache_creation_tokens,
     }
 
 
@@ -70,7 +70,9 @@ def _interleaved_tool_deltas(plan: Plan) -> list[dict[str, Any]]:
     return deltas
 
 
-def chat_frames(plan: Plan, body: dict[str, Any]) -> list[bytes]:
+def chat_frames(
+    plan: Plan, body: dict[str, Any], reasoning_field: str = "reasoning_content"
+) -> list[bytes]:
     base = {
         "id": f"chatcmpl-{_hex()}",
         "object": "chat.completion.chunk",
@@ -78,7 +80,7 @@ def chat_frames(plan: Plan, body: dict[str, Any]) -> list[bytes]:
         "model": plan.model.name,
         "system_fingerprint": None,
     }
-    deltas: list[dict[str, Any]] = [{"reasoning_content": r} for r in plan.reasoning]
+    deltas: list[dict[str, Any]] = [{reasoning_field: r} for r in plan.reasoning]
     deltas += [{"content": t} for t in plan.text]
     if plan.tool_calls:
         deltas += _interleaved_tool_deltas(plan)
@@ -288,6 +290,22 @@ def responses_error_frame(error: dict[str, Any], sent: int) -> bytes:
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
+def thinking_signature(plan: Plan) -> str:
+    return "sim-sig-" + hashlib.sha256(plan.full_reasoning.encode()).hexdigest()[:32]
+
+
+def messages_usage(plan: Plan) -> dict[str, Any]:
+    # Anthropic counts cache reads and writes apart from input_tokens.
+    return {
+        "input_tokens": max(
+            0, plan.prompt_tokens - plan.cached_tokens - plan.cache_creation_tokens
+        ),
+        "cache_creation_input_tokens": plan.cache_creation_tokens,
+        "cache_read_input_tokens": plan.cached_tokens,
+        "output_tokens": plan.completion_tokens,
+    }
+
+
 def messages_frames(plan: Plan, body: dict[str, Any]) -> list[bytes]:
     frames: list[bytes] = []
 
@@ -302,13 +320,7 @@ def messages_frames(plan: Plan, body: dict[str, Any]) -> list[bytes]:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {
-            # Anthropic counts cache reads separately from input_tokens.
-            "input_tokens": plan.prompt_tokens - plan.cached_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": plan.cached_tokens,
-            "output_tokens": 1,
-        },
+        "usage": {**messages_usage(plan), "output_tokens": 1},
     }
     emit("message_start", {"message": message})
     emit("ping", {})
@@ -322,7 +334,7 @@ def messages_frames(plan: Plan, body: dict[str, Any]) -> list[bytes]:
                 "content_block_delta",
                 {"index": index, "delta": {"type": "thinking_delta", "thinking": r}},
             )
-        sig = "sim-sig-" + hashlib.sha256(plan.full_reasoning.encode()).hexdigest()[:32]
+        sig = thinking_signature(plan)
         emit(
             "content_block_delta",
             {"index": index, "delta": {"type": "signature_delta", "signature": sig}},
@@ -354,13 +366,7 @@ def messages_frames(plan: Plan, body: dict[str, Any]) -> list[bytes]:
         index += 1
 
     final_delta = {"stop_reason": _STOP_REASONS[plan.finish], "stop_sequence": None}
-    usage = {
-        "input_tokens": plan.prompt_tokens - plan.cached_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": plan.cached_tokens,
-        "output_tokens": plan.completion_tokens,
-    }
-    emit("message_delta", {"delta": final_delta, "usage": usage})
+    emit("message_delta", {"delta": final_delta, "usage": messages_usage(plan)})
     emit("message_stop", {})
     return frames
 
