@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import httpx
 import openai
 import pytest
 from conftest import Proxy, sse_events
+
+from oca_addon.sim.config import GUESSES_ENV, guesses_on
 
 TOOLS = [
     {
@@ -150,8 +153,20 @@ def test_models_list(proxy: Proxy) -> None:
 
 
 def test_embeddings(proxy: Proxy) -> None:
-    r = client(proxy).embeddings.create(model="oca/text-embedding-3-small", input=["a", "b"])
-    assert len(r.data) == 2 and len(r.data[0].embedding) > 0
+    proxy.sim.config(serves_embeddings=True)  # no source says OCA does: a simulator guess
+    try:
+        r = client(proxy).embeddings.create(model="oca/text-embedding-3-small", input=["a", "b"])
+        assert len(r.data) == 2 and len(r.data[0].embedding) > 0
+        assert proxy.sim.state()["requests"][-1]["path"].endswith("/litellm/embeddings")
+        # Where OCA does not serve them, its own answer reaches the client, as an API error.
+        proxy.sim.config(serves_embeddings=False)
+        with pytest.raises(openai.NotFoundError) as e:
+            client(proxy).embeddings.create(model="oca/text-embedding-3-small", input="a")
+        assert "OCA answered 404" in str(e.value)
+    finally:
+        proxy.sim.config(
+            serves_embeddings="serves_embeddings" in guesses_on(os.environ.get(GUESSES_ENV))
+        )
 
 
 def test_legacy_completions_translated(proxy: Proxy) -> None:

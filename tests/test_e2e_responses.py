@@ -5,13 +5,18 @@ requests are translated (oca/grok3; oca/mistral-large, whose entry has no suppor
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 from conftest import Proxy, Sim, sse_events
+
+from oca_addon.sim.config import GUESSES_ENV, guesses_on
 
 NATIVE = ["oca/gpt-5", "oca/gpt-5-codex"]
 TRANSLATED = ["oca/grok3"]
@@ -421,26 +426,47 @@ def test_empty_final_output_is_filled(proxy: Proxy, model: str) -> None:
 
 # -- legacy completions ----------------------------------------------------------------------
 
-COMPLETION_MODELS = ["oca/gpt-4.1", "oca/llama-4"]  # translated, native
+# OCA's list names no API for legacy completions (no source says OCA serves them): the
+# proxy sends them natively, and when OCA refuses, once more through chat. Both ways run:
+# the simulator serving /completions (a guess) and refusing it.
+COMPLETION_WAYS = ["native", "via-chat"]
 
 
-@pytest.mark.parametrize("model", COMPLETION_MODELS)
-def test_completions_non_stream(proxy: Proxy, model: str) -> None:
+@contextlib.contextmanager
+def oca_serves_completions(sim: Sim, on: bool) -> Iterator[None]:
+    sim.config(serves_completions=on)
+    try:
+        yield
+    finally:  # back to what this run's OCA_SIM_GUESSES says
+        sim.config(
+            serves_completions="serves_completions" in guesses_on(os.environ.get(GUESSES_ENV))
+        )
+
+
+@pytest.fixture(params=COMPLETION_WAYS)
+def completions_way(request: pytest.FixtureRequest, proxy: Proxy) -> Iterator[str]:
+    with oca_serves_completions(proxy.sim, request.param == "native"):
+        yield request.param
+
+
+def test_completions_non_stream(proxy: Proxy, completions_way: str) -> None:
+    model = "oca/gpt-4.1"
     r = client(proxy).completions.create(model=model, prompt="Say hi", max_tokens=50)
     assert r.object == "text_completion" and r.model == model
     assert len(r.choices) == 1 and "You said: Say hi" in r.choices[0].text
     assert r.choices[0].finish_reason == "stop"
     assert r.usage is not None and r.usage.completion_tokens > 0
-    path = "/completions" if model == "oca/llama-4" else "/chat/completions"
+    path = "/completions" if completions_way == "native" else "/chat/completions"
     sent = upstream(proxy.sim, path)
     assert sent["path"].endswith(f"/litellm{path}") and sent["body"]["stream"] is True
+    if completions_way == "via-chat":  # the refused native call came first
+        assert upstream(proxy.sim, "/litellm/completions")["body"]["prompt"] == "Say hi"
 
 
-@pytest.mark.parametrize("model", COMPLETION_MODELS)
-def test_completions_stream(proxy: Proxy, model: str) -> None:
+def test_completions_stream(proxy: Proxy, completions_way: str) -> None:
     chunks = list(
         client(proxy).completions.create(
-            model=model,
+            model="oca/gpt-4.1",
             prompt="Stream hi",
             stream=True,
             stream_options={"include_usage": True},
@@ -466,6 +492,11 @@ def test_completions_stream_ends_with_done(proxy: Proxy) -> None:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["buffered", "streamed"])
 def test_completions_translated_n_echo_stop(proxy: Proxy, stream: bool) -> None:
+    with oca_serves_completions(proxy.sim, False):  # OCA refuses: the retry goes through chat
+        _completions_translated_n_echo_stop(proxy, stream)
+
+
+def _completions_translated_n_echo_stop(proxy: Proxy, stream: bool) -> None:
     c = client(proxy)
     kw: Any = {"model": "oca/gpt-4.1", "prompt": "Echo me", "n": 2, "echo": True, "stop": ["\n\n"]}
     if stream:
@@ -492,6 +523,11 @@ def test_completions_translated_n_echo_stop(proxy: Proxy, stream: bool) -> None:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["buffered", "streamed"])
 def test_completions_native_passes_options(proxy: Proxy, stream: bool) -> None:
+    with oca_serves_completions(proxy.sim, True):
+        _completions_native_passes_options(proxy, stream)
+
+
+def _completions_native_passes_options(proxy: Proxy, stream: bool) -> None:
     c = client(proxy)
     kw: Any = {"model": "oca/llama-4", "prompt": "Native", "n": 2, "echo": True, "stop": "END"}
     if stream:
@@ -508,13 +544,13 @@ def test_completions_native_passes_options(proxy: Proxy, stream: bool) -> None:
 
 
 def test_completions_mapped_name_native(proxy: Proxy) -> None:
-    r = client(proxy).completions.create(model="claude-3-5-haiku-latest", prompt="map me")
+    with oca_serves_completions(proxy.sim, True):
+        r = client(proxy).completions.create(model="claude-3-5-haiku-latest", prompt="map me")
     assert r.model == "claude-3-5-haiku-latest"
     assert upstream(proxy.sim, "/completions")["body"]["model"] == "oca/llama-4"
 
 
-def test_completions_error_before_stream(proxy: Proxy) -> None:
-    for model in COMPLETION_MODELS:
-        with pytest.raises(openai.RateLimitError) as e:
-            client(proxy).completions.create(model=model, prompt="SIM:error=429")
-        assert e.value.response.headers["retry-after"] == "2"
+def test_completions_error_before_stream(proxy: Proxy, completions_way: str) -> None:
+    with pytest.raises(openai.RateLimitError) as e:
+        client(proxy).completions.create(model="oca/gpt-4.1", prompt="SIM:error=429")
+    assert e.value.response.headers["retry-after"] == "2"
