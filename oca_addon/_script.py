@@ -1,6 +1,31 @@
-"""What mitmproxy loads with `-s`: the addon instances (the `oca-proxy` command points here;
-the repository's top-level `oca_addon.py` re-exports it for `mitmdump -s oca_addon.py`)."""
+"""What mitmproxy loads with `-s`: the addon chain (the `oca-proxy` command points here;
+the repository's top-level `oca_addon.py` re-exports it for `mitmdump -s oca_addon.py`).
 
-from oca_addon.addon import OcaAddon
+mitmproxy calls each hook on each addon in this order, so the list is the pipeline:
+  Config     options and settings file -> where OCA is, the token manager
+  Guard      who may connect and call: loopback, Host/Origin, proxy key, body limit
+  LocalPages dashboard, login, callback, logout, health (answered here, never by OCA)
+  Gateway    API calls: to OCA's request, stream set-up, answers in the client's API
+  Traffic    comment, mark, redaction, stats, the per-call log line; the OCA content view
+  Keepalive  login refresh, silent-upstream timeout, idle GC; ends each call
+An addon that answers a flow itself (a refusal, a page) sets flow.response; the ones after
+it leave such flows alone.
+"""
 
-addons = [OcaAddon()]
+from oca_addon.addons.config import Config
+from oca_addon.addons.gateway import Gateway
+from oca_addon.addons.guard import Guard
+from oca_addon.addons.keepalive import Keepalive
+from oca_addon.addons.pages import LocalPages
+from oca_addon.addons.state import ProxyState
+from oca_addon.addons.traffic import Traffic
+
+state = ProxyState()
+addons = [
+    Config(state),
+    Guard(state),
+    LocalPages(state),
+    Gateway(state),
+    Traffic(state),
+    Keepalive(state),
+]

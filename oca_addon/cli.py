@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "demo":
         from .demo import main as demo_main
 
-        return int(demo_main(argv[1:]) or 0)
+        return int(demo_main(argv[1:], run_proxy) or 0)
     if argv and argv[0] in ("login", "logout", "status"):
         from .account import main as account_main
 

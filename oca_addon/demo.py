@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -42,7 +43,8 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     raise SystemExit(f"oca-proxy demo: {url} did not come up")
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], run_proxy: Callable[[list[str]], int]) -> int:
+    """`run_proxy` is cli.run_proxy, passed in so that this module needs nothing of cli."""
     p = argparse.ArgumentParser(prog="oca-proxy demo")
     p.add_argument("--port", type=int, default=8669, help="proxy port (default 8669)")
     p.add_argument("--sim-port", type=int, default=9100, help="simulator port (default 9100)")
@@ -77,8 +79,6 @@ oca-proxy demo: OCA simulator on {sim_url}, proxy on {base} (logged in).
 """,
             flush=True,
         )
-        from .cli import run_proxy
-
         return run_proxy(
             [
                 "--port",

@@ -7,17 +7,15 @@ import json
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from mitmproxy import http
 
 from . import __version__, annotate, dashboard, pages
+from .addons.state import ProxyState
 from .config import ConfigError, parse_settings
 from .idcs import IdcsError, LoginRequest
-
-if TYPE_CHECKING:
-    from .addon import OcaAddon
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +24,11 @@ HTML = {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"}
 JSON = {"content-type": "application/json", "cache-control": "no-store"}
 
 
-class LocalPages:
-    def __init__(self, addon: OcaAddon) -> None:
-        self.addon = addon
+class LocalSite:
+    """The pages, over the shared state (the `LocalPages` addon hands them the flows)."""
+
+    def __init__(self, state: ProxyState) -> None:
+        self.state = state
         self._logins: dict[str, LoginRequest] = {}
         self.csrf = secrets.token_urlsafe(24)  # for this process's own forms
 
@@ -83,9 +83,9 @@ class LocalPages:
     # -- health and dashboard ---------------------------------------------------------
 
     async def health_data(self) -> dict[str, Any]:
-        addon = self.addon
-        assert addon.tokens and addon.upstream
-        status = await addon.tokens.status()
+        state = self.state
+        assert state.tokens and state.upstream
+        status = await state.tokens.status()
         exp = status.access_expires_at
         return {
             "status": "ok",
@@ -94,17 +94,17 @@ class LocalPages:
             "login_problem": status.problem,
             "access_token_expires_at": exp,
             "access_token_expires_in": int(exp - time.time()) if exp else None,
-            "mode": addon.upstream.mode,
-            "base_url": addon.upstream.base_url,
-            "idcs_url": addon.upstream.idcs_url,
-            "token_file": str(addon.tokens.store.path),
-            "settings_file": str(addon.settings_file.path) if addon.settings_file else None,
-            "settings_error": str(addon.settings_file.error)
-            if addon.settings_file and addon.settings_file.error
+            "mode": state.upstream.mode,
+            "base_url": state.upstream.base_url,
+            "idcs_url": state.upstream.idcs_url,
+            "token_file": str(state.tokens.store.path),
+            "settings_file": str(state.settings_file.path) if state.settings_file else None,
+            "settings_error": str(state.settings_file.error)
+            if state.settings_file and state.settings_file.error
             else None,
-            "port": addon.listen_port(),
-            "requests": sum(t["requests"] for t in addon.stats.totals.values()),
-            "inflight": len(addon._inflight),  # API calls waiting on OCA right now
+            "port": state.listen_port(),
+            "requests": sum(t["requests"] for t in state.stats.totals.values()),
+            "inflight": len(state.inflight),  # API calls waiting on OCA right now
         }
 
     async def health(self, flow: http.HTTPFlow) -> http.Response:
@@ -125,28 +125,28 @@ class LocalPages:
         return http.Response.make(200, body, headers)
 
     async def dashboard_state(self) -> dict[str, Any]:
-        addon = self.addon
+        state = self.state
         health = await self.health_data()
         catalog = await self._dashboard_catalog(health["logged_in"])
         return dashboard.build_state(
             health,
             catalog,
-            addon.current_settings(),
-            addon.stats,
+            state.current_settings(),
+            state.stats,
             mitmweb=annotate.mitmweb_url(),
-            inflight=len(addon._inflight),
+            inflight=len(state.inflight),
         )
 
     async def _dashboard_catalog(self, logged_in: bool) -> Any:
         """OCA's model list for the page: cached, or fetched (briefly) when logged in."""
-        addon = self.addon
-        assert addon.tokens
-        cached = await addon.catalog()
+        state = self.state
+        assert state.tokens
+        cached = await state.catalog()
         if cached is not None or not logged_in:
             return cached
         try:
-            token = await addon.tokens.access_token()
-            return await asyncio.wait_for(addon.catalog(token), 5) if token else None
+            token = await state.tokens.access_token()
+            return await asyncio.wait_for(state.catalog(token), 5) if token else None
         except Exception:  # a timeout or OCA trouble: the page says the list is unavailable
             return None
 
@@ -156,10 +156,10 @@ class LocalPages:
         query = parse_qs(urlsplit(flow.request.path).query)
         after = query["after"][0] if query.get("after") else None
         if after is not None:
-            addon = self.addon
+            state = self.state
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
-                if dashboard.seq(addon.stats, len(addon._inflight)) != after:
+                if dashboard.seq(state.stats, len(state.inflight)) != after:
                     break
                 await asyncio.sleep(0.25)
         return http.Response.make(200, json.dumps(await self.dashboard_state()), JSON)
@@ -173,7 +173,7 @@ class LocalPages:
         if not sent or not secrets.compare_digest(sent.encode(), self.csrf.encode()):
             return "this change did not come from oca-proxy's own page (CSRF token missing)"
         origin = req.headers.get("origin")
-        if origin is not None and not origin_allowed(origin, self.addon.listen_port()):
+        if origin is not None and not origin_allowed(origin, self.state.listen_port()):
             return f"cross-site request from {origin[:100]!r} refused"
         if req.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return "cross-site request refused"
@@ -183,22 +183,22 @@ class LocalPages:
 
     async def api_settings(self, flow: http.HTTPFlow) -> http.Response:
         """GET: the mapping. POST (from the dashboard): save a new mapping atomically."""
-        addon = self.addon
+        state = self.state
         req = flow.request
 
         def answer(status: int, body: dict[str, Any]) -> http.Response:
             return http.Response.make(status, json.dumps(body), JSON)
 
         if req.method == "GET":
-            return answer(200, dashboard.mapping_state(addon.current_settings()))
+            return answer(200, dashboard.mapping_state(state.current_settings()))
         if req.method != "POST":
             return http.Response.make(405, b"use GET or POST", {"allow": "GET, POST"})
         refusal = self._write_refusal(flow)
         if refusal:
             return answer(403, {"ok": False, "error": refusal})
-        settings_file = addon.settings_file
+        settings_file = state.settings_file
         assert settings_file is not None
-        current = addon.current_settings()
+        current = state.current_settings()
         if settings_file.error is not None:
             return answer(
                 409,
@@ -226,7 +226,7 @@ class LocalPages:
                 "ok": True,
                 "saved_to": dashboard.tilde(str(settings_file.path)),
                 "settings": dashboard.mapping_state(new),
-                "warnings": dashboard.unknown_targets(new, await addon.catalog()),
+                "warnings": dashboard.unknown_targets(new, await state.catalog()),
             },
         )
 
@@ -234,11 +234,11 @@ class LocalPages:
 
     def redirect_uri(self) -> str:
         # IDCS only accepts whitelisted localhost ports, whatever host the browser used.
-        return f"http://localhost:{self.addon.listen_port()}/callback"
+        return f"http://localhost:{self.state.listen_port()}/callback"
 
     async def login(self, flow: http.HTTPFlow) -> http.Response:
-        assert self.addon.tokens
-        idcs = self.addon.tokens.idcs
+        assert self.state.tokens
+        idcs = self.state.tokens.idcs
         try:
             login = await asyncio.to_thread(idcs.start_login, self.redirect_uri())
         except IdcsError as e:
@@ -263,8 +263,7 @@ class LocalPages:
         )
 
     async def callback(self, flow: http.HTTPFlow) -> http.Response:
-        addon = self.addon
-        assert addon.tokens
+        assert self.state.tokens
         query = {k: v[0] for k, v in parse_qs(urlsplit(flow.request.path).query).items()}
         if "error" in query:
             desc = query.get("error_description")
@@ -284,7 +283,7 @@ class LocalPages:
             )
         if not code:
             return self._login_failed("IDCS sent no authorization code.")
-        tokens_mgr = addon.tokens
+        tokens_mgr = self.state.tokens
         try:
             tokens = await asyncio.to_thread(tokens_mgr.idcs.exchange_code, code, login)
             await asyncio.to_thread(tokens_mgr.save_login, tokens)
@@ -292,10 +291,10 @@ class LocalPages:
             return self._login_failed(f"The login could not be completed: {e}.")
         tokens_mgr.adopt(tokens)
         log.info("Logged in to OCA; refresh token saved to %s", tokens_mgr.store.path)
-        return http.Response.make(200, pages.login_success_page(addon.listen_port()), HTML)
+        return http.Response.make(200, pages.login_success_page(self.state.listen_port()), HTML)
 
     async def logout(self, flow: http.HTTPFlow) -> http.Response:
-        assert self.addon.tokens
+        assert self.state.tokens
         req = flow.request
         if req.method == "GET":
             # State changes only by POST with our token: a link on another site cannot log you out.
@@ -315,7 +314,7 @@ class LocalPages:
                 ),
                 HTML,
             )
-        await self.addon.tokens.logout()
+        await self.state.tokens.logout()
         log.info("Logged out of OCA")
         return http.Response.make(
             200,

@@ -10,11 +10,23 @@ stream that broke midway without a word. API clients can do nothing with either,
 - the OCA token is put into the request head on the wire only (`set_wire_headers`), so
   flows (mitmweb, saved flows) never hold it;
 - `close_upstream()` cuts a flow's upstream from outside a hook (the idle timeout).
-The client side only touches HTTP/1 (what local API clients speak); all are applied once, on load.
+The client side only touches HTTP/1 (what local API clients speak); all are applied once, on
+load (the Gateway addon's).
+
+Why not public hooks: mitmproxy sends its error page after the `error` hook whatever the
+hook sets (flow.response is ignored there); no hook runs between the `request` hook and the
+request head going on the wire; a stream that breaks reaches no hook before the client's
+connection is closed; and a flow in transit cannot be cut from outside a hook. The one
+public hook that can do a job here, `client_disconnected`, does (Keepalive calls
+`forget_client`).
+
+Each patch, and each private mitmproxy name read here, was checked against mitmproxy
+CHECKED_AGAINST; tests/test_mitm_patches.py fails when any of them changes (CHECKED).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Generator
@@ -31,6 +43,55 @@ from .errors import anthropic_error_type, openai_error_type
 
 log = logging.getLogger(__name__)
 _applied = False
+
+CHECKED_AGAINST = "12.3.1"
+# What the patches replace or rely on, in mitmproxy CHECKED_AGAINST: its qualified name
+# (under `mitmproxy.`) -> the first 16 hex digits of the sha256 of its source, and its
+# parameter names. On a mismatch: re-read mitmproxy's new code against the patch, adjust,
+# then record the new values (the test prints them).
+CHECKED: dict[str, tuple[str, tuple[str, ...]]] = {
+    # replaced by error_response_bytes
+    "proxy.layers.http._http1.make_error_response": (
+        "03ce75ab62e8e78b",
+        ("status_code", "message"),
+    ),
+    # wrapped by _send / _send_failed (which also call mark_done)
+    "proxy.layers.http._http1.Http1Server.send": ("cc218a1337c0f5cf", ("self", "event")),
+    "proxy.layers.http._http1.Http1Server.mark_done": (
+        "94fd7ea388c88671",
+        ("self", "request", "response"),
+    ),
+    # wrapped by _with_wire_headers
+    "proxy.layers.http._http1.Http1Client.send": ("35d961e20d481204", ("self", "event")),
+    "proxy.layers.http._http2.Http2Client._handle_event2": (
+        "a3b722b18c3f46fa",
+        ("self", "event"),
+    ),
+    # read by close_upstream / upstream_last_activity (connections, transports, handler,
+    # timeout_watchdog.last_activity)
+    "addons.proxyserver.Proxyserver.__init__": ("618fcf430ee48e83", ("self",)),
+    "proxy.server.ConnectionHandler.__init__": ("ffb8e6c9e6c6d020", ("self", "context")),
+    "proxy.server.ConnectionIO": ("f498a46ab1b0f40f", ()),
+    "proxy.server.TimeoutWatchdog.register_activity": ("41e033f7debf79d3", ("self",)),
+}
+
+
+def _resolve(name: str) -> Any:
+    """`proxy.server.ConnectionIO` -> the object, from the longest importable module path."""
+    parts = f"mitmproxy.{name}".split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(name)
+
+
+# mitmproxy's own objects, taken before apply() replaces any of them (for the test).
+ORIGINALS: dict[str, Any] = {name: _resolve(name) for name in CHECKED}
 
 
 def error_response_bytes(status_code: int, message: str = "", path: str | None = None) -> bytes:
@@ -93,6 +154,7 @@ def _body_limit_text() -> str:
     return f"at most {limit} bytes; raise it with --set oca_max_body=BYTES"
 
 
+# Patch (checked against mitmproxy 12.3.1): Http1Server.send, the client side of HTTP/1.
 def _send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
     # Every chunk of every answer passes here (a hot spot): a plain call that hands the
     # event to mitmproxy's own generator; only a broken response takes _send_failed.
@@ -171,6 +233,8 @@ def client_path(request: http.Request | None) -> str | None:
     return path if isinstance(path, str) else request.path
 
 
+# Patch (checked against mitmproxy 12.3.1): Http1Client.send and Http2Client._handle_event2,
+# the upstream side, where the request head is written.
 def _with_wire_headers(original: Any) -> Any:
     def send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
         wire = getattr(event, "request", None) if isinstance(event, RequestHeaders) else None
@@ -204,7 +268,10 @@ _cut_reasons: dict[str, str] = {}
 
 
 def close_upstream(flow: Any, reason: str) -> bool:
-    """Close the flow's connection to OCA now; True if there was one to close."""
+    """Close the flow's connection to OCA now; True if there was one to close.
+
+    Reads mitmproxy internals (checked against mitmproxy 12.3.1): Proxyserver.connections,
+    ConnectionHandler.transports, ConnectionIO.handler."""
     from mitmproxy import ctx
 
     proxyserver = ctx.master.addons.get("proxyserver")
@@ -224,7 +291,10 @@ def forget_client(client_id: str) -> None:
 
 
 def upstream_last_activity(flow: Any) -> float | None:
-    """When the flow's client connection last saw traffic (time.time()), if known."""
+    """When the flow's client connection last saw traffic (time.time()), if known.
+
+    Reads mitmproxy internals (checked against mitmproxy 12.3.1): Proxyserver.connections,
+    ConnectionHandler.timeout_watchdog, TimeoutWatchdog.last_activity."""
     from mitmproxy import ctx
 
     proxyserver = ctx.master.addons.get("proxyserver")
@@ -240,6 +310,7 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    # Patch (checked against mitmproxy 12.3.1): the module-level error page of HTTP/1.
     _http1.make_error_response = error_response_bytes
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
     _http1.Http1Client.send = _with_wire_headers(_http1.Http1Client.send)  # type: ignore[method-assign]

@@ -1,0 +1,392 @@
+"""Gateway: the API calls. Forwards them to OCA (token, model mapping, route, translation,
+via oca_addon/gateway.py), answers /v1/models and count_tokens itself, puts a stream
+translator (or a pass-through tap) on streamed answers, and shapes buffered answers and
+OCA's errors in the client's API.
+
+It keeps what the client sent and what OCA answered on the flow (annotate.keep_*) right
+before it replaces them; closing the call (stats, comment, log line) is Traffic's.
+
+request         -> /v1/models, count_tokens, or OCA's request (an InFlight entry)
+responseheaders -> a stream translator or tap on streamed answers
+response        -> buffered answers for the client; OCA's errors in the client's shape
+error           -> what failed, for Traffic's record (the client's error body comes
+                   from mitm_patches)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+import requests
+from mitmproxy import ctx, http
+
+from .. import annotate, jsonio, mitm_patches, sse
+from ..errors import ApiError, ApiFlavor, upstream_error_message
+from ..gateway import (
+    Exchange,
+    PassthroughTap,
+    StreamDriver,
+    completions_via_chat,
+    explain_upstream_error,
+    parse_json_body,
+    prepare,
+    terminal_error_frame,
+    token_counts,
+    usage_from_stream,
+)
+from ..routing import Endpoint, classify
+from ..stats import RequestRecord
+from ..translate.anthropic import client_error_message
+from .replies import JSON, reply_error
+from .state import CLIENT_HEADERS, InFlight, ProxyState
+
+log = logging.getLogger("oca_addon")
+
+# Client headers passed on to OCA (lower-case, as bytes: compared with the raw head).
+_KEEP = frozenset(
+    {b"user-agent", b"client", b"client-version", b"client-ide", b"client-ide-version"}
+)
+_KEEP_NATIVE_MESSAGES = _KEEP | {b"anthropic-version", b"anthropic-beta"}
+_CLIENT_FIELDS = [(k.encode(), v.encode()) for k, v in CLIENT_HEADERS.items()]
+# OCA refusing a native legacy completions call with one of these: retry it through chat.
+_COMPLETIONS_FALLBACK = frozenset({400, 404, 405, 422, 501})
+_RETRY_KEEP = frozenset({"content-type", "retry-after", "opc-request-id"})
+# OCA's response headers a stream to the client replaces (translated: the length too).
+_STREAM_DROP = frozenset({b"content-type", b"cache-control"})
+_TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
+
+
+class Gateway:
+    def __init__(self, state: ProxyState) -> None:
+        self.state = state
+
+    def load(self, loader: Any) -> None:
+        mitm_patches.apply()
+        loader.add_option("oca_models_ttl", int, 300, "Seconds to cache OCA's model list.")
+
+    def configure(self, updated: set[str]) -> None:
+        self.state.models_ttl = ctx.options.oca_models_ttl
+
+    # -- request -----------------------------------------------------------------------
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or not flow.live:
+            return  # answered already (refusal, local page), or a saved flow being read
+        req = flow.request
+        path = req.path
+        endpoint = classify(path)
+        if endpoint is None:
+            return  # not an API call (LocalPages answers those)
+        flavor = endpoint.flavor
+        try:
+            if endpoint is Endpoint.MODELS:
+                await self._models(flow, flavor)
+            elif endpoint is Endpoint.COUNT_TOKENS:
+                self._count_tokens(flow)
+            else:
+                await self._forward(flow, endpoint)
+        except ApiError as e:
+            reply_error(flow, flavor, e)
+        except Exception as e:  # a bug must cost one request, never the proxy
+            log.exception("Unexpected error handling %s %s", req.method, path)
+            reply_error(
+                flow,
+                flavor,
+                ApiError(500, f"oca-proxy failed on this request: {type(e).__name__}: {e}"),
+            )
+
+    async def _forward(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
+        state = self.state
+        req = flow.request
+        if req.method != "POST":
+            raise ApiError(405, f"{req.path.split('?')[0]} takes POST, not {req.method}")
+        body = parse_json_body(req.raw_content, req.headers.get("content-type"))
+        token = await self._access_token(endpoint.flavor)
+        catalog = await state.catalog(token)
+        ex = prepare(endpoint, body, state.current_settings(), catalog, state.history)
+        request_id = secrets.token_hex(16)
+        record = RequestRecord(
+            started=time.time(),
+            api=endpoint.value,
+            path=req.path.split("?")[0],
+            requested_model=ex.choice.requested,
+            target_model=ex.choice.target,
+            route="native" if ex.route.native else "translated",
+            stream=ex.client_stream,
+            request_id=request_id,
+        )
+        annotate.keep_client_request(flow, state.capture_limit)
+        self._rewrite_upstream(flow, ex, token, request_id)
+        state.inflight[flow.id] = InFlight(ex, record, token, flow=flow)
+
+    def _rewrite_upstream(
+        self, flow: http.HTTPFlow, ex: Exchange, token: str, request_id: str
+    ) -> None:
+        upstream = self.state.upstream
+        assert upstream
+        req = flow.request
+        mitm_patches.remember_client_path(req)  # mitmproxy's own errors are shaped by it
+        keep = (
+            _KEEP_NATIVE_MESSAGES if ex.endpoint is Endpoint.MESSAGES and ex.route.native else _KEEP
+        )
+        # The whole head at once (mitmproxy's header edits one by one are a hot spot): the
+        # client's headers we keep, in their order, then ours. Emptied before the host and
+        # port setters, so that they do not rewrite a Host header that is going anyway.
+        fields = [(k, v) for k, v in req.headers.fields if k.lower() in keep]
+        sent = {k.lower() for k, _ in fields}
+        fields += [(k, v) for k, v in _CLIENT_FIELDS if k not in sent]
+        scheme, host, port = upstream.origin
+        if (req.scheme, req.host, req.port) != (scheme, host, port):  # same in reverse mode
+            req.headers = http.Headers()
+            req.scheme, req.host, req.port = scheme, host, port
+        req.path = upstream.prefix + ex.route.upstream_path
+        host_header = host if port in (80, 443) else f"{host}:{port}"
+        body = jsonio.dumps(ex.upstream_body)
+        h2 = req.is_http2 or req.is_http3
+        if not h2:
+            fields.append((b"Host", host_header.encode("utf-8", "surrogateescape")))
+        accept = b"application/json" if ex.endpoint is Endpoint.EMBEDDINGS else b"text/event-stream"
+        fields += [
+            # The token goes on the wire only: the flow (mitmweb, saved flows) shows a placeholder.
+            (b"authorization", mitm_patches.REDACTED.encode()),
+            (b"content-type", b"application/json"),
+            (b"accept", accept),
+            (b"accept-encoding", b"identity"),  # streams are translated byte by byte
+            (b"opc-request-id", request_id.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        req.headers = http.Headers(fields)
+        if h2:
+            req.host_header = host_header  # the :authority
+        mitm_patches.set_wire_headers(req, {"authorization": f"Bearer {token}"})
+        req.raw_content = body
+
+    async def _access_token(self, flavor: ApiFlavor) -> str:
+        tokens = self.state.tokens
+        assert tokens
+        token = await tokens.access_token()
+        if token is None:
+            why = tokens.problem or "not logged in"
+            raise ApiError(
+                401,
+                f"oca-proxy is not logged in to OCA ({why}). "
+                f"Open http://localhost:{self.state.listen_port()}/login in your browser to sign in.",
+                code="login_required",
+            )
+        return token
+
+    async def _models(self, flow: http.HTTPFlow, flavor: ApiFlavor) -> None:
+        from ..modelinfo import anthropic_model_list, openai_model_list
+
+        token = await self._access_token(flavor)
+        catalog = await self.state.catalog(token)
+        aliases = [
+            n for n in self.state.current_settings().model_mapping if not any(c in n for c in "*?[")
+        ]
+        anthropic_client = "anthropic-version" in flow.request.headers
+        body = (
+            anthropic_model_list(catalog, aliases)
+            if anthropic_client
+            else openai_model_list(catalog, aliases)
+        )
+        flow.response = http.Response.make(200, json.dumps(body), JSON)
+
+    def _count_tokens(self, flow: http.HTTPFlow) -> None:
+        from ..translate.count_tokens import count_tokens
+
+        body = parse_json_body(flow.request.raw_content, flow.request.headers.get("content-type"))
+        if not isinstance(body.get("messages"), list):
+            raise ApiError(400, "'messages' must be an array")
+        flow.response = http.Response.make(
+            200, json.dumps({"input_tokens": count_tokens(body)}), JSON
+        )
+
+    # -- answer --------------------------------------------------------------------------
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        st = self.state.inflight.get(flow.id)
+        resp = flow.response
+        if st is None or resp is None:
+            return
+        annotate.keep_oca_head(flow)  # and redacts the token: the request has gone
+        st.record.ttfb_ms = (time.time() - st.record.started) * 1000
+        ex = st.exchange
+        streaming = (
+            resp.status_code == 200
+            and ex.client_stream
+            and "text/event-stream" in resp.headers.get("content-type", "")
+        )
+        if not streaming:
+            return  # buffered: shaped for the client in the response hook
+        limit = self.state.capture_limit
+        # The head for the client in one go (mitmproxy's header edits one by one are a
+        # hot spot): OCA's, less what we set, then ours. A translated stream has a length
+        # of its own, so it goes chunked.
+        make_translator = ex.make_translator
+        drop = _STREAM_DROP if make_translator is None else _TRANSLATED_STREAM_DROP
+        fields = [(k, v) for k, v in resp.headers.fields if k.lower() not in drop]
+        if make_translator is not None:
+            st.driver = StreamDriver(make_translator(), limit)
+            if flow.request.http_version == "HTTP/1.1":
+                fields.append((b"transfer-encoding", b"chunked"))
+        else:
+            st.driver = PassthroughTap(
+                limit, lambda msg: terminal_error_frame(ex.endpoint, 502, msg)
+            )
+        fields += [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+        ]
+        resp.headers = http.Headers(fields)
+        resp.stream = st.driver
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        st = self.state.inflight.get(flow.id)
+        resp = flow.response
+        if st is None or resp is None:
+            return  # answered by oca-proxy itself
+        rec = st.record
+        rec.status = resp.status_code
+        annotate.keep_oca_answer(flow, st.driver, self.state.capture_limit)
+        if resp.stream:
+            usage = st.driver.usage if isinstance(st.driver, StreamDriver) else None
+            if usage is None and isinstance(st.driver, PassthroughTap):
+                usage = usage_from_stream(bytes(st.driver.captured))
+            rec.input_tokens, rec.output_tokens = token_counts(usage)
+        elif resp.status_code >= 400 and _falls_back(st, resp.status_code):
+            await self._completions_via_chat(flow, st)
+        elif resp.status_code >= 400:
+            self._upstream_error(flow, st)
+        else:
+            self._buffered_answer(flow, st)
+
+    async def _completions_via_chat(self, flow: http.HTTPFlow, st: InFlight) -> None:
+        """OCA refused a native legacy completions call (no source says it serves them), and
+        nothing reached the client yet: ask once more through chat, translated. The answer
+        is complete before it goes out (the retry is made here, not by mitmproxy)."""
+        upstream = self.state.upstream
+        assert flow.response is not None and upstream
+        first = upstream_error_message(flow.response.raw_content or b"", flow.response.status_code)
+        ex = completions_via_chat(st.exchange)
+        st.exchange, st.record.route = ex, "translated"
+        request_id = secrets.token_hex(16)
+        headers = {
+            "authorization": f"Bearer {st.access_token}",
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "opc-request-id": request_id,
+            **CLIENT_HEADERS,
+        }
+        url = upstream.base_url + ex.route.upstream_path
+        wait = ctx.options.oca_upstream_idle_timeout or None
+        log.info("OCA refused /completions (%s); retrying through chat", first[:200])
+        try:
+            resp = await asyncio.to_thread(
+                requests.post,
+                url,
+                data=jsonio.dumps(ex.upstream_body),
+                headers=headers,
+                timeout=wait,
+            )
+        except requests.RequestException as e:
+            err = ApiError(
+                502,
+                f"OCA refused /completions ({first}); the retry through chat failed: "
+                f"{type(e).__name__}",
+            )
+            reply_error(flow, ex.flavor, err, st.record)
+            return
+        st.record.request_id = request_id
+        kept = {k: v for k, v in resp.headers.items() if k.lower() in _RETRY_KEEP}
+        flow.response = http.Response.make(resp.status_code, resp.content, kept)
+        if resp.status_code >= 400:  # the chat answer's error is the one that says why
+            self._upstream_error(flow, st)
+            return
+        st.record.status = 200
+        if ex.client_stream and ex.make_translator is not None:
+            driver = StreamDriver(ex.make_translator())
+            out = driver.translate(resp.content) + driver.translate(b"")
+            st.record.input_tokens, st.record.output_tokens = token_counts(driver.usage)
+            flow.response = http.Response.make(
+                200, out, {"content-type": "text/event-stream; charset=utf-8"}
+            )
+        else:
+            self._buffered_answer(flow, st)
+        if flow.response is not None:
+            flow.response.headers["x-oca-proxy-retried"] = "completions-via-chat"
+
+    def _buffered_answer(self, flow: http.HTTPFlow, st: InFlight) -> None:
+        ex, resp = st.exchange, flow.response
+        assert resp is not None
+        raw = resp.raw_content or b""
+        try:
+            body = ex.client_body(raw)
+        except ApiError as e:
+            e.message = f"{e.message} (OCA request id {st.record.request_id})"
+            reply_error(flow, ex.flavor, e, st.record)
+            return
+        st.record.input_tokens, st.record.output_tokens = token_counts(
+            ex.usage or body.get("usage")
+        )
+        headers = {
+            **JSON,
+            "opc-request-id": resp.headers.get("opc-request-id", st.record.request_id),
+        }
+        if ex.client_stream:
+            # A stream was asked for but OCA answered in one piece (e.g. JSON): still a stream.
+            flow.response = http.Response.make(
+                200, sse.encode(body), {"content-type": "text/event-stream"}
+            )
+        else:
+            flow.response = http.Response.make(
+                200, json.dumps(body, ensure_ascii=False).encode(), headers
+            )
+
+    def _upstream_error(self, flow: http.HTTPFlow, st: InFlight) -> None:
+        resp, tokens = flow.response, self.state.tokens
+        assert resp is not None and tokens
+        status = resp.status_code
+        request_id = resp.headers.get("opc-request-id") or st.record.request_id
+        message = upstream_error_message(resp.raw_content or b"", status)
+        message = explain_upstream_error(status, message, st.exchange, self.state.cached_catalog)
+        headers: dict[str, str] = {}
+        if status == 401:
+            # OCA refused a token we thought valid: refresh now; the SDK retries by itself.
+            tokens.invalidate(st.access_token)
+            tokens.refresh_now()
+            headers["x-should-retry"] = "true"
+            message = f"OCA rejected the access token; oca-proxy is refreshing it, please retry ({message})"
+        if "retry-after" in resp.headers:
+            headers["retry-after"] = resp.headers["retry-after"]
+        if st.exchange.flavor == "anthropic":  # context overflow in the words Claude Code acts on
+            message = client_error_message(status, message)
+        err = ApiError(
+            status,
+            f"OCA answered {status}: {message} (OCA request id {request_id})",
+            headers=headers,
+        )
+        st.record.error = message
+        reply_error(flow, st.exchange.flavor, err, st.record)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        st = self.state.inflight.get(flow.id)
+        if st is None:
+            return
+        st.record.status = flow.response.status_code if flow.response else 502
+        st.record.error = flow.error.msg if flow.error else "connection failed"
+        if st.cut:  # our idle watch closed it: say so rather than "connection closed"
+            st.record.status = flow.response.status_code if flow.response else 504
+            st.record.error = f"OCA went silent for {ctx.options.oca_upstream_idle_timeout} s"
+        annotate.keep_oca_answer(flow, st.driver, self.state.capture_limit)
+
+
+def _falls_back(st: InFlight, status: int) -> bool:
+    ex = st.exchange
+    return (
+        ex.endpoint is Endpoint.COMPLETIONS and ex.route.native and status in _COMPLETIONS_FALLBACK
+    )

@@ -1,0 +1,24 @@
+"""LocalPages: the pages oca-proxy answers itself (dashboard, login, callback, logout,
+health), without touching OCA. The pages are in oca_addon/local.py; this hands them the
+flows that are not API calls.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from ..local import LocalSite
+from ..routing import classify
+from .state import ProxyState
+
+
+class LocalPages:
+    def __init__(self, state: ProxyState) -> None:
+        self.site = LocalSite(state)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or not flow.live:
+            return  # refused already, or a saved flow being read (-r)
+        if classify(flow.request.path) is not None:
+            return  # an API call: the gateway's
+        await self.site.handle(flow)

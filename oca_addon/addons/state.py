@@ -1,0 +1,159 @@
+"""What the addons of the chain share: one `ProxyState`, made in `_script.py` and given to
+each addon in its constructor (no module globals).
+
+Who writes what: `Config` the settings file, the upstream and the token manager; `Guard`
+the listen port cache; `Gateway` the model catalogue and the in-flight table (an entry per
+API call, added in its request hook); `Keepalive`, last in the chain, removes the entry in
+response/error, so every addon before it still sees the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import requests
+from mitmproxy import ctx
+from mitmproxy.proxy.mode_specs import ProxyMode
+
+from .. import __version__
+from ..modelinfo import Catalog
+from ..stats import RequestRecord, Stats
+from ..translate.responses import ResponseHistory
+
+if TYPE_CHECKING:
+    from mitmproxy import http
+
+    from ..config import Settings, SettingsFile
+    from ..gateway import Exchange, PassthroughTap, StreamDriver
+    from ..tokens import TokenManager
+
+# Known OCA clients name themselves on every request; so does oca-proxy, where the calling
+# tool did not name itself.
+CLIENT_HEADERS = {"client": "oca-addon", "client-version": __version__}
+
+log = logging.getLogger("oca_addon")
+
+
+@dataclass
+class Upstream:
+    """Where OCA is, resolved from options, the reverse-mode target and the settings file."""
+
+    base_url: str
+    idcs_url: str
+    client_id: str
+    mode: str
+
+    @functools.cached_property  # read on every request
+    def origin(self) -> tuple[str, str, int]:
+        parts = urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.scheme, parts.hostname or "", port
+
+    @functools.cached_property
+    def prefix(self) -> str:
+        return urlsplit(self.base_url).path.rstrip("/")
+
+
+@dataclass
+class InFlight:
+    """One API request between hooks (kept off flow.metadata: that is saved to flow files)."""
+
+    exchange: Exchange
+    record: RequestRecord
+    access_token: str
+    driver: StreamDriver | PassthroughTap | None = None
+    upstream_raw: bytearray = field(default_factory=bytearray)
+    flow: http.HTTPFlow | None = None  # for the upstream idle watch (keepalive.py)
+    cut: bool = False  # the idle watch closed its upstream
+
+
+class ProxyState:
+    def __init__(self) -> None:
+        self.settings_file: SettingsFile | None = None
+        self.tokens: TokenManager | None = None
+        self.upstream: Upstream | None = None
+        self.stats = Stats()
+        self.history = ResponseHistory()
+        self.inflight: dict[str, InFlight] = {}
+        # Options read on every request, copied here by the owning addon's configure()
+        # (ctx.options costs a deep copy per read).
+        self.capture_limit = 2 * 1024 * 1024  # oca_capture_limit (Traffic)
+        self.models_ttl = 300  # oca_models_ttl (Gateway)
+        self._catalog: Catalog | None = None
+        self._catalog_task: asyncio.Task[Catalog | None] | None = None
+        self._listen_port: int | None = None  # cached: needed on every request
+
+    def current_settings(self) -> Settings:
+        assert self.settings_file is not None
+        return self.settings_file.get()
+
+    # -- the port we listen on ------------------------------------------------------------
+
+    def listen_port(self) -> int:
+        if self._listen_port is None:  # parsing the modes costs more than a request's checks
+            self._listen_port = self._find_listen_port()
+        return self._listen_port
+
+    def forget_listen_port(self) -> None:
+        self._listen_port = None
+
+    @staticmethod
+    def _find_listen_port() -> int:
+        for spec in ctx.options.mode:
+            try:
+                port = ProxyMode.parse(spec).listen_port(ctx.options.listen_port)
+            except ValueError:
+                continue
+            if port:
+                return port
+        return ctx.options.listen_port or 8669
+
+    # -- OCA's model list -------------------------------------------------------------------
+
+    def forget_catalog(self) -> None:
+        self._catalog = None
+
+    async def catalog(self, token: str | None = None) -> Catalog | None:
+        """OCA's model list, cached; None (so: route everything as chat) if unavailable."""
+        cat = self._catalog
+        if cat is not None and time.time() - cat.fetched_at < self.models_ttl:
+            return cat
+        if token is None:
+            return cat
+        if self._catalog_task is None or self._catalog_task.done():
+            self._catalog_task = asyncio.get_running_loop().create_task(self._fetch_catalog(token))
+        return await asyncio.shield(self._catalog_task)
+
+    @property
+    def cached_catalog(self) -> Catalog | None:
+        """The model list as last fetched (no fetch): for explaining OCA's answers."""
+        return self._catalog
+
+    async def _fetch_catalog(self, token: str) -> Catalog | None:
+        assert self.upstream
+        url = f"{self.upstream.base_url}/v1/model/info"
+        headers = {
+            "authorization": f"Bearer {token}",
+            "opc-request-id": uuid.uuid4().hex,
+            **CLIENT_HEADERS,
+        }
+        try:
+            # A silent OCA costs no more here than oca_upstream_idle_timeout on a request.
+            wait = min(15, ctx.options.oca_upstream_idle_timeout or 15)
+            resp = await asyncio.to_thread(requests.get, url, headers=headers, timeout=wait)
+            resp.raise_for_status()
+            self._catalog = Catalog.from_model_info(resp.json())
+        except (requests.RequestException, ValueError) as e:
+            log.warning(
+                "Could not load OCA's model list (%s); routing by the chat API only",
+                type(e).__name__,
+            )
+            return self._catalog
+        return self._catalog

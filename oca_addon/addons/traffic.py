@@ -1,0 +1,69 @@
+"""Traffic: what each call leaves on its flow and in the log (annotate.py): the comment,
+mark, summary and the batched per-call log line, the token redacted, the stats; comments
+on the answers oca-proxy gave itself; the "OCA" content view.
+
+After the Gateway in the chain: it closes a call once the answer for the client is final.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from .. import annotate, contentview
+from .state import InFlight, ProxyState
+
+log = logging.getLogger("oca_addon")
+
+
+class Traffic:
+    def __init__(self, state: ProxyState) -> None:
+        self.state = state
+
+    def load(self, loader: Any) -> None:
+        contentview.register()  # the OCA view: assembled streams, client vs OCA side by side
+        loader.add_option(
+            "oca_capture_limit",
+            int,
+            2 * 1024 * 1024,
+            "Bytes of each streamed body kept for display after the stream ends.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        self.state.capture_limit = ctx.options.oca_capture_limit
+
+    def running(self) -> None:
+        annotate.show_comments_in_mitmweb()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        st = self.state.inflight.get(flow.id)
+        if st is None or flow.response is None:
+            refusal = annotate.local_answer(flow)
+            if refusal is not None:  # refused or failed by oca-proxy itself: traced too
+                self.state.stats.record(refusal)
+            return
+        self._close(flow, st)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        st = self.state.inflight.get(flow.id)
+        if st is None:
+            if flow.live and flow.response is not None and flow.response.status_code >= 400:
+                # mitmproxy answered it (e.g. 413 for a body over the limit): leave a trace.
+                msg = flow.error.msg if flow.error else ""
+                self.state.stats.record(annotate.refused(flow, flow.response.status_code, msg))
+            return
+        self._close(flow, st)
+        log.warning("Request %s to OCA failed: %s", st.record.request_id, st.record.error)
+
+    def _close(self, flow: http.HTTPFlow, st: InFlight) -> None:
+        rec = st.record
+        rec.latency_ms = (time.time() - rec.started) * 1000
+        self.state.stats.record(rec)
+        annotate.finish(flow, rec)  # comment, mark, token redacted, log line
+
+    def done(self) -> None:
+        annotate.redact_all()  # flows still open at shutdown are saved (-w) after this
+        annotate.traffic_log.flush()
