@@ -177,3 +177,31 @@ def _parse_arguments(arguments: Any) -> dict[str, Any]:
     except ValueError:
         return {"_raw": arguments}
     return value if isinstance(value, dict) else {"_raw": arguments}
+
+
+# -- thinking budgets and reasoning efforts ---------------------------------------------
+
+MIN_THINKING_BUDGET = 1024  # Anthropic's floor for thinking.budget_tokens
+# The budget each effort stands for; a budget maps back to the least effort that covers it.
+_EFFORT_BUDGETS = {"minimal": 1024, "low": 4096, "medium": 16384, "high": 32768, "xhigh": 65536}
+
+
+def effort_for_budget(budget: int) -> str:
+    """A thinking budget as a chat `reasoning_effort`."""
+    if budget <= _EFFORT_BUDGETS["low"]:
+        return "low"
+    if budget <= _EFFORT_BUDGETS["medium"]:
+        return "medium"
+    return "high"
+
+
+def budget_for_effort(effort: Any) -> int | None:
+    """A chat `reasoning_effort` as a thinking budget (None: no thinking)."""
+    return _EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
+
+
+def fit_budget(budget: int, max_tokens: Any) -> int | None:
+    """A thinking budget below max_tokens, as Anthropic wants; None when none fits."""
+    if isinstance(max_tokens, int) and budget >= max_tokens:
+        return max_tokens - 1 if max_tokens > MIN_THINKING_BUDGET else None
+    return budget

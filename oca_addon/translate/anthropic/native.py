@@ -15,6 +15,7 @@ from ...errors import ApiError, RequestError, anthropic_error
 from .common import (
     BILLING_PREFIX,
     ERROR_STATUS,
+    MIN_THINKING_BUDGET,
     _int,
     _new_message_id,
     _parse_arguments,
@@ -57,7 +58,6 @@ def prepare_native_messages(
     return out
 
 
-MIN_THINKING_BUDGET = 1024  # Anthropic's floor for thinking.budget_tokens
 _OUR_SIGNATURE = b"oca-reasoning:"
 
 

@@ -22,6 +22,8 @@ from .common import (
     _int,
     _require_str,
     _type_name,
+    effort_for_budget,
+    fit_budget,
     upstream_tool_name,
 )
 
@@ -109,8 +111,8 @@ def anthropic_to_chat(
 
     thinking = _thinking_budget(body)
     cap = out.get("max_tokens")
-    if thinking is not None and isinstance(cap, int) and thinking >= cap:
-        thinking = cap - 1 if cap > _MIN_THINKING_BUDGET else None  # budget < max_tokens
+    if thinking is not None:
+        thinking = fit_budget(thinking, cap)  # budget < max_tokens
     if thinking is not None and takes_thinking(info):
         # The model takes a budget (thinking_config): pass it on rather than an effort.
         out["thinking"] = {"type": "enabled", "budget_tokens": thinking}
@@ -190,18 +192,11 @@ def _reasoning_effort(body: dict[str, Any], default: str | None) -> str | None:
     if kind == "enabled" and isinstance(thinking, dict):
         budget = thinking.get("budget_tokens")
         if isinstance(budget, int) and not isinstance(budget, bool):
-            if budget <= 4096:
-                return "low"
-            if budget <= 16384:
-                return "medium"
-            return "high"
+            return effort_for_budget(budget)
         return "medium"
     if kind == "adaptive":
         return "medium"
     return default
-
-
-_MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget
 
 
 def _thinking_budget(body: dict[str, Any]) -> int | None:
