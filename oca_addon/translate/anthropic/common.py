@@ -182,15 +182,15 @@ def _parse_arguments(arguments: Any) -> dict[str, Any]:
 # -- thinking budgets and reasoning efforts ---------------------------------------------
 
 MIN_THINKING_BUDGET = 1024  # Anthropic's floor for thinking.budget_tokens
-# The budget each effort stands for; a budget maps back to the least effort that covers it.
-_EFFORT_BUDGETS = {"minimal": 1024, "low": 4096, "medium": 16384, "high": 32768, "xhigh": 65536}
+# The budgets LiteLLM (OCA's gateway) gives each reasoning effort on Anthropic models.
+_EFFORT_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192}
 
 
 def effort_for_budget(budget: int) -> str:
-    """A thinking budget as a chat `reasoning_effort`."""
-    if budget <= _EFFORT_BUDGETS["low"]:
+    """A client's thinking budget as a chat `reasoning_effort` (the effort it is worth)."""
+    if budget <= 4096:
         return "low"
-    if budget <= _EFFORT_BUDGETS["medium"]:
+    if budget <= 16384:
         return "medium"
     return "high"
 
