@@ -18,11 +18,11 @@ from .common import (
     BILLING_PREFIX,
     ERROR_STATUS,
     MAX_STOP_SEQUENCES,
+    MIN_THINKING_BUDGET,
     AnthropicContext,
     upstream_tool_name,
 )
 from .native import (
-    MIN_THINKING_BUDGET,
     NativeMessagesAssembler,
     NativeMessagesStream,
     prepare_native_messages,
