@@ -121,7 +121,8 @@ def test_chat_request_as_responses() -> None:
     assert out["tool_choice"] == {"type": "function", "name": "weather"}
     assert out["parallel_tool_calls"] is False
     assert out["max_output_tokens"] == 16  # the API's floor
-    assert out["temperature"] == 0.2 and out["user"] == "u1"
+    assert "temperature" not in out and out["user"] == "u1"  # refused by reasoning models
+    assert up_responses.request(CHAT)["temperature"] == 0.2
     assert out["reasoning"] == {"effort": "high", "summary": "auto"}
     assert out["text"] == {
         "format": {"type": "json_schema", "name": "r", "schema": {"type": "object"}}
@@ -207,9 +208,11 @@ def test_messages_request_thinking_fits_max_tokens_and_drops_sampling() -> None:
         {**base, "max_tokens": 90000}, model_info={"max_output_tokens": 64000}
     )
     assert capped["max_tokens"] == 64000
-    assert up_messages.request({**base, "tools": CHAT["tools"], "tool_choice": "required"})[
-        "tool_choice"
-    ] == {"type": "any"}
+    forced = up_messages.request(
+        {**base, "reasoning_effort": "low", "tools": CHAT["tools"], "tool_choice": "required"}
+    )
+    assert forced["tool_choice"] == {"type": "any"}
+    assert "thinking" not in forced  # Anthropic refuses thinking with a forced tool
 
 
 # -- answers -------------------------------------------------------------------------------

@@ -54,18 +54,6 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
     max_tokens = min(asked, limit) if asked and limit else asked or limit or DEFAULT_MAX_TOKENS
     out["max_tokens"] = max_tokens
 
-    thinking = _thinking(chat, max_tokens)
-    if thinking is not None:
-        out["thinking"] = thinking
-        if thinking.get("type") == "enabled" and _continues_tool_loop(messages):
-            # Anthropic wants such a turn to start with the signed thinking block it sent,
-            # which chat cannot carry back: no thinking on this turn.
-            del out["thinking"]
-    if "thinking" not in out or out["thinking"].get("type") == "disabled":
-        for key in ("temperature", "top_p"):  # Anthropic refuses them with thinking on
-            if chat.get(key) is not None:
-                out[key] = chat[key]
-
     stop = chat.get("stop")
     stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
     stops = [s for s in stops if isinstance(s, str) and s.strip()]
@@ -73,11 +61,26 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
         out["stop_sequences"] = stops
 
     tools = [_tool(t) for t in chat.get("tools") or () if _is_function(t)]
+    forced = False
     if tools:
         out["tools"] = tools
         choice = _tool_choice(chat.get("tool_choice"), chat.get("parallel_tool_calls"))
         if choice is not None:
             out["tool_choice"] = choice
+            forced = choice["type"] in ("any", "tool")
+
+    thinking = _thinking(chat, max_tokens)
+    # Anthropic refuses thinking with a forced tool, and wants a turn that continues a tool
+    # loop to start with the signed thinking block it sent, which chat cannot carry back.
+    enabled = thinking is not None and thinking.get("type") == "enabled"
+    if enabled and (forced or _continues_tool_loop(messages)):
+        thinking = None
+    if thinking is not None:
+        out["thinking"] = thinking
+    if thinking is None or thinking.get("type") == "disabled":
+        for key in ("temperature", "top_p"):  # Anthropic refuses them with thinking on
+            if chat.get(key) is not None:
+                out[key] = chat[key]
 
     instruction = _format_instruction(chat.get("response_format"))
     if instruction:

@@ -56,8 +56,10 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
     limit = chat.get("max_completion_tokens") or chat.get("max_tokens")
     if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
         out["max_output_tokens"] = max(limit, MIN_OUTPUT_TOKENS)
+    reasoning_model = bool(info.get("is_reasoning_model"))
     for key in ("temperature", "top_p", "user"):
-        if chat.get(key) is not None:
+        # Responses refuses sampling settings for reasoning models (chat tolerates them).
+        if chat.get(key) is not None and not (reasoning_model and key != "user"):
             out[key] = chat[key]
 
     effort = chat.get("reasoning_effort")
@@ -67,7 +69,7 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
         effort = fit_effort(effort_for_budget(budget), info) if budget else None
     if isinstance(effort, str) and effort:
         out["reasoning"] = {"effort": effort, "summary": "auto"}
-    elif info.get("is_reasoning_model"):
+    elif reasoning_model:
         out["reasoning"] = {"summary": "auto"}  # the summaries are the reasoning shown
 
     fmt = _text_format(chat.get("response_format"))
