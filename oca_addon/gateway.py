@@ -67,7 +67,7 @@ class Exchange:
     def target(self) -> str:
         return self.choice.target
 
-    def translated(self, chat: dict[str, Any], client: Callable[[], StreamTranslator]) -> None:
+    def send_chat(self, chat: dict[str, Any], client: Callable[[], StreamTranslator]) -> None:
         """Send a chat request (a client translator's output, or a chat client's own) on
         this exchange's route: as is to /chat/completions, or through the route's upstream
         adapter; `client` makes the stream translator that reads chat chunks."""
@@ -258,7 +258,7 @@ def prepare(
         if fitted:
             out["reasoning_effort"] = fitted
         if route.adapter:
-            ex.translated(out, ChatStream)
+            ex.send_chat(out, ChatStream)
         else:
             ex.upstream_body = out
     elif endpoint is Endpoint.EMBEDDINGS:
@@ -277,7 +277,7 @@ def prepare(
                 body, target_model=target, model_info=info, reasoning_effort=effort
             )
             ex.ctx = ctx
-            ex.translated(chat, lambda: anthropic.AnthropicStream(ctx))
+            ex.send_chat(chat, lambda: anthropic.AnthropicStream(ctx))
     elif endpoint is Endpoint.RESPONSES:
         if route.native:
             ex.upstream_body, ex.ctx = responses.prepare_native_responses(
@@ -294,7 +294,7 @@ def prepare(
                 history=history,
             )
             ex.ctx = rctx
-            ex.translated(chat, lambda: responses.ResponsesStream(rctx))
+            ex.send_chat(chat, lambda: responses.ResponsesStream(rctx))
     elif endpoint is Endpoint.COMPLETIONS:
         ex.upstream_body = completions.prepare_native_completions(
             body, target_model=target, model_info=info
@@ -321,7 +321,7 @@ def completions_via_chat(ex: Exchange) -> Exchange:
     route = ex.retry_route or TRANSLATED_TO_CHAT
     out = Exchange(ex.endpoint, route, ex.choice, ex.client_stream, {}, ctx)
     out.model_info = ex.model_info
-    out.translated(chat, lambda: completions.CompletionsStream(ctx))
+    out.send_chat(chat, lambda: completions.CompletionsStream(ctx))
     return out
 
 
