@@ -17,9 +17,17 @@ from . import jsonio, sse
 from .config import ModelChoice, Settings, resolve_model
 from .errors import ApiError, ApiFlavor, RequestError, anthropic_error, upstream_error_message
 from .modelinfo import Catalog, fit_effort
-from .routing import TRANSLATED_TO_CHAT, Endpoint, Route, plan_route
+from .routing import TRANSLATED_TO_CHAT, Endpoint, Route, plan_route, translated_route
 from .translate import anthropic, completions, responses
-from .translate.chat import ChatAssembler, prepare_chat_request, validate_chat_request
+from .translate.chat import (
+    ChatAssembler,
+    ChatStream,
+    prepare_chat_request,
+    validate_chat_request,
+)
+from .translate.upstream import ADAPTERS, AdaptedStream, answer_chunks
+
+ANTHROPIC_VERSION = "2023-06-01"  # the Messages API version the Messages adapter speaks
 
 
 class StreamTranslator(Protocol):
@@ -43,6 +51,9 @@ class Exchange:
     usage: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] | None = None  # the target's entry in OCA's model list
     client_body_in: dict[str, Any] | None = None  # the client's body, where a retry needs it
+    retry_route: Route | None = None  # legacy completions: where the one retry goes
+    # Headers the upstream API wants that the client's did not carry (Messages adapter).
+    upstream_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def flavor(self) -> ApiFlavor:
@@ -51,6 +62,25 @@ class Exchange:
     @property
     def requested_model(self) -> str:
         return self.choice.requested
+
+    @property
+    def target(self) -> str:
+        return self.choice.target
+
+    def send_chat(self, chat: dict[str, Any], client: Callable[[], StreamTranslator]) -> None:
+        """Send a chat request (a client translator's output, or a chat client's own) on
+        this exchange's route: as is to /chat/completions, or through the route's upstream
+        adapter; `client` makes the stream translator that reads chat chunks."""
+        adapter = ADAPTERS.get(self.route.adapter) if self.route.adapter else None
+        if adapter is None:
+            self.upstream_body = chat
+            self.make_translator = client
+            return
+        self.upstream_body = adapter.request(chat, model_info=self.model_info)
+        if self.route.adapter == "messages":
+            self.upstream_headers = {"anthropic-version": ANTHROPIC_VERSION}
+        target = self.target
+        self.make_translator = lambda: AdaptedStream(adapter.answer(target), client())
 
     def client_body(self, upstream: bytes) -> dict[str, Any]:
         """A buffered (non-streamed) answer for the client, from OCA's streamed body."""
@@ -75,14 +105,29 @@ class Exchange:
             return completions.assemble_completion_stream(
                 events, requested_model=self.requested_model
             )
-        if ep is Endpoint.COMPLETIONS:  # all `n` choices (ChatAssembler keeps only the first)
+        adapter = self.route.adapter
+        if adapter is not None:  # the model's own API -> chat chunks, then as below
+            chunks = answer_chunks(ADAPTERS[adapter].answer(self.target), events)
+            if ep is Endpoint.COMPLETIONS:
+                stream = completions.CompletionsStream(self.ctx)
+                for chunk in chunks:
+                    stream.feed(chunk)
+                stream.finish()
+                assert stream.completion is not None
+                self.usage = stream.completion["usage"]
+                return stream.completion
+            assembler = ChatAssembler()
+            for chunk in chunks:
+                assembler.feed(chunk)
+        elif ep is Endpoint.COMPLETIONS:  # all `n` choices (ChatAssembler keeps only the first)
             return completions.chat_stream_to_completion(events, self.ctx)
-        assembler = ChatAssembler()
-        for ev in events:
-            if ev.data != "[DONE]":
-                chunk = _json_or_none(ev.data)
-                if isinstance(chunk, dict):
-                    assembler.feed(chunk)
+        else:
+            assembler = ChatAssembler()
+            for ev in events:
+                if ev.data != "[DONE]":
+                    chunk = _json_or_none(ev.data)
+                    if isinstance(chunk, dict):
+                        assembler.feed(chunk)
         completion = assembler.result()
         self.usage = completion.get("usage") or {}
         if ep is Endpoint.CHAT:
@@ -212,7 +257,10 @@ def prepare(
         fitted = fit_effort(asked, info)  # never a value the model does not list
         if fitted:
             out["reasoning_effort"] = fitted
-        ex.upstream_body = out
+        if route.adapter:
+            ex.send_chat(out, ChatStream)
+        else:
+            ex.upstream_body = out
     elif endpoint is Endpoint.EMBEDDINGS:
         if "input" not in body:
             raise RequestError("'input' is required", param="input")
@@ -225,11 +273,11 @@ def prepare(
             requested = choice.requested
             ex.make_translator = lambda: anthropic.NativeMessagesStream(requested)
         else:
-            ex.upstream_body, ex.ctx = anthropic.anthropic_to_chat(
+            chat, ctx = anthropic.anthropic_to_chat(
                 body, target_model=target, model_info=info, reasoning_effort=effort
             )
-            ctx = ex.ctx
-            ex.make_translator = lambda: anthropic.AnthropicStream(ctx)
+            ex.ctx = ctx
+            ex.send_chat(chat, lambda: anthropic.AnthropicStream(ctx))
     elif endpoint is Endpoint.RESPONSES:
         if route.native:
             ex.upstream_body, ex.ctx = responses.prepare_native_responses(
@@ -238,20 +286,21 @@ def prepare(
             native_ctx = ex.ctx
             ex.make_translator = lambda: responses.NativeResponsesStream(native_ctx)
         else:
-            ex.upstream_body, ex.ctx = responses.responses_to_chat(
+            chat, rctx = responses.responses_to_chat(
                 body,
                 target_model=target,
                 model_info=info,
                 reasoning_effort=effort,
                 history=history,
             )
-            ctx = ex.ctx
-            ex.make_translator = lambda: responses.ResponsesStream(ctx)
+            ex.ctx = rctx
+            ex.send_chat(chat, lambda: responses.ResponsesStream(rctx))
     elif endpoint is Endpoint.COMPLETIONS:
         ex.upstream_body = completions.prepare_native_completions(
             body, target_model=target, model_info=info
         )
-        ex.client_body_in = body  # kept for the one retry through chat (completions_via_chat)
+        ex.client_body_in = body  # kept for the one retry, translated (completions_via_chat)
+        ex.retry_route = translated_route(target, catalog)
     else:  # pragma: no cover - callers only pass API endpoints
         raise RequestError(f"{endpoint.value} is not a model call")
     return ex
@@ -259,17 +308,20 @@ def prepare(
 
 def completions_via_chat(ex: Exchange) -> Exchange:
     """The same legacy completions call, translated to chat: for when OCA refused the
-    native call before any byte reached the client (no source says OCA serves it)."""
+    native call before any byte reached the client (no source says OCA serves it). It goes
+    to /chat/completions, or through the upstream adapter of a Responses- or Messages-only
+    model (`ex.retry_route`, planned by prepare())."""
     assert ex.endpoint is Endpoint.COMPLETIONS and ex.client_body_in is not None
-    upstream, ctx = completions.completions_to_chat(
+    chat, ctx = completions.completions_to_chat(
         ex.client_body_in,
         target_model=ex.choice.target,
         model_info=ex.model_info,
         reasoning_effort=ex.choice.reasoning_effort,
     )
-    out = Exchange(ex.endpoint, TRANSLATED_TO_CHAT, ex.choice, ex.client_stream, upstream, ctx)
-    out.make_translator = lambda: completions.CompletionsStream(ctx)
+    route = ex.retry_route or TRANSLATED_TO_CHAT
+    out = Exchange(ex.endpoint, route, ex.choice, ex.client_stream, {}, ctx)
     out.model_info = ex.model_info
+    out.send_chat(chat, lambda: completions.CompletionsStream(ctx))
     return out
 
 

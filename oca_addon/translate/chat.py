@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import RequestError
+from .. import sse
+from ..errors import RequestError, openai_error
 
 
 def prepare_chat_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -139,3 +140,28 @@ class ChatAssembler:
         if self.system_fingerprint:
             out["system_fingerprint"] = self.system_fingerprint
         return out
+
+
+class ChatStream:
+    """Chat chunks -> chat SSE: the stream translator for chat clients whose model is reached
+    through an upstream adapter (the chunks are already the client's API)."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def feed(self, chunk: dict[str, Any]) -> bytes:
+        return b"" if self.done else sse.encode(chunk)
+
+    def finish(self) -> bytes:
+        if self.done:
+            return b""
+        self.done = True
+        return sse.DONE
+
+    def fail(self, status: int, message: str) -> bytes:
+        if self.done:
+            return b""
+        self.done = True
+        return sse.encode(openai_error(status, message or "OCA request failed"))

@@ -1,0 +1,47 @@
+"""Anthropic Messages API <-> OpenAI Chat Completions.
+
+- `request`, `blocks`: a `/v1/messages` body -> an OCA `/chat/completions` body
+  (`anthropic_to_chat`).
+- `stream`: upstream `chat.completion.chunk`s -> the Messages SSE grammar the Anthropic SDK
+  and Claude Code enforce (`AnthropicStream`).
+- `answer`: an assembled chat completion -> one `Message` (`chat_to_anthropic`); upstream
+  error messages in Claude Code's words (`client_error_message`).
+- `native`: models that speak Messages themselves (`prepare_native_messages`,
+  `NativeMessagesStream`, `NativeMessagesAssembler`).
+- `common`: the context and helpers the others share.
+
+Pure Python over dicts and bytes: no mitmproxy here.
+"""
+
+from .answer import chat_to_anthropic, client_error_message
+from .common import (
+    BILLING_PREFIX,
+    ERROR_STATUS,
+    MAX_STOP_SEQUENCES,
+    MIN_THINKING_BUDGET,
+    AnthropicContext,
+    upstream_tool_name,
+)
+from .native import (
+    NativeMessagesAssembler,
+    NativeMessagesStream,
+    prepare_native_messages,
+)
+from .request import anthropic_to_chat
+from .stream import AnthropicStream
+
+__all__ = [
+    "BILLING_PREFIX",
+    "ERROR_STATUS",
+    "MAX_STOP_SEQUENCES",
+    "MIN_THINKING_BUDGET",
+    "AnthropicContext",
+    "AnthropicStream",
+    "NativeMessagesAssembler",
+    "NativeMessagesStream",
+    "anthropic_to_chat",
+    "chat_to_anthropic",
+    "client_error_message",
+    "prepare_native_messages",
+    "upstream_tool_name",
+]

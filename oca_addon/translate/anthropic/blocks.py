@@ -1,0 +1,456 @@
+"""Anthropic system, tools and content blocks -> chat messages and tools (`_RequestBuilder`).
+
+Consecutive same-role turns merge, tool results become `tool` messages paired with their
+calls, images become `image_url` parts, documents become text or `file` parts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from ...errors import RequestError
+from .. import caching
+from .common import (
+    _require_str,
+    _strip_billing,
+    _type_name,
+    _upstream_tool_id,
+    upstream_tool_name,
+)
+
+
+class _RequestBuilder:
+    def __init__(self, info: dict[str, Any] | None) -> None:
+        self.tool_names: dict[str, str] = {}
+        self.vision = not (info and info.get("supports_vision") is False)
+        self.pdf = not (info and info.get("supports_pdf_input") is False)
+        self.system_cache: dict[str, Any] | None = None  # a client breakpoint on the system
+
+    def name(self, name: str) -> str:
+        upstream = upstream_tool_name(name)
+        if upstream != name:
+            self.tool_names[upstream] = name
+        return upstream
+
+    # ---- system
+
+    def system(self, system: Any) -> list[str]:
+        if system is None:
+            return []
+        if isinstance(system, str):
+            return [system]
+        if not isinstance(system, list):
+            raise RequestError(
+                f"system: expected a string or an array of text blocks, got {_type_name(system)}",
+                param="system",
+            )
+        parts = []
+        for i, block in enumerate(system):
+            path = f"system[{i}]"
+            if not isinstance(block, dict):
+                raise RequestError(
+                    f"{path}: expected a text block object, got {_type_name(block)}", param=path
+                )
+            if block.get("type") == "text":
+                parts.append(_require_str(block.get("text"), f"{path}.text"))
+            self.system_cache = caching.client_breakpoint(block) or self.system_cache
+        return parts
+
+    # ---- tools
+
+    def tools(self, tools: Any) -> list[dict[str, Any]]:
+        if tools is None:
+            return []
+        if not isinstance(tools, list):
+            raise RequestError(f"tools: expected an array, got {_type_name(tools)}", param="tools")
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for i, tool in enumerate(tools):
+            path = f"tools[{i}]"
+            if not isinstance(tool, dict):
+                raise RequestError(
+                    f"{path}: expected an object, got {_type_name(tool)}", param=path
+                )
+            if tool.get("type") not in (None, "custom"):
+                continue  # hosted tools (web_search_*, bash_*, text_editor_*, ...) run at Anthropic
+            name = _require_str(tool.get("name"), f"{path}.name", empty_ok=False)
+            upstream = self.name(name)
+            if upstream in seen:
+                continue
+            seen.add(upstream)
+            function: dict[str, Any] = {"name": upstream}
+            description = tool.get("description")
+            if description is not None:
+                function["description"] = _require_str(description, f"{path}.description")
+            schema = tool.get("input_schema")
+            if schema is None:
+                schema = {"type": "object", "properties": {}}
+            elif not isinstance(schema, dict):
+                raise RequestError(
+                    f"{path}.input_schema: expected an object, got {_type_name(schema)}",
+                    param=f"{path}.input_schema",
+                )
+            function["parameters"] = schema
+            out.append({"type": "function", "function": function})
+        return out
+
+    # ---- messages
+
+    def messages(self, messages: list[Any], system_parts: list[str]) -> list[dict[str, Any]]:
+        # Anthropic merges consecutive same-role messages; so do we, before converting.
+        turns: list[tuple[str, list[tuple[Any, str]]]] = []
+        for i, message in enumerate(messages):
+            path = f"messages[{i}]"
+            if not isinstance(message, dict):
+                raise RequestError(
+                    f"{path}: expected an object, got {_type_name(message)}", param=path
+                )
+            role = message.get("role")
+            if role not in ("user", "assistant", "system"):
+                raise RequestError(
+                    f"{path}.role: expected 'user' or 'assistant', got {json.dumps(role)}",
+                    param=f"{path}.role",
+                )
+            content = message.get("content")
+            cpath = f"{path}.content"
+            if isinstance(content, str):
+                blocks: list[tuple[Any, str]] = [({"type": "text", "text": content}, cpath)]
+            elif isinstance(content, list):
+                blocks = [(b, f"{cpath}[{j}]") for j, b in enumerate(content)]
+            else:
+                raise RequestError(
+                    f"{cpath}: expected a string or an array of content blocks, "
+                    f"got {_type_name(content)}",
+                    param=cpath,
+                )
+            if role == "system":
+                system_parts.extend(self.system_message(blocks))
+                continue
+            if turns and turns[-1][0] == role:
+                turns[-1][1].extend(blocks)
+            else:
+                turns.append((role, blocks))
+
+        out: list[dict[str, Any]] = []
+        pending: dict[str, bool] = {}  # tool_call ids of the last assistant message -> answered
+        for role, blocks in turns:
+            before = len(out)
+            if role == "assistant":
+                self._answer_missing(out, pending)
+                message = self.assistant(blocks)
+                if message is not None:
+                    out.append(message)
+                    pending = {c["id"]: False for c in message.get("tool_calls", ())}
+                else:
+                    pending = {}
+            else:
+                self.user(blocks, out, pending)
+                pending = {}
+            # A client's cache breakpoint covers its turn: it goes where that turn ends.
+            cc = next((c for b, _ in blocks if (c := caching.client_breakpoint(b))), None)
+            if cc and len(out) > before:
+                out[-1][caching.MARK] = cc
+        self._answer_missing(out, pending)
+
+        # An assistant turn that had nothing to send leaves two user messages in a row.
+        merged: list[dict[str, Any]] = []
+        for message in out:
+            if merged and message["role"] == "user" and merged[-1]["role"] == "user":
+                merged[-1]["content"].extend(message["content"])
+                if caching.MARK in message:
+                    merged[-1][caching.MARK] = message[caching.MARK]
+            else:
+                merged.append(message)
+        if not merged:
+            raise RequestError(
+                "messages: nothing to send, every message is empty", param="messages"
+            )
+        for message in merged:
+            if message["role"] == "user":
+                parts = message["content"]
+                if len(parts) == 1 and parts[0]["type"] == "text":
+                    message["content"] = parts[0]["text"]
+
+        system = "\n\n".join(p for p in (_strip_billing(s) for s in system_parts) if p)
+        if system:
+            merged.insert(0, {"role": "system", "content": system})
+            if self.system_cache:
+                merged[0][caching.MARK] = self.system_cache
+        return merged
+
+    def system_message(self, blocks: list[tuple[Any, str]]) -> list[str]:
+        parts = []
+        for block, path in blocks:
+            if not isinstance(block, dict):
+                raise RequestError(
+                    f"{path}: expected an object, got {_type_name(block)}", param=path
+                )
+            if block.get("type") == "text":
+                parts.append(_require_str(block.get("text"), f"{path}.text"))
+            self.system_cache = caching.client_breakpoint(block) or self.system_cache
+        return parts
+
+    @staticmethod
+    def _answer_missing(out: list[dict[str, Any]], pending: dict[str, bool]) -> None:
+        # Chat Completions requires an answer to every tool call before the conversation goes on.
+        for call_id, answered in pending.items():
+            if not answered:
+                out.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call_id,
+                        "content": "Error: no result was provided for this tool call.",
+                    }
+                )
+                pending[call_id] = True
+
+    def assistant(self, blocks: list[tuple[Any, str]]) -> dict[str, Any] | None:
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        seen_ids: set[str] = set()
+        for block, path in blocks:
+            kind = _block_type(block, path)
+            if kind == "text":
+                text = _require_str(block.get("text"), f"{path}.text")
+                if text:
+                    texts.append(text)
+            elif kind == "tool_use":
+                call_id = _upstream_tool_id(
+                    _require_str(block.get("id"), f"{path}.id", empty_ok=False)
+                )
+                name = _require_str(block.get("name"), f"{path}.name", empty_ok=False)
+                args = block.get("input")
+                if args is None:
+                    args = {}
+                elif not isinstance(args, dict):
+                    raise RequestError(
+                        f"{path}.input: expected an object, got {_type_name(args)}",
+                        param=f"{path}.input",
+                    )
+                if call_id in seen_ids:
+                    continue
+                seen_ids.add(call_id)
+                calls.append(
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {
+                            "name": self.name(name),
+                            "arguments": json.dumps(args, ensure_ascii=False),
+                        },
+                    }
+                )
+            # thinking, redacted_thinking, server tool blocks, unknown blocks: dropped
+        if not texts and not calls:
+            return None
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "\n\n".join(texts) if texts else None,
+        }
+        if calls:
+            message["tool_calls"] = calls
+        return message
+
+    def user(
+        self, blocks: list[tuple[Any, str]], out: list[dict[str, Any]], pending: dict[str, bool]
+    ) -> None:
+        tool_messages: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []  # images/files out of tool results
+        parts: list[dict[str, Any]] = []
+        for block, path in blocks:
+            kind = _block_type(block, path)
+            if kind == "tool_result":
+                call_id = _upstream_tool_id(
+                    _require_str(block.get("tool_use_id"), f"{path}.tool_use_id", empty_ok=False)
+                )
+                text, extra = self.tool_result_content(block.get("content"), f"{path}.content")
+                if block.get("is_error") is True:
+                    text = f"Error: {text}" if text else "Error: the tool call failed."
+                if pending.get(call_id) is False:
+                    pending[call_id] = True
+                    if not text:
+                        text = "(see the attached content)" if extra else "(no output)"
+                    tool_messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
+                    if extra:
+                        moved.append(
+                            {"type": "text", "text": f"Content returned by tool call {call_id}:"}
+                        )
+                        moved.extend(extra)
+                else:  # no matching call right before: keep the result visible as text
+                    parts.append(
+                        {"type": "text", "text": f"[Result of tool call {call_id}]\n{text}"}
+                    )
+                    parts.extend(extra)
+            else:
+                parts.extend(self.user_block(kind, block, path))
+        out.extend(tool_messages)
+        self._answer_missing(out, pending)
+        if moved or parts:
+            out.append({"role": "user", "content": moved + parts})
+
+    def tool_result_content(self, content: Any, path: str) -> tuple[str, list[dict[str, Any]]]:
+        if content is None:
+            return "", []
+        if isinstance(content, str):
+            return content, []
+        if not isinstance(content, list):
+            raise RequestError(
+                f"{path}: expected a string or an array of content blocks, "
+                f"got {_type_name(content)}",
+                param=path,
+            )
+        texts: list[str] = []
+        extra: list[dict[str, Any]] = []
+        for j, block in enumerate(content):
+            bpath = f"{path}[{j}]"
+            kind = _block_type(block, bpath)
+            for part in self.user_block(kind, block, bpath):
+                if part["type"] == "text":
+                    texts.append(part["text"])
+                else:
+                    extra.append(part)
+        return "\n\n".join(texts), extra
+
+    def user_block(self, kind: str, block: dict[str, Any], path: str) -> list[dict[str, Any]]:
+        if kind == "text":
+            text = _require_str(block.get("text"), f"{path}.text")
+            return [{"type": "text", "text": text}] if text else []
+        if kind == "image":
+            return [self.image(block, path)]
+        if kind == "document":
+            return self.document(block, path)
+        if kind == "search_result":
+            return self.search_result(block, path)
+        return []  # thinking, tool_use in a user turn, server tool blocks, unknown: dropped
+
+    def image(self, block: dict[str, Any], path: str) -> dict[str, Any]:
+        source = block.get("source")
+        spath = f"{path}.source"
+        if not isinstance(source, dict):
+            raise RequestError(
+                f"{spath}: expected an object, got {_type_name(source)}", param=spath
+            )
+        kind = source.get("type")
+        if kind == "base64":
+            media_type = _require_str(
+                source.get("media_type"), f"{spath}.media_type", empty_ok=False
+            )
+            data = _require_str(source.get("data"), f"{spath}.data", empty_ok=False)
+            url = f"data:{media_type};base64,{data}"
+        elif kind == "url":
+            url = _require_str(source.get("url"), f"{spath}.url", empty_ok=False)
+        else:
+            raise RequestError(
+                f"{spath}.type: image source {json.dumps(kind)} is not supported "
+                "(use 'base64' or 'url')",
+                param=f"{spath}.type",
+            )
+        if not self.vision:
+            return {"type": "text", "text": "[image omitted: this model does not accept images]"}
+        return {"type": "image_url", "image_url": {"url": url}}
+
+    def document(self, block: dict[str, Any], path: str) -> list[dict[str, Any]]:
+        source = block.get("source")
+        spath = f"{path}.source"
+        if not isinstance(source, dict):
+            raise RequestError(
+                f"{spath}: expected an object, got {_type_name(source)}", param=spath
+            )
+        title = block.get("title") if isinstance(block.get("title"), str) else None
+        context = block.get("context") if isinstance(block.get("context"), str) else None
+        header = f"[Document: {title}]" if title else "[Document]"
+        if context:
+            header += f"\n{context}"
+        kind = source.get("type")
+        if kind == "text":
+            data = _require_str(source.get("data"), f"{spath}.data")
+            return [{"type": "text", "text": f"{header}\n\n{data}"}]
+        if kind == "base64":
+            media_type = _require_str(
+                source.get("media_type"), f"{spath}.media_type", empty_ok=False
+            )
+            data = _require_str(source.get("data"), f"{spath}.data", empty_ok=False)
+            if media_type == "application/pdf":
+                if not self.pdf:
+                    return [
+                        {
+                            "type": "text",
+                            "text": f"{header}\n[PDF omitted: this model does not accept PDFs]",
+                        }
+                    ]
+                filename = title if title else "document.pdf"
+                return [
+                    {"type": "text", "text": header},
+                    {
+                        "type": "file",
+                        "file": {
+                            "file_data": f"data:application/pdf;base64,{data}",
+                            "filename": filename,
+                        },
+                    },
+                ]
+            if media_type.startswith("text/"):
+                try:
+                    text = base64.b64decode(data, validate=False).decode("utf-8", "replace")
+                except (binascii.Error, ValueError) as exc:
+                    raise RequestError(
+                        f"{spath}.data: not valid base64", param=f"{spath}.data"
+                    ) from exc
+                return [{"type": "text", "text": f"{header}\n\n{text}"}]
+            raise RequestError(
+                f"{spath}.media_type: document type {json.dumps(media_type)} is not supported",
+                param=f"{spath}.media_type",
+            )
+        if kind == "content":
+            content = source.get("content")
+            if isinstance(content, str):
+                return [{"type": "text", "text": f"{header}\n\n{content}"}]
+            if not isinstance(content, list):
+                raise RequestError(
+                    f"{spath}.content: expected a string or an array of content blocks, "
+                    f"got {_type_name(content)}",
+                    param=f"{spath}.content",
+                )
+            parts: list[dict[str, Any]] = [{"type": "text", "text": header}]
+            for j, inner in enumerate(content):
+                ipath = f"{spath}.content[{j}]"
+                inner_kind = _block_type(inner, ipath)
+                if inner_kind in ("text", "image"):
+                    parts.extend(self.user_block(inner_kind, inner, ipath))
+            return parts
+        if kind == "url":
+            url = _require_str(source.get("url"), f"{spath}.url", empty_ok=False)
+            return [{"type": "text", "text": f"{header}\nDocument URL (not fetched): {url}"}]
+        raise RequestError(
+            f"{spath}.type: document source {json.dumps(kind)} is not supported "
+            "(use 'text', 'base64', 'content' or 'url')",
+            param=f"{spath}.type",
+        )
+
+    def search_result(self, block: dict[str, Any], path: str) -> list[dict[str, Any]]:
+        title = block.get("title") if isinstance(block.get("title"), str) else ""
+        source = block.get("source") if isinstance(block.get("source"), str) else ""
+        lines = [f"[Search result: {title}]" + (f" ({source})" if source else "")]
+        content = block.get("content")
+        if isinstance(content, list):
+            for j, inner in enumerate(content):
+                ipath = f"{path}.content[{j}]"
+                if _block_type(inner, ipath) == "text":
+                    lines.append(_require_str(inner.get("text"), f"{ipath}.text"))
+        return [{"type": "text", "text": "\n".join(lines)}]
+
+
+def _block_type(block: Any, path: str) -> str:
+    if not isinstance(block, dict):
+        raise RequestError(
+            f"{path}: expected a content block object, got {_type_name(block)}", param=path
+        )
+    kind = block.get("type")
+    if not isinstance(kind, str):
+        raise RequestError(
+            f"{path}.type: expected a string, got {_type_name(kind)}", param=f"{path}.type"
+        )
+    return kind

@@ -1,0 +1,26 @@
+"""Legacy OpenAI Completions (`/v1/completions`) <-> OCA Chat Completions.
+
+- `request`: the prompt becomes one user message (`completions_to_chat`).
+- `stream`: chat chunks -> `text_completion` chunks (`CompletionsStream`).
+- `answer`: chat answers -> one `text_completion` (`chat_to_completion`,
+  `chat_stream_to_completion`).
+- `native`: models that serve `/completions` themselves (`prepare_native_completions`,
+  `assemble_completion_stream`).
+- `common`: the per-request context and shared helpers.
+"""
+
+from .answer import chat_stream_to_completion, chat_to_completion
+from .common import CompletionsContext
+from .native import assemble_completion_stream, prepare_native_completions
+from .request import completions_to_chat
+from .stream import CompletionsStream
+
+__all__ = [
+    "CompletionsContext",
+    "CompletionsStream",
+    "assemble_completion_stream",
+    "chat_stream_to_completion",
+    "chat_to_completion",
+    "completions_to_chat",
+    "prepare_native_completions",
+]

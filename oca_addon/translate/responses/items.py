@@ -1,0 +1,315 @@
+"""Responses input items -> chat messages (`_items_to_messages`): message content parts, images,
+files, function/custom tool calls paired with their outputs.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections import deque
+from typing import Any
+
+from ...errors import RequestError
+from .common import (
+    _CALL_TYPES,
+    _NO_OUTPUT_TEXT,
+    _OUTPUT_TYPES,
+    _ROLES,
+    _dumps,
+    flat_tool_name,
+)
+
+
+def _text_of(content: Any, where: str) -> str:
+    """Plain text of a content value (system/developer/assistant messages, instructions)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise RequestError(
+            f"{where}.content must be a string or an array of content parts",
+            param=f"{where}.content",
+        )
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            raise RequestError(
+                f"{where}.content[{j}] must be an object", param=f"{where}.content[{j}]"
+            )
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
+            text = part.get("text")
+            if isinstance(text, str):
+                texts.append(text)
+        elif kind == "refusal":
+            text = part.get("refusal")
+            if isinstance(text, str):
+                texts.append(text)
+    return "".join(texts)
+
+
+def _file_part(part: dict[str, Any]) -> dict[str, Any]:
+    data = part.get("file_data")
+    filename = part.get("filename") if isinstance(part.get("filename"), str) else None
+    if isinstance(data, str) and data:
+        if not data.startswith("data:"):
+            mime = (mimetypes.guess_type(filename)[0] if filename else None) or "application/pdf"
+            data = f"data:{mime};base64,{data}"
+        file: dict[str, Any] = {"file_data": data}
+        if filename:
+            file["filename"] = filename
+        return {"type": "file", "file": file}
+    label = filename or part.get("file_id") or part.get("file_url") or "file"
+    return {
+        "type": "text",
+        "text": f"[file {label} not included: only inline file_data can be forwarded]",
+    }
+
+
+def _image_part(part: dict[str, Any]) -> dict[str, Any]:
+    url = part.get("image_url")
+    if isinstance(url, dict):
+        url = url.get("url")
+    if isinstance(url, str) and url:
+        return {"type": "image_url", "image_url": {"url": url}}
+    label = part.get("file_id") or "image"
+    return {
+        "type": "text",
+        "text": f"[image {label} not included: only image URLs can be forwarded]",
+    }
+
+
+def _user_content(content: Any, where: str) -> str | list[dict[str, Any]]:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise RequestError(
+            f"{where}.content must be a string or an array of content parts",
+            param=f"{where}.content",
+        )
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        if isinstance(part, str):
+            parts.append({"type": "text", "text": part})
+            continue
+        if not isinstance(part, dict):
+            raise RequestError(
+                f"{where}.content[{j}] must be an object", param=f"{where}.content[{j}]"
+            )
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise RequestError(
+                    f"{where}.content[{j}].text must be a string",
+                    param=f"{where}.content[{j}].text",
+                )
+            parts.append({"type": "text", "text": text})
+        elif kind == "refusal" and isinstance(part.get("refusal"), str):
+            parts.append({"type": "text", "text": part["refusal"]})
+        elif kind in ("input_image", "image_url"):
+            parts.append(_image_part(part))
+        elif kind in ("input_file", "file"):
+            inner = part.get("file")
+            parts.append(_file_part(inner if kind == "file" and isinstance(inner, dict) else part))
+    if not parts:
+        return ""
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        return str(parts[0]["text"])
+    return parts
+
+
+def _tool_output(item: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """(text for the tool message, image parts to show in a following user message)."""
+    output = item.get("output")
+    if output is None:
+        return "", []
+    if isinstance(output, str):
+        return output, []
+    if isinstance(output, list):
+        texts: list[str] = []
+        images: list[dict[str, Any]] = []
+        for part in output:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict):
+                kind = part.get("type")
+                if kind in ("input_text", "output_text", "text") and isinstance(
+                    part.get("text"), str
+                ):
+                    texts.append(part["text"])
+                elif kind in ("input_image", "image_url"):
+                    image = _image_part(part)
+                    if image["type"] == "image_url":
+                        images.append(image)
+                        texts.append("[image: shown in the next message]")
+                    else:
+                        texts.append(image["text"])
+                elif kind in ("input_file", "file"):
+                    texts.append(f"[file {part.get('filename') or part.get('file_id') or ''}]")
+        return "\n".join(texts), images
+    return _dumps(output), []
+
+
+def _call_arguments(item: dict[str, Any], where: str) -> str:
+    if item.get("type") == "custom_tool_call":
+        value = item.get("input")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise RequestError(f"{where}.input must be a string", param=f"{where}.input")
+        return _dumps({"input": value})
+    args = item.get("arguments")
+    if args is None or args == "":
+        return "{}"
+    if isinstance(args, str):
+        return args
+    if isinstance(args, dict):
+        return _dumps(args)
+    raise RequestError(f"{where}.arguments must be a JSON string", param=f"{where}.arguments")
+
+
+class _Turn:
+    __slots__ = ("calls", "texts")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.calls: list[dict[str, Any]] = []
+
+
+def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, Any]]:
+    """Input items -> chat messages (system texts collected into `system`)."""
+    # Where is each call's output? (call_id -> positions in `items`, in order)
+    outputs: dict[str, deque[int]] = {}
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type") in _OUTPUT_TYPES:
+            cid = item.get("call_id")
+            if isinstance(cid, str) and cid:
+                outputs.setdefault(cid, deque()).append(i)
+
+    messages: list[dict[str, Any]] = []
+    consumed: set[int] = set()
+    used_ids: set[str] = set()
+    turn: _Turn | None = None
+
+    def emit_tool_block(results: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
+        images: list[dict[str, Any]] = []
+        for cid, text, extra in results:
+            messages.append({"role": "tool", "tool_call_id": cid, "content": text})
+            images.extend(extra)
+        if images:
+            intro = {"type": "text", "text": "Images returned by the tool calls above:"}
+            messages.append({"role": "user", "content": [intro, *images]})
+
+    def flush() -> None:
+        nonlocal turn
+        current, turn = turn, None
+        if current is None:
+            return
+        text = "".join(current.texts)
+        if not current.calls:
+            if text:
+                messages.append({"role": "assistant", "content": text})
+            return
+        messages.append({"role": "assistant", "content": text or None, "tool_calls": current.calls})
+        results: list[tuple[str, str, list[dict[str, Any]]]] = []
+        for call in current.calls:
+            cid = call["id"]
+            queue = outputs.get(cid)
+            if queue:
+                pos = queue.popleft()
+                consumed.add(pos)
+                out_text, images = _tool_output(items[pos])
+            else:
+                out_text, images = _NO_OUTPUT_TEXT, []
+            results.append((cid, out_text, images))
+        emit_tool_block(results)
+
+    for i, item in enumerate(items):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise RequestError(f"{where} must be an object", param=where)
+        kind = item.get("type")
+        if kind is None or kind == "message":
+            role = item.get("role")
+            if role not in _ROLES:
+                raise RequestError(
+                    f"{where}.role must be one of 'user', 'assistant', 'system', 'developer'",
+                    param=f"{where}.role",
+                )
+            content = item.get("content")
+            if role in ("system", "developer"):
+                text = _text_of(content, where)
+                if text:
+                    system.append(text)
+            elif role == "assistant":
+                text = _text_of(content, where)
+                if turn is not None and turn.calls:
+                    flush()
+                if turn is None:
+                    turn = _Turn()
+                turn.texts.append(text)
+            else:
+                user_content = _user_content(content, where)
+                flush()
+                messages.append({"role": "user", "content": user_content})
+        elif kind in _CALL_TYPES:
+            cid = item.get("call_id")
+            if not isinstance(cid, str) or not cid:
+                continue
+            name = item.get("name")
+            if not isinstance(name, str) or not name:
+                raise RequestError(
+                    f"{where}.name must be a non-empty string", param=f"{where}.name"
+                )
+            ns = item.get("namespace")
+            flat = flat_tool_name(ns if isinstance(ns, str) else None, name)
+            args = _call_arguments(item, where)
+            if cid in used_ids:
+                continue
+            used_ids.add(cid)
+            if turn is None:
+                turn = _Turn()
+            turn.calls.append(
+                {"id": cid, "type": "function", "function": {"name": flat, "arguments": args}}
+            )
+        elif kind in _OUTPUT_TYPES:
+            flush()
+            if i in consumed:
+                continue
+            cid = item.get("call_id")
+            if not isinstance(cid, str) or not cid:
+                continue
+            queue = outputs.get(cid)
+            if queue and i in queue:
+                queue.remove(i)
+            if cid in used_ids:
+                continue
+            used_ids.add(cid)
+            name = item.get("name") if isinstance(item.get("name"), str) else None
+            ns = item.get("namespace")
+            flat = flat_tool_name(ns if isinstance(ns, str) else None, name or "unknown_tool")
+            args = _dumps({"input": ""}) if kind == "custom_tool_call_output" else "{}"
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": cid,
+                            "type": "function",
+                            "function": {"name": flat, "arguments": args},
+                        }
+                    ],
+                }
+            )
+            out_text, images = _tool_output(item)
+            emit_tool_block([(cid, out_text, images)])
+        # reasoning items, item references and built-in tool calls are dropped
+    flush()
+    return messages

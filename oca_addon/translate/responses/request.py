@@ -1,0 +1,259 @@
+"""OpenAI Responses request -> OCA /chat/completions request (`responses_to_chat`): tools
+(flat, namespaced, custom), tool choice, limits, reasoning, text format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import RequestError
+from ...modelinfo import fit_effort
+from .common import (
+    _int,
+    _is_number,
+    _obj,
+    flat_tool_name,
+)
+from .context import (
+    ResponsesContext,
+    _check_body,
+    _context_from_body,
+    _input_items,
+)
+from .history import ResponseHistory
+from .items import _items_to_messages, _text_of
+
+
+def _custom_tool_description(tool: dict[str, Any]) -> str:
+    desc = tool.get("description") if isinstance(tool.get("description"), str) else ""
+    hint = (
+        "This tool takes free-form text, not JSON fields: put the complete text in the "
+        "`input` string parameter."
+    )
+    fmt = tool.get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "grammar":
+        definition = fmt.get("definition")
+        syntax = fmt.get("syntax") if isinstance(fmt.get("syntax"), str) else "lark"
+        if isinstance(definition, str) and definition:
+            hint += f" The text must match this {syntax} grammar:\n```\n{definition}\n```"
+    return f"{desc}\n\n{hint}" if desc else hint
+
+
+def _chat_tool(
+    tool: dict[str, Any], namespace: str | None, where: str, ctx: ResponsesContext
+) -> dict[str, Any] | None:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise RequestError(f"{where}.name must be a non-empty string", param=f"{where}.name")
+    flat = flat_tool_name(namespace, name)
+    if flat in ctx.tool_names:
+        return None  # duplicate name: keep the first
+    ctx.tool_names[flat] = (namespace, name)
+    if tool.get("type") == "custom":
+        ctx.custom_tools.add(flat)
+        return {
+            "type": "function",
+            "function": {
+                "name": flat,
+                "description": _custom_tool_description(tool),
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "input": {"type": "string", "description": "The raw input text."}
+                    },
+                    "required": ["input"],
+                    "additionalProperties": False,
+                },
+            },
+        }
+    fn: dict[str, Any] = {"name": flat}
+    if isinstance(tool.get("description"), str):
+        fn["description"] = tool["description"]
+    params = tool.get("parameters")
+    fn["parameters"] = params if isinstance(params, dict) else {"type": "object", "properties": {}}
+    if isinstance(tool.get("strict"), bool):
+        fn["strict"] = tool["strict"]
+    return {"type": "function", "function": fn}
+
+
+def _chat_tools(tools: Any, ctx: ResponsesContext) -> list[dict[str, Any]]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise RequestError("'tools' must be an array", param="tools")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise RequestError(f"{where} must be an object", param=where)
+        kind = tool.get("type")
+        if kind in ("function", "custom"):
+            converted = _chat_tool(tool, None, where, ctx)
+            if converted:
+                out.append(converted)
+        elif kind == "namespace":
+            ns = tool.get("name")
+            if not isinstance(ns, str) or not ns:
+                raise RequestError(
+                    f"{where}.name must be a non-empty string", param=f"{where}.name"
+                )
+            inner = tool.get("tools")
+            if not isinstance(inner, list):
+                raise RequestError(f"{where}.tools must be an array", param=f"{where}.tools")
+            for j, sub in enumerate(inner):
+                sub_where = f"{where}.tools[{j}]"
+                if not isinstance(sub, dict):
+                    raise RequestError(f"{sub_where} must be an object", param=sub_where)
+                if sub.get("type") in ("function", "custom"):
+                    converted = _chat_tool(sub, ns, sub_where, ctx)
+                    if converted:
+                        out.append(converted)
+        # built-in tools (web_search, local_shell, file_search, mcp, ...) are dropped
+    return out
+
+
+def _apply_tool_choice(
+    choice: Any, tools: list[dict[str, Any]], ctx: ResponsesContext
+) -> tuple[Any, list[dict[str, Any]]]:
+    """(chat tool_choice or None, possibly narrowed tools)."""
+    if choice in ("auto", "required", "none"):
+        return choice, tools
+    if not isinstance(choice, dict):
+        return None, tools
+    kind = choice.get("type")
+    if kind in ("function", "custom") and isinstance(choice.get("name"), str):
+        ns = choice.get("namespace") if isinstance(choice.get("namespace"), str) else None
+        flat = flat_tool_name(ns, choice["name"])
+        if any(t["function"]["name"] == flat for t in tools):
+            return {"type": "function", "function": {"name": flat}}, tools
+        return None, tools
+    if kind == "allowed_tools":
+        allowed = choice.get("tools")
+        names: set[str] = set()
+        if isinstance(allowed, list):
+            for entry in allowed:
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    ns = entry.get("namespace") if isinstance(entry.get("namespace"), str) else None
+                    names.add(flat_tool_name(ns, entry["name"]))
+        narrowed = [t for t in tools if t["function"]["name"] in names]
+        mode = choice.get("mode")
+        return (mode if mode in ("auto", "required") else "auto"), narrowed
+    return None, tools  # a built-in tool choice: nothing to force
+
+
+def _effort(client: Any, default: str | None, model_info: dict[str, Any] | None) -> str | None:
+    return fit_effort(client if isinstance(client, str) and client else default, model_info)
+
+
+def _response_format(text: Any) -> dict[str, Any] | None:
+    if not isinstance(text, dict):
+        return None
+    fmt = text.get("format")
+    if not isinstance(fmt, dict):
+        return None
+    kind = fmt.get("type")
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "json_schema":
+        schema: dict[str, Any] = {
+            "name": fmt.get("name") if isinstance(fmt.get("name"), str) else "response"
+        }
+        if isinstance(fmt.get("description"), str):
+            schema["description"] = fmt["description"]
+        schema["schema"] = fmt.get("schema") if isinstance(fmt.get("schema"), dict) else {}
+        if isinstance(fmt.get("strict"), bool):
+            schema["strict"] = fmt["strict"]
+        return {"type": "json_schema", "json_schema": schema}
+    return None
+
+
+def _instructions_text(instructions: Any) -> str:
+    if instructions is None:
+        return ""
+    if isinstance(instructions, str):
+        return instructions
+    if isinstance(instructions, list):
+        texts = []
+        for i, item in enumerate(instructions):
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, dict):
+                texts.append(_text_of(item.get("content"), f"instructions[{i}]"))
+        return "\n\n".join(t for t in texts if t)
+    raise RequestError("'instructions' must be a string", param="instructions")
+
+
+def responses_to_chat(
+    body: dict[str, Any],
+    *,
+    target_model: str,
+    model_info: dict[str, Any] | None = None,
+    reasoning_effort: str | None = None,
+    history: ResponseHistory | None = None,
+) -> tuple[dict[str, Any], ResponsesContext]:
+    """A Responses request -> (OCA /chat/completions request, context for the answer)."""
+    _check_body(body)
+    items = _input_items(body, history)
+    is_reasoning = isinstance(model_info, dict) and model_info.get("is_reasoning_model") is True
+
+    client_effort = body.get("reasoning", {}).get("effort") if isinstance(body.get("reasoning"), dict) else None  # fmt: skip
+    effort = _effort(client_effort, reasoning_effort, model_info)
+    ctx = _context_from_body(body, effort if not client_effort else None, history)
+    ctx.input_items = items
+
+    system: list[str] = []
+    instructions = _instructions_text(body.get("instructions"))
+    if instructions:
+        system.append(instructions)
+    messages = _items_to_messages(items, system)
+    if not messages:
+        raise RequestError(
+            "'input' must contain at least one message or tool output", param="input"
+        )
+    if system:
+        messages.insert(0, {"role": "system", "content": "\n\n".join(system)})
+
+    chat: dict[str, Any] = {"model": target_model, "messages": messages}
+
+    tools = _chat_tools(body.get("tools"), ctx)
+    choice, tools = _apply_tool_choice(body.get("tool_choice"), tools, ctx)
+    if tools:
+        chat["tools"] = tools
+        if choice is not None:
+            chat["tool_choice"] = choice
+        if isinstance(body.get("parallel_tool_calls"), bool):
+            chat["parallel_tool_calls"] = body["parallel_tool_calls"]
+
+    max_out: Any = body.get("max_output_tokens")
+    if max_out is not None:
+        if not _is_number(max_out) or max_out < 1:
+            raise RequestError(
+                "'max_output_tokens' must be a positive integer", param="max_output_tokens"
+            )
+        limit = _int(_obj(model_info).get("max_output_tokens"))
+        max_out = int(max_out)
+        if limit > 0:
+            max_out = min(max_out, limit)
+        chat["max_tokens"] = max_out
+
+    if effort:
+        chat["reasoning_effort"] = effort
+
+    for key in ("temperature", "top_p"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if not _is_number(value):
+            raise RequestError(f"'{key}' must be a number", param=key)
+        if not is_reasoning:
+            chat[key] = value
+
+    fmt = _response_format(body.get("text"))
+    if fmt:
+        chat["response_format"] = fmt
+    if isinstance(body.get("user"), str):
+        chat["user"] = body["user"]
+
+    chat["stream"] = True
+    chat["stream_options"] = {"include_usage": True}
+    return chat, ctx

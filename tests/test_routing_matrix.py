@@ -1,0 +1,514 @@
+"""Every client API x every kind of OCA model, in process with the real SDKs.
+
+A fake proxy per cell: the SDK's request goes through `gateway.prepare()` (route and upstream
+body checked), a hand-written upstream stream in the API the route reaches (chat, Responses,
+Messages) goes through the `StreamDriver` the Exchange builds (or the pass-through tap of a
+native stream), or through `Exchange.client_body` for buffered answers, and the SDK reads
+what comes out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+from upstream_streams import Script, upstream_sse
+
+from oca_addon.config import Settings
+from oca_addon.errors import ApiError, anthropic_error, openai_error
+from oca_addon.gateway import (
+    Exchange,
+    PassthroughTap,
+    StreamDriver,
+    completions_via_chat,
+    prepare,
+    terminal_error_frame,
+)
+from oca_addon.modelinfo import Catalog
+from oca_addon.routing import Endpoint, plan_route
+
+try:  # anthropic >= 2.x runs on httpx2
+    import httpx2
+except ImportError:  # pragma: no cover
+    httpx2 = httpx  # type: ignore[no-redef]
+
+
+def _model(mid: str, apis: list[str] | None, **info: Any) -> dict[str, Any]:
+    model_info = {"max_output_tokens": 64000, "is_reasoning_model": True, **info}
+    if apis is not None:
+        model_info["supported_api_list"] = apis
+    return {"model_name": mid.upper(), "litellm_params": {"model": mid}, "model_info": model_info}
+
+
+EFFORTS = {"reasoning_effort_options": ["low", "medium", "high"]}
+CATALOG = Catalog.from_model_info(
+    {
+        "data": [
+            _model("oca/chat-only", ["CHAT_COMPLETIONS"], **EFFORTS),
+            _model("oca/codex", ["RESPONSES"], **EFFORTS),
+            _model("oca/claude", ["messages"]),  # lower case counts
+            _model("oca/both", ["RESPONSES", "CHAT_COMPLETIONS"]),
+            _model("oca/no-list", None),
+            _model("oca/odd", ["EMBEDDINGS"]),
+        ]
+    }
+)
+KINDS = {"chat": "oca/chat-only", "responses": "oca/codex", "messages": "oca/claude"}
+CLIENTS = ("chat", "responses", "messages", "completions")
+ENDPOINT = {
+    "chat": Endpoint.CHAT,
+    "responses": Endpoint.RESPONSES,
+    "messages": Endpoint.MESSAGES,
+    "completions": Endpoint.COMPLETIONS,
+}
+PATH = {"chat": "/chat/completions", "responses": "/responses", "messages": "/v1/messages"}
+
+# -- the routing table ---------------------------------------------------------------------
+
+# (client, model kind) -> (upstream path, native, adapter)
+MATRIX = {
+    ("chat", "chat"): ("/chat/completions", True, None),
+    ("chat", "responses"): ("/responses", False, "responses"),
+    ("chat", "messages"): ("/v1/messages", False, "messages"),
+    ("responses", "chat"): ("/chat/completions", False, None),
+    ("responses", "responses"): ("/responses", True, None),
+    ("responses", "messages"): ("/v1/messages", False, "messages"),
+    ("messages", "chat"): ("/chat/completions", False, None),
+    ("messages", "responses"): ("/responses", False, "responses"),
+    ("messages", "messages"): ("/v1/messages", True, None),
+}
+
+
+@pytest.mark.parametrize(("client", "kind"), sorted(MATRIX))
+def test_plan_route_matrix(client: str, kind: str) -> None:
+    route = plan_route(ENDPOINT[client], KINDS[kind], CATALOG)
+    assert (route.upstream_path, route.native, route.adapter) == MATRIX[client, kind]
+
+
+@pytest.mark.parametrize("client", ["chat", "responses", "messages"])
+@pytest.mark.parametrize("model", ["oca/no-list", "oca/odd", "oca/not-in-the-list"])
+def test_no_unknown_or_missing_list_is_refused_it_goes_as_chat(client: str, model: str) -> None:
+    route = plan_route(ENDPOINT[client], model, CATALOG)
+    assert (route.upstream_path, route.adapter) == ("/chat/completions", None)
+    assert plan_route(ENDPOINT[client], model, None).upstream_path == "/chat/completions"
+
+
+def test_a_model_that_lists_chat_too_is_never_adapted() -> None:
+    assert plan_route(Endpoint.CHAT, "oca/both", CATALOG).native
+    assert plan_route(Endpoint.MESSAGES, "oca/both", CATALOG).adapter is None
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_completions_go_natively_first_and_retry_translated(kind: str) -> None:
+    body = {"model": KINDS[kind], "prompt": "Say hi", "max_tokens": 20}
+    ex = prepare(Endpoint.COMPLETIONS, body, Settings(), CATALOG)
+    assert (ex.route.upstream_path, ex.route.native) == ("/completions", True)
+    retry = completions_via_chat(ex)
+    assert retry.route.upstream_path == PATH[kind] and not retry.route.native
+    assert retry.route.adapter == (None if kind == "chat" else kind)
+    assert "Say hi" in json.dumps(retry.upstream_body)
+    assert retry.upstream_body["stream"] is True
+
+
+def test_messages_adapter_names_the_anthropic_version() -> None:
+    body = {"model": "oca/claude", "messages": [{"role": "user", "content": "hi"}]}
+    ex = prepare(Endpoint.CHAT, body, Settings(), CATALOG)
+    assert ex.upstream_headers == {"anthropic-version": "2023-06-01"}
+    assert (
+        prepare(Endpoint.CHAT, {**body, "model": "oca/codex"}, Settings(), CATALOG).upstream_headers
+        == {}
+    )
+
+
+# -- a fake proxy around prepare() and the stream drivers --------------------------------------
+
+
+@dataclass
+class Proxy:
+    client: str
+    script: Script
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    def __call__(self, request: Any) -> Any:
+        body = json.loads(request.content)
+        endpoint = ENDPOINT[self.client]
+        ex = prepare(endpoint, body, Settings(), CATALOG)
+        if endpoint is Endpoint.COMPLETIONS:  # OCA refused the native call: the one retry
+            ex = completions_via_chat(ex)
+        self.exchanges.append(ex)
+        data = upstream_sse(ex.route.upstream_path, self.script)
+        response = httpx2.Response if self.client == "messages" else httpx.Response
+        if ex.client_stream:
+            driver: Any
+            if ex.make_translator is None:
+                driver = PassthroughTap(1 << 20, lambda m: terminal_error_frame(endpoint, 502, m))
+            else:
+                driver = StreamDriver(ex.make_translator())
+            out = [piece for i in range(0, len(data), 37) for piece in driver(data[i : i + 37])]
+            out += driver(b"")
+            sse_head = {"content-type": "text/event-stream"}
+            return response(200, headers=sse_head, content=b"".join(out))
+        try:
+            return response(200, json=ex.client_body(data))
+        except ApiError as e:
+            shape = anthropic_error if ex.flavor == "anthropic" else openai_error
+            return response(e.status, json=shape(e.status, e.message))
+
+
+def openai_client(proxy: Proxy) -> openai.OpenAI:
+    http = httpx.Client(transport=httpx.MockTransport(proxy))
+    return openai.OpenAI(
+        api_key="k", base_url="http://proxy.test/v1", http_client=http, max_retries=0
+    )
+
+
+def anthropic_client(proxy: Proxy) -> anthropic.Anthropic:
+    http = httpx2.Client(transport=httpx2.MockTransport(proxy))
+    return anthropic.Anthropic(
+        api_key="k", base_url="http://proxy.test", http_client=http, max_retries=0
+    )
+
+
+# -- what each client's SDK makes of the answer, in one shape ---------------------------------
+
+
+@dataclass
+class Outcome:
+    text: str = ""
+    reasoning: str = ""
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    finish: str = ""  # in chat's words
+    usage: tuple[int, int, int] = (0, 0, 0)  # prompt (cached included), completion, cached
+    error: str = ""
+
+
+TOOL = {"name": "weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+
+
+def ask_chat(proxy: Proxy, model: str, stream: bool) -> Outcome:
+    client = openai_client(proxy)
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"type": "function", "function": TOOL}],
+    }
+    out = Outcome()
+    if not stream:
+        done = client.chat.completions.create(**kwargs)
+        msg = done.choices[0].message
+        out.text, out.finish = msg.content or "", done.choices[0].finish_reason
+        out.reasoning = (msg.model_extra or {}).get("reasoning_content") or ""
+        out.calls = [
+            (c.id, c.function.name, json.loads(c.function.arguments)) for c in msg.tool_calls or ()
+        ]  # type: ignore[union-attr]
+        u = done.usage
+        assert u is not None
+        cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0
+        out.usage = (u.prompt_tokens, u.completion_tokens, cached or 0)
+        return out
+    calls: dict[int, list[str]] = {}
+    for chunk in client.chat.completions.create(**kwargs, stream=True):
+        if chunk.usage:
+            d = chunk.usage.prompt_tokens_details
+            out.usage = (
+                chunk.usage.prompt_tokens,
+                chunk.usage.completion_tokens,
+                (d.cached_tokens or 0) if d else 0,
+            )
+        for choice in chunk.choices:
+            delta = choice.delta
+            out.text += delta.content or ""
+            out.reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
+            for tc in delta.tool_calls or ():
+                entry = calls.setdefault(tc.index, ["", "", ""])
+                entry[0] += tc.id or ""
+                entry[1] += (tc.function.name or "") if tc.function else ""
+                entry[2] += (tc.function.arguments or "") if tc.function else ""
+            out.finish = choice.finish_reason or out.finish
+    out.calls = [(i, n, json.loads(a)) for i, n, a in (calls[k] for k in sorted(calls))]
+    return out
+
+
+def ask_responses(proxy: Proxy, model: str, stream: bool) -> Outcome:
+    client = openai_client(proxy)
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "input": "Weather in Paris?",
+        "tools": [{"type": "function", **TOOL}],
+    }
+    out = Outcome()
+    if stream:
+        final: Any = None
+        for event in client.responses.create(**kwargs, stream=True):
+            if event.type in ("response.completed", "response.incomplete", "response.failed"):
+                final = event.response
+            elif event.type == "error":
+                out.error = event.message
+        if final is None:
+            return out
+        resp = final
+    else:
+        resp = client.responses.create(**kwargs)
+    if resp.status == "failed":
+        out.error = resp.error.message if resp.error else "failed"
+        return out
+    for item in resp.output:
+        if item.type == "reasoning":
+            out.reasoning += "".join(s.text for s in item.summary)
+        elif item.type == "message":
+            out.text += "".join(getattr(c, "text", "") for c in item.content)
+        elif item.type == "function_call":
+            out.calls.append((item.call_id, item.name, json.loads(item.arguments)))
+    if resp.status == "incomplete":
+        out.finish = "length"
+    else:
+        out.finish = "tool_calls" if out.calls else "stop"
+    u = resp.usage
+    assert u is not None
+    out.usage = (u.input_tokens, u.output_tokens, u.input_tokens_details.cached_tokens)
+    return out
+
+
+_STOP = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
+
+
+def ask_messages(proxy: Proxy, model: str, stream: bool) -> Outcome:
+    client = anthropic_client(proxy)
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "max_tokens": 2000,
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [
+            {
+                "name": TOOL["name"],
+                "description": TOOL["description"],
+                "input_schema": TOOL["parameters"],
+            }
+        ],
+    }
+    if stream:
+        with client.messages.stream(**kwargs) as s:
+            for _ in s:
+                pass
+            msg = s.get_final_message()
+    else:
+        msg = client.messages.create(**kwargs)
+    out = Outcome(finish=_STOP[msg.stop_reason or ""])
+    for block in msg.content:
+        if block.type == "text":
+            out.text += block.text
+        elif block.type == "thinking":
+            out.reasoning += block.thinking
+            assert block.signature  # a thinking block the SDK takes carries one
+        elif block.type == "tool_use":
+            out.calls.append((block.id, block.name, dict(block.input)))  # type: ignore[call-overload]
+    u = msg.usage
+    cached = u.cache_read_input_tokens or 0
+    out.usage = (
+        u.input_tokens + cached + (u.cache_creation_input_tokens or 0),
+        u.output_tokens,
+        cached,
+    )
+    return out
+
+
+def ask_completions(proxy: Proxy, model: str, stream: bool) -> Outcome:
+    client = openai_client(proxy)
+    out = Outcome()
+    if not stream:
+        done = client.completions.create(model=model, prompt="Weather in Paris?")
+        out.text, out.finish = done.choices[0].text, done.choices[0].finish_reason
+        assert done.usage is not None
+        out.usage = (done.usage.prompt_tokens, done.usage.completion_tokens, 0)
+        return out
+    chunks = client.completions.create(
+        model=model, prompt="Weather in Paris?", stream=True, stream_options={"include_usage": True}
+    )
+    for chunk in chunks:
+        if chunk.usage:
+            out.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens, 0)
+        for choice in chunk.choices:
+            out.text += choice.text
+            out.finish = choice.finish_reason or out.finish
+    return out
+
+
+ASK = {
+    "chat": ask_chat,
+    "responses": ask_responses,
+    "messages": ask_messages,
+    "completions": ask_completions,
+}
+
+
+def ask(client: str, kind: str, script: Script, stream: bool) -> tuple[Outcome, Proxy]:
+    proxy = Proxy(client, script)
+    try:
+        outcome = ASK[client](proxy, KINDS[kind], stream)
+    except (openai.APIError, anthropic.APIError) as e:
+        outcome = Outcome(error=str(e))
+    return outcome, proxy
+
+
+# -- the cells -------------------------------------------------------------------------------
+
+CELLS = [(c, k) for c in CLIENTS for k in KINDS]
+TEXT = Script(reasoning="Think first.", text="Hello world")
+TOOLS = Script(
+    reasoning="Think first.",
+    text="Looking.",
+    calls=[("call_a", "weather", {"city": "Paris"}), ("call_b", "weather", {"city": "Lyon"})],
+    finish="tool_calls",
+)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "buffered"])
+@pytest.mark.parametrize(("client", "kind"), CELLS)
+def test_text_reasoning_and_usage(client: str, kind: str, stream: bool) -> None:
+    outcome, proxy = ask(client, kind, TEXT, stream)
+    (ex,) = proxy.exchanges
+    assert ex.route.upstream_path == PATH[kind]  # the model's own API, or chat
+    assert ex.upstream_body["model"] == KINDS[kind] and ex.upstream_body["stream"] is True
+    assert outcome.error == ""
+    assert outcome.text == "Hello world"
+    # Legacy completions has no place for reasoning; every other client gets it.
+    assert outcome.reasoning == ("" if client == "completions" else "Think first.")
+    assert outcome.finish == "stop"
+    cached = 0 if client == "completions" else 4  # legacy usage has no cache details
+    assert outcome.usage == (10, 5, cached)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "buffered"])
+@pytest.mark.parametrize(("client", "kind"), [c for c in CELLS if c[0] != "completions"])
+def test_parallel_tool_calls(client: str, kind: str, stream: bool) -> None:
+    outcome, _ = ask(client, kind, TOOLS, stream)
+    assert outcome.error == ""
+    assert outcome.text == "Looking."
+    assert outcome.calls == [
+        ("call_a", "weather", {"city": "Paris"}),
+        ("call_b", "weather", {"city": "Lyon"}),
+    ]
+    assert outcome.finish == "tool_calls"
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "buffered"])
+@pytest.mark.parametrize(("client", "kind"), CELLS)
+def test_length_stop(client: str, kind: str, stream: bool) -> None:
+    outcome, _ = ask(client, kind, Script(text="Hello wo", finish="length"), stream)
+    assert (outcome.text, outcome.finish) == ("Hello wo", "length")
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "buffered"])
+@pytest.mark.parametrize(("client", "kind"), CELLS)
+def test_upstream_error_in_the_clients_shape(client: str, kind: str, stream: bool) -> None:
+    outcome, _ = ask(client, kind, Script(text="Hi", error=(429, "slow down")), stream)
+    assert "slow down" in outcome.error
+    if not stream and (client, kind) != ("responses", "responses"):
+        # The status of the error, for the SDK's retry logic (a native Responses answer
+        # is a `failed` response object instead, as OCA's own would be).
+        assert "429" in outcome.error
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "buffered"])
+@pytest.mark.parametrize(("client", "kind"), [c for c in CELLS if c[1] != "chat"])
+def test_a_stream_cut_short_is_an_error(client: str, kind: str, stream: bool) -> None:
+    outcome, _ = ask(client, kind, Script(text="Hi", cut=True), stream)
+    assert "ended before" in outcome.error
+
+
+# -- what the requests carry upstream: images, tool results, reasoning ------------------------
+
+PNG = "iVBORw0KGgo="
+HISTORY = {
+    "chat": {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ],
+        "tools": [{"type": "function", "function": TOOL}],
+    },
+    "responses": {
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "What is this?"},
+                                         {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"}]},
+            {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": '{"city":"Paris"}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        ],
+        "tools": [{"type": "function", **TOOL}],
+    },
+    "messages": {
+        "max_tokens": 1000,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"}]},
+        ],
+        "tools": [{"name": "weather", "input_schema": TOOL["parameters"]}],
+    },
+}  # fmt: skip
+
+
+def image_and_result(path: str, body: dict[str, Any]) -> tuple[str, str]:
+    """(the image's base64 data, the tool result's text) as the upstream body carries them."""
+    image = result = ""
+    if path == "/chat/completions":
+        for m in body["messages"]:
+            for p in m["content"] if isinstance(m.get("content"), list) else ():
+                if p.get("type") == "image_url":
+                    image = p["image_url"]["url"].split(",")[1]
+            if m["role"] == "tool":
+                result = f"{m['tool_call_id']}:{m['content']}"
+    elif path == "/responses":
+        for item in body["input"]:
+            for p in item.get("content") or () if isinstance(item.get("content"), list) else ():
+                if p.get("type") == "input_image":
+                    image = p["image_url"].split(",")[1]
+            if item.get("type") == "function_call_output":
+                result = f"{item['call_id']}:{item['output']}"
+    else:
+        for m in body["messages"]:
+            for b in m["content"] if isinstance(m["content"], list) else ():
+                if b["type"] == "image":
+                    image = b["source"]["data"]
+                if b["type"] == "tool_result":
+                    result = f"{b['tool_use_id']}:{b['content']}"
+    return image, result
+
+
+@pytest.mark.parametrize(("client", "kind"), [c for c in CELLS if c[0] != "completions"])
+def test_images_and_tool_results_reach_every_kind(client: str, kind: str) -> None:
+    body = {"model": KINDS[kind], **HISTORY[client]}
+    ex = prepare(ENDPOINT[client], body, Settings(), CATALOG)
+    assert image_and_result(ex.route.upstream_path, ex.upstream_body) == (PNG, "call_1:sunny")
+
+
+REASONING_ASKED = {
+    "chat": {"messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "high"},
+    "responses": {"input": "hi", "reasoning": {"effort": "high"}},
+    "messages": {"max_tokens": 30000, "messages": [{"role": "user", "content": "hi"}],
+                 "thinking": {"type": "enabled", "budget_tokens": 20000}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("client", "kind"), [c for c in CELLS if c[0] != "completions"])
+def test_reasoning_asked_reaches_every_kind(client: str, kind: str) -> None:
+    body = {"model": KINDS[kind], **REASONING_ASKED[client]}
+    ex = prepare(ENDPOINT[client], body, Settings(), CATALOG)
+    up = ex.upstream_body
+    if ex.route.upstream_path == "/chat/completions":
+        assert up["reasoning_effort"] == "high"
+    elif ex.route.upstream_path == "/responses":
+        assert up["reasoning"]["effort"] == "high"
+    elif ex.route.native:  # the client's own thinking budget, as sent
+        assert up["thinking"] == {"type": "enabled", "budget_tokens": 20000}
+    else:
+        assert up["thinking"]["type"] == "enabled" and up["thinking"]["budget_tokens"] >= 1024
