@@ -164,7 +164,14 @@ def keep_oca_answer(
 def describe(rec: RequestRecord) -> str:
     """`anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s`"""
     api = API_LABELS.get(rec.api, rec.api)
-    parts = [f"{api} → chat" if rec.route == "translated" else api]
+    if rec.route == "translated":
+        parts = [f"{api} → chat"]
+    elif rec.route.startswith("via "):  # through chat and the model's own API's adapter
+        parts = [
+            f"{api} → chat → {rec.route[4:]}" if rec.api != "chat" else f"chat → {rec.route[4:]}"
+        ]
+    else:
+        parts = [api]
     if rec.requested_model == rec.target_model:
         parts.append(rec.target_model)
     else:

@@ -15,7 +15,7 @@ class RequestRecord:
     path: str
     requested_model: str
     target_model: str
-    route: str  # "native" | "translated"
+    route: str  # "native" | "translated" (via chat) | "via responses" | "via messages" | "refused"
     stream: bool
     status: int = 0
     input_tokens: int = 0

@@ -116,7 +116,7 @@ class Gateway:
             path=req.path.split("?")[0],
             requested_model=ex.choice.requested,
             target_model=ex.choice.target,
-            route="native" if ex.route.native else "translated",
+            route=route_label(ex),
             stream=ex.client_stream,
             request_id=request_id,
         )
@@ -140,6 +140,12 @@ class Gateway:
         fields = [(k, v) for k, v in req.headers.fields if k.lower() in keep]
         sent = {k.lower() for k, _ in fields}
         fields += [(k, v) for k, v in _CLIENT_FIELDS if k not in sent]
+        # What the upstream API wants that the client's did not carry (Messages adapter).
+        fields += [
+            (k.encode(), v.encode())
+            for k, v in ex.upstream_headers.items()
+            if k.encode() not in sent
+        ]
         scheme, host, port = upstream.origin
         if (req.scheme, req.host, req.port) != (scheme, host, port):  # same in reverse mode
             req.headers = http.Headers()
@@ -273,7 +279,7 @@ class Gateway:
         assert flow.response is not None and upstream
         first = upstream_error_message(flow.response.raw_content or b"", flow.response.status_code)
         ex = completions_via_chat(st.exchange)
-        st.exchange, st.record.route = ex, "translated"
+        st.exchange, st.record.route = ex, route_label(ex)
         request_id = secrets.token_hex(16)
         headers = {
             "authorization": f"Bearer {st.access_token}",
@@ -281,10 +287,15 @@ class Gateway:
             "accept": "text/event-stream",
             "opc-request-id": request_id,
             **CLIENT_HEADERS,
+            **ex.upstream_headers,
         }
         url = upstream.base_url + ex.route.upstream_path
         wait = ctx.options.oca_upstream_idle_timeout or None
-        log.info("OCA refused /completions (%s); retrying through chat", first[:200])
+        log.info(
+            "OCA refused /completions (%s); retrying through %s",
+            first[:200],
+            ex.route.upstream_path,
+        )
         try:
             resp = await asyncio.to_thread(
                 requests.post,
@@ -390,3 +401,10 @@ def _falls_back(st: InFlight, status: int) -> bool:
     return (
         ex.endpoint is Endpoint.COMPLETIONS and ex.route.native and status in _COMPLETIONS_FALLBACK
     )
+
+
+def route_label(ex: Exchange) -> str:
+    """How the call went, for the record: native, translated (via chat), or via an adapter."""
+    if ex.route.native:
+        return "native"
+    return f"via {ex.route.adapter}" if ex.route.adapter else "translated"

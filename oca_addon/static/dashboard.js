@@ -144,8 +144,10 @@
         h("td", {},
           h("div", { class: "mono" }, r.path),
           h("div", { class: "chips" },
-            h("span", { class: `chip ${r.route === "translated" ? "accent" : "info"}` },
-              r.route === "translated" ? `${apiLabel(r.api)} → chat` : apiLabel(r.api)),
+            h("span", { class: `chip ${r.route === "native" ? "info" : r.route === "refused" ? "bad" : "accent"}` },
+              r.route === "translated" ? `${apiLabel(r.api)} → chat`
+                : r.route.startsWith("via ") ? `${apiLabel(r.api)} → ${r.route.slice(4)}`
+                : r.route === "refused" ? `${apiLabel(r.api)} · refused` : apiLabel(r.api)),
             r.stream ? h("span", { class: "chip" }, "stream") : null)),
         h("td", {},
           r.requested_model === r.target_model
