@@ -102,6 +102,10 @@ def test_logout_needs_our_own_page(proxy_factory) -> None:
         assert page.status_code == 200 and p.token_file.exists()  # GET changes nothing
         forged = b.post(f"{p.url}/logout", data={"csrf": "guess"})
         assert forged.status_code == 403 and p.token_file.exists()
+        odd = b.post(f"{p.url}/logout", data={"csrf": "gu\u00e9ss\u2603"})  # issue 14.5
+        assert odd.status_code == 400 and "Malformed" in odd.text and p.token_file.exists()
+        odd = b.post(f"{p.url}/logout", headers={"x-csrf-token": "\u00e9".encode().decode("latin-1")})
+        assert odd.status_code == 400 and p.token_file.exists()
         csrf = re.search(r'name=csrf value="([^"]+)"', page.text).group(1)
         out = b.post(f"{p.url}/logout", data={"csrf": csrf})
     assert out.status_code == 200 and "Logged out" in out.text
