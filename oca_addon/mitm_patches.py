@@ -15,6 +15,7 @@ The client side only touches HTTP/1 (what local API clients speak); all are appl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Generator
@@ -23,7 +24,7 @@ from typing import Any
 from mitmproxy import http, version
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
-from mitmproxy.proxy import commands
+from mitmproxy.proxy import commands, server
 from mitmproxy.proxy.layers.http import _http1, _http2
 from mitmproxy.proxy.layers.http._events import RequestHeaders, ResponseProtocolError
 
@@ -233,7 +234,27 @@ def upstream_last_activity(flow: Any) -> float | None:
     return getattr(watchdog, "last_activity", None)
 
 
+# -- closing a connection for real ------------------------------------------------------------
+# mitmproxy 12.3.1, proxy/server.py: CloseConnection cancels the connection's reader task,
+# which closes the socket on its way out. But when the cancel lands while that task waits
+# for the server_event lock (a hook, e.g. the 413's error hook, holds it), CancelledError
+# leaves handle_connection before its writer.close(): the socket stays open, the client
+# keeps writing its body into full buffers and never sees the 413 (the openai SDK waits
+# for its 600 s timeout). So the socket is closed right here too (what was written is
+# still sent first: asyncio flushes its buffer before closing).
+
+
+def _close_connection(self: Any, connection: Any, half_close: bool = False) -> None:
+    _original_close_connection(self, connection, half_close)
+    if connection.state is ConnectionState.CLOSED:
+        io = self.transports.get(connection)
+        writer = getattr(io, "writer", None)
+        if isinstance(writer, asyncio.StreamWriter) and not writer.is_closing():
+            writer.close()
+
+
 _original_send = _http1.Http1Server.send
+_original_close_connection = server.ConnectionHandler.close_connection
 
 
 def apply() -> None:
@@ -242,6 +263,7 @@ def apply() -> None:
         return
     _http1.make_error_response = error_response_bytes
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
+    server.ConnectionHandler.close_connection = _close_connection  # type: ignore[method-assign]
     _http1.Http1Client.send = _with_wire_headers(_http1.Http1Client.send)  # type: ignore[method-assign]
     _http2.Http2Client._handle_event2 = _with_wire_headers(_http2.Http2Client._handle_event2)  # type: ignore[method-assign]
     _applied = True
