@@ -31,6 +31,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
 
 from . import __version__, annotate, contentview, jsonio, mitm_patches, security, sse
+from .addons.hardening import client_headers
 from .config import DEPLOYMENTS, Settings, SettingsFile, find_config_file
 from .errors import ApiError, ApiFlavor, error_bytes, upstream_error_message
 from .gateway import (
@@ -375,7 +376,7 @@ class OcaAddon:
             method=req.method,
             host_header=req.host_header,
             origin=req.headers.get("origin"),
-            headers=req.headers,
+            headers=client_headers(req),  # the real keys (the flow shows placeholders)
             peer=peer,
             port=self.listen_port(),
             api=api,

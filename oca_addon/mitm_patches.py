@@ -40,6 +40,11 @@ def error_response_bytes(status_code: int, message: str = "", path: str | None =
     reason = message.strip() or "the upstream request failed"
     if status_code == 413:
         text = f"the request body is larger than oca-proxy accepts ({_body_limit_text()})"
+    elif status_code == 431:
+        text = (
+            f"the request head is larger than oca-proxy accepts ({reason}); "
+            "raise it with --set oca_max_header_size=BYTES or --set oca_max_headers=N"
+        )
     elif status_code < 500:
         text = f"oca-proxy could not read the request: {reason}"
     elif status_code == 504:
@@ -65,7 +70,13 @@ def error_response_bytes(status_code: int, message: str = "", path: str | None =
     resp = http.Response.make(
         status_code,
         json.dumps(body).encode(),
-        {"Server": version.MITMPROXY, "Connection": "close", "Content-Type": "application/json"},
+        {
+            "Server": version.MITMPROXY,
+            "Connection": "close",
+            "Content-Type": "application/json",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "frame-ancestors 'none'",
+        },
     )
     return http1.assemble_response(resp)
 
@@ -253,6 +264,48 @@ def _close_connection(self: Any, connection: Any, half_close: bool = False) -> N
             writer.close()
 
 
+# -- a limit on request heads ----------------------------------------------------------------
+# mitmproxy 12.3.1 buffers a request head without limit (_http1.Http1Server.read_headers:
+# "FIXME: protect against header size DoS"): a 32 MB header or 20,000 headers were
+# accepted. Checked before mitmproxy parses the head: 431, then the connection closes.
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 256
+_head_limits = (MAX_HEAD_BYTES, MAX_HEADERS)
+
+
+def set_head_limits(max_bytes: int, max_headers: int) -> None:
+    global _head_limits
+    _head_limits = (max_bytes, max_headers)
+
+
+def head_problem(buf: bytes, max_bytes: int, max_headers: int) -> str | None:
+    """Why the request head at the start of `buf` is too big (None: fine, or not complete)."""
+    end = buf.find(b"\r\n\r\n", 0, max_bytes + 4)
+    if end < 0:
+        return f"more than {max_bytes} bytes" if len(buf) > max_bytes else None
+    if max_headers > 0 and buf.count(b"\n", 0, end) > max_headers:  # request line + fields
+        return f"more than {max_headers} header fields"
+    return None
+
+
+def _read_headers(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
+    from mitmproxy.proxy import events
+
+    max_bytes, max_headers = _head_limits
+    # A head with more fields than the limit is longer than 4 bytes each: cheap to skip.
+    if isinstance(event, events.DataReceived) and len(self.buf) > min(max_bytes, 4 * max_headers):
+        problem = head_problem(bytes(self.buf), max_bytes, max_headers)
+        if problem:
+            yield commands.SendData(self.conn, error_response_bytes(431, problem))
+            yield commands.CloseConnection(self.conn)
+            yield commands.Log(f"Refused a request head with {problem} (431)", logging.WARNING)
+            self.state = self.done
+            return
+    yield from _original_read_headers(self, event)
+
+
+_original_read_headers = _http1.Http1Server.read_headers
 _original_send = _http1.Http1Server.send
 _original_close_connection = server.ConnectionHandler.close_connection
 
@@ -263,6 +316,7 @@ def apply() -> None:
         return
     _http1.make_error_response = error_response_bytes
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
+    _http1.Http1Server.read_headers = _read_headers  # type: ignore[method-assign]
     server.ConnectionHandler.close_connection = _close_connection  # type: ignore[method-assign]
     _http1.Http1Client.send = _with_wire_headers(_http1.Http1Client.send)  # type: ignore[method-assign]
     _http2.Http2Client._handle_event2 = _with_wire_headers(_http2.Http2Client._handle_event2)  # type: ignore[method-assign]
