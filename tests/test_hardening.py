@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import stat
 import time
 from typing import Any
 
@@ -151,3 +152,111 @@ def test_mitmweb_live_updates_hold_no_client_keys(sim: Any, tmp_path: Any) -> No
         p.stop()
     assert "/chat/completions" in during.text
     assert not _secrets_in(during.content) and not _secrets_in(after.content)
+
+
+# -- 14.4: frame protection on everything the proxy serves ------------------------------------
+
+
+def _framed_ok(r: httpx.Response) -> None:
+    where = f"{r.request.method} {r.request.url.path} -> {r.status_code}"
+    assert r.headers.get("x-frame-options") == "DENY", where
+    csp = r.headers.get("content-security-policy", "")
+    assert "frame-ancestors 'none'" in csp and csp.count("frame-ancestors") == 1, (where, csp)
+
+
+def test_every_page_forbids_framing(proxy_factory: Any) -> None:
+    p: Proxy = proxy_factory(options={"oca_max_body": str(MAX_BODY)})
+    with httpx.Client(base_url=p.url, timeout=30) as c:
+        dashboard = c.get("/")
+        assert "script-src" in dashboard.headers["content-security-policy"]  # merged, not lost
+        answers = [
+            dashboard,
+            c.head("/"),
+            c.get("/health"),
+            c.get("/login"),
+            c.get("/callback?code=x&state=nope"),
+            c.get("/logout"),
+            c.post("/logout", data={"csrf": "wrong"}),
+            c.get("/api/state"),
+            c.get("/api/settings"),
+            c.get("/nothing-here"),
+            c.get("/health", headers={"host": "evil.example"}),  # refused: DNS rebinding
+            c.post(
+                "/v1/chat/completions",
+                content=b"{nope",
+                headers={"content-type": "application/json"},
+            ),
+            c.post("/v1/chat/completions", content=b"x" * (MAX_BODY + 1)),  # mitmproxy's 413
+            c.get("/v1/models"),
+        ]
+    for r in answers:
+        _framed_ok(r)
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # mitmproxy's own 400
+        head = s.recv(4096).lower()
+    assert b"x-frame-options: deny" in head and b"frame-ancestors 'none'" in head
+
+
+# -- 14.5 and the rest: bad input ---------------------------------------------------------------
+
+
+def _raw(p: Proxy, data: bytes, chunk: int = 1 << 20) -> bytes:
+    out = b""
+    with socket.create_connection(("127.0.0.1", p.port), timeout=20) as s:
+        with contextlib.suppress(OSError):
+            for i in range(0, len(data), chunk):
+                s.sendall(data[i : i + chunk])
+        with contextlib.suppress(OSError):
+            while part := s.recv(65536):  # the connection must end (socket timeout: 20 s)
+                out += part
+    return out
+
+
+def test_huge_headers_get_a_431(proxy_factory: Any) -> None:
+    p: Proxy = proxy_factory()
+    start = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % p.port
+    one_huge = start + b"x-big: " + b"a" * (32 * 1024 * 1024) + b"\r\n\r\n"
+    many = start + b"".join(b"x-h%d: v\r\n" % i for i in range(20_000)) + b"\r\n"
+    many_small = start + b"".join(b"a:\r\n" for _ in range(300)) + b"\r\n"
+    for data in (one_huge, many, many_small):
+        answer = _raw(p, data)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        body = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert "oca_max_header" in body["error"]["message"]
+    # an ordinary request with a generous head still works
+    ok = httpx.post(
+        f"{p.url}/v1/chat/completions",
+        json=CHAT,
+        headers={f"x-h{i}": "v" * 100 for i in range(100)},
+        timeout=30,
+    )
+    assert ok.status_code == 200
+    assert p.health()["status"] == "ok"
+
+
+def test_control_characters_cannot_forge_log_lines(proxy_factory: Any) -> None:
+    p: Proxy = proxy_factory(settings={"model_mapping": {"forge*": "oca/gpt-4.1"}})
+    forged = "INFO FORGED LINE"
+    for path in ("/v1/chat/completions", "/v1/messages"):
+        body: dict[str, Any] = {
+            "model": f"forge\n[00:00:00.000] {forged}\x1b[2J",
+            "messages": [{"role": "user", "content": "x"}],
+            "max_tokens": 5,
+        }
+        httpx.post(f"{p.url}{path}", json=body, timeout=30)
+    time.sleep(0.5)  # the traffic log is batched
+    log = p.log()
+    assert forged in log  # the text is there, escaped within its own line
+    assert not [line for line in log.splitlines() if line.startswith(("[00:00:00.000]", forged))]
+    assert "\x1b" not in log
+
+
+def test_token_folder_private_from_the_first_moment(proxy_factory: Any) -> None:
+    p: Proxy = proxy_factory(logged_in=False)
+    r = httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30)
+    assert r.status_code == 401
+    folder = p.token_file.parent
+    assert folder.is_dir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    lock = folder / "refresh_token.json.lock"
+    assert lock.exists() and stat.S_IMODE(lock.stat().st_mode) == 0o600
