@@ -267,7 +267,7 @@ def escape_controls(text: str) -> str:
     forge a log line or drive the terminal."""
     if not _CONTROLS.search(text):
         return text
-    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1] if m.group() != "\\" else "\\\\", text)
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 # -- frame protection ----------------------------------------------------------------------------

@@ -316,3 +316,49 @@ def test_symlinked_token_file_is_written_through_the_link(tmp_path: Path) -> Non
     assert asyncio.run(tm.access_token()) == "at-1"
     assert link.is_symlink() and json.loads(target.read_text())["refresh_token"] == "rt-1"
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+class _Answer:
+    def __init__(self, status: int, body: object) -> None:
+        self.status_code = status
+        self._body = body
+
+    def json(self) -> object:
+        if isinstance(self._body, str):
+            raise ValueError("not JSON")
+        return self._body
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "gone"),
+    [
+        (400, {"error": "invalid_grant", "error_description": "expired"}, True),
+        (400, {"error": "invalid_token"}, True),
+        (400, {"error": "unauthorized_client"}, True),
+        (401, {"error": "invalid_client"}, True),
+        (403, "<html>forbidden</html>", True),
+        (400, {"error": "invalid_request"}, False),
+        (500, "oops", False),
+        (503, {"error": "temporarily_unavailable"}, False),
+    ],
+)
+def test_which_refresh_failures_end_the_login(
+    monkeypatch: pytest.MonkeyPatch, status: int, body: object, gone: bool
+) -> None:
+    """Issue 12, part 3: and the request carries exactly what real clients send."""
+    from oca_addon import idcs as idcs_module
+
+    sent: list[dict[str, str]] = []
+
+    def post(url: str, data: dict[str, str], **kw: object) -> _Answer:
+        sent.append(data)
+        return _Answer(status, body)
+
+    monkeypatch.setattr(idcs_module.requests, "post", post)
+    client = idcs_module.Idcs("http://127.0.0.1:1", "client-x")
+    client._discovery = {"token_endpoint": "http://127.0.0.1:1/token"}
+    with pytest.raises(LoginGone if gone else IdcsError):
+        client.refresh("rt-9")
+    assert sent == [
+        {"grant_type": "refresh_token", "refresh_token": "rt-9", "client_id": "client-x"}
+    ]
