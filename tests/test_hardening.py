@@ -260,3 +260,23 @@ def test_token_folder_private_from_the_first_moment(proxy_factory: Any) -> None:
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     lock = folder / "refresh_token.json.lock"
     assert lock.exists() and stat.S_IMODE(lock.stat().st_mode) == 0o600
+
+
+def test_patched_mitmproxy_code_is_what_the_patches_were_written_for() -> None:
+    """Fails loudly when mitmproxy changes under the 413 close and head-limit patches
+    (checked against mitmproxy 12.3.1): then re-check whether they are still needed."""
+    import inspect
+
+    from mitmproxy.proxy import server
+    from mitmproxy.proxy.layers.http import _http1
+
+    from oca_addon import mitm_patches
+
+    mitm_patches.apply()
+    assert _http1.Http1Server.read_headers is mitm_patches._read_headers
+    assert server.ConnectionHandler.close_connection is mitm_patches._close_connection
+    read_headers = inspect.getsource(mitm_patches._original_read_headers)
+    assert "maybe_extract_lines" in read_headers and "header size DoS" in read_headers
+    handle = inspect.getsource(server.ConnectionHandler.handle_connection)
+    assert "await self.server_event(events.DataReceived(connection, data))" in handle
+    assert "writer.close()" in handle
