@@ -27,6 +27,7 @@ from mitmproxy import ctx, http
 from .contentview import META_KEY
 from .gateway import PassthroughTap, StreamDriver
 from .routing import Endpoint, classify
+from .security import escape_controls
 from .stats import RequestRecord
 
 log = logging.getLogger("oca_addon.traffic")
@@ -218,7 +219,9 @@ def finish(flow: http.HTTPFlow, rec: RequestRecord) -> None:
     data["summary"] = {**rec.as_dict(), "comment": comment}
     redact(flow)
     path = data.get("client_request", {}).get("path") or rec.path
-    traffic_log.add(f"{rec.status or '---'} {flow.request.method} {path} · {comment}")
+    # One line per call, whatever the client put in its model name or path.
+    line = f"{rec.status or '---'} {flow.request.method} {path} · {comment}"
+    traffic_log.add(escape_controls(line))
 
 
 class TrafficLog:

@@ -202,6 +202,8 @@ def parse_json_body(content: bytes | None, content_type: str | None) -> dict[str
         raise RequestError(
             f"the body is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
         ) from None
+    except jsonio.BeyondLimits as e:
+        raise RequestError(f"the body cannot be read: {e}") from None
     if not isinstance(data, dict):
         raise RequestError(f"the body must be a JSON object, not {type(data).__name__}")
     return data

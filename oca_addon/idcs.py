@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
+from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
 # requests-oauthlib logs whole token responses at DEBUG: keep tokens out of every log.
@@ -32,6 +32,19 @@ TIMEOUT = 30
 
 class LoginGone(Exception):
     """The refresh token is no longer accepted (invalid_grant): the user must log in again."""
+
+
+# OAuth errors (RFC 6749, 6750) that no retry will cure: this login is over.
+LOGIN_GONE_ERRORS = frozenset({"invalid_grant", "invalid_token", "unauthorized_client"})
+
+
+def refresh_failure(status: int, error: str | None) -> str | None:
+    """Why a token endpoint answer means the login is gone (None: it may work later)."""
+    if error in LOGIN_GONE_ERRORS:
+        return error
+    if status in (401, 403):
+        return error or f"IDCS answered {status}"
+    return None
 
 
 class IdcsError(Exception):
@@ -98,21 +111,36 @@ class Idcs:
         return str(self.discovery()["authorization_endpoint"])
 
     def refresh(self, refresh_token: str) -> TokenSet:
-        session = OAuth2Session(self.client_id, scope=SCOPE)
+        """Exactly what real clients send (no scope: requests-oauthlib's refresh_token()
+        would add one). LoginGone when IDCS will never take this refresh token again."""
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": self.client_id,
+        }
         try:
-            token = session.refresh_token(
+            resp = requests.post(
                 self.token_endpoint,
-                refresh_token=refresh_token,
-                client_id=self.client_id,
+                data=form,
+                headers={"accept": "application/json"},
                 timeout=TIMEOUT,
             )
-        except InvalidGrantError as e:
-            raise LoginGone(e.description or "invalid_grant") from None
-        except OAuth2Error as e:
-            raise IdcsError(f"IDCS refused the refresh: {e.error}") from None
-        except (requests.RequestException, ValueError) as e:
+        except requests.RequestException as e:
             raise IdcsError(f"cannot reach IDCS: {type(e).__name__}") from None
-        result = TokenSet.from_response(dict(token))
+        try:
+            token = resp.json()
+        except ValueError:
+            token = None
+        if not isinstance(token, dict):
+            token = {}
+        error = token.get("error")
+        gone = refresh_failure(resp.status_code, error if isinstance(error, str) else None)
+        if gone is not None:
+            desc = token.get("error_description")
+            raise LoginGone(desc if isinstance(desc, str) and desc else gone)
+        if resp.status_code >= 400 or error:
+            raise IdcsError(f"IDCS refused the refresh: {error or resp.status_code}")
+        result = TokenSet.from_response(token)
         # Without rotation IDCS sends no new refresh token: the old one stays valid.
         if result.refresh_token is None:
             result = TokenSet(

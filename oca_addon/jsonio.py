@@ -20,11 +20,25 @@ _compact_ascii = json.JSONEncoder(separators=(",", ":"))
 
 def loads(data: bytes | bytearray | str) -> Any:
     """Like json.loads; raises json.JSONDecodeError (a ValueError) with the standard
-    library's message on bad input."""
+    library's message on bad input, BeyondLimits (a ValueError) on nesting or numbers beyond
+    what is parsed."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(data)  # accepts what orjson does not (NaN), else says why not
+    except RecursionError:  # orjson stops at 1024 levels; the standard library's stack less gently
+        raise BeyondLimits("the JSON is nested too deeply") from None
+    except ValueError as e:
+        if isinstance(e, json.JSONDecodeError):
+            raise
+        # int("7" * 5000): Python refuses integers of more than 4300 digits
+        raise BeyondLimits("a number in the JSON has too many digits") from None
+
+
+class BeyondLimits(ValueError):
+    """JSON that is well formed but beyond what is parsed: nesting or number size."""
 
 
 def dumps(obj: Any) -> bytes:

@@ -303,7 +303,11 @@ class LocalSite:
             return http.Response.make(405, b"use POST", {"allow": "GET, POST"})
         form = parse_qs(req.get_text(strict=False) or "")
         sent = (form.get("csrf") or [req.headers.get("x-csrf-token", "")])[0]
-        if not secrets.compare_digest(sent, self.csrf):
+        if not sent.isascii():  # never ours (and compare_digest refuses non-ASCII str)
+            return http.Response.make(
+                400, pages.message_page("Not logged out", "Malformed CSRF token.", ok=False), HTML
+            )
+        if not secrets.compare_digest(sent.encode(), self.csrf.encode()):
             return http.Response.make(
                 403,
                 pages.message_page(

@@ -26,6 +26,7 @@ CHECKED_AGAINST; tests/test_mitm_patches.py fails when any of them changes (CHEC
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
@@ -35,7 +36,7 @@ from typing import Any
 from mitmproxy import http, version
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
-from mitmproxy.proxy import commands
+from mitmproxy.proxy import commands, server
 from mitmproxy.proxy.layers.http import _http1, _http2
 from mitmproxy.proxy.layers.http._events import RequestHeaders, ResponseProtocolError
 
@@ -66,6 +67,13 @@ CHECKED: dict[str, tuple[str, tuple[str, ...]]] = {
     "proxy.layers.http._http2.Http2Client._handle_event2": (
         "a3b722b18c3f46fa",
         ("self", "event"),
+    ),
+    # wrapped by _read_headers (431 for heads over the limits)
+    "proxy.layers.http._http1.Http1Server.read_headers": ("3fe0945216bcf7bc", ("self", "event")),
+    # wrapped by _close_connection (closes the client's socket after a 413)
+    "proxy.server.ConnectionHandler.close_connection": (
+        "c0d10cc05dd65b80",
+        ("self", "connection", "half_close"),
     ),
     # read by close_upstream / upstream_last_activity (connections, transports, handler,
     # timeout_watchdog.last_activity)
@@ -100,6 +108,11 @@ def error_response_bytes(status_code: int, message: str = "", path: str | None =
     reason = message.strip() or "the upstream request failed"
     if status_code == 413:
         text = f"the request body is larger than oca-proxy accepts ({_body_limit_text()})"
+    elif status_code == 431:
+        text = (
+            f"the request head is larger than oca-proxy accepts ({reason}); "
+            "raise it with --set oca_max_header_size=BYTES or --set oca_max_headers=N"
+        )
     elif status_code < 500:
         text = f"oca-proxy could not read the request: {reason}"
     elif status_code == 504:
@@ -125,7 +138,13 @@ def error_response_bytes(status_code: int, message: str = "", path: str | None =
     resp = http.Response.make(
         status_code,
         json.dumps(body).encode(),
-        {"Server": version.MITMPROXY, "Connection": "close", "Content-Type": "application/json"},
+        {
+            "Server": version.MITMPROXY,
+            "Connection": "close",
+            "Content-Type": "application/json",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "frame-ancestors 'none'",
+        },
     )
     return http1.assemble_response(resp)
 
@@ -303,7 +322,69 @@ def upstream_last_activity(flow: Any) -> float | None:
     return getattr(watchdog, "last_activity", None)
 
 
+# -- closing a connection for real ------------------------------------------------------------
+# mitmproxy 12.3.1, proxy/server.py: CloseConnection cancels the connection's reader task,
+# which closes the socket on its way out. But when the cancel lands while that task waits
+# for the server_event lock (a hook, e.g. the 413's error hook, holds it), CancelledError
+# leaves handle_connection before its writer.close(): the socket stays open, the client
+# keeps writing its body into full buffers and never sees the 413 (the openai SDK waits
+# for its 600 s timeout). So the socket is closed right here too (what was written is
+# still sent first: asyncio flushes its buffer before closing).
+
+
+def _close_connection(self: Any, connection: Any, half_close: bool = False) -> None:
+    _original_close_connection(self, connection, half_close)
+    if connection.state is ConnectionState.CLOSED:
+        io = self.transports.get(connection)
+        writer = getattr(io, "writer", None)
+        if isinstance(writer, asyncio.StreamWriter) and not writer.is_closing():
+            writer.close()
+
+
+# -- a limit on request heads ----------------------------------------------------------------
+# mitmproxy 12.3.1 buffers a request head without limit (_http1.Http1Server.read_headers:
+# "FIXME: protect against header size DoS"): a 32 MB header or 20,000 headers were
+# accepted. Checked before mitmproxy parses the head: 431, then the connection closes.
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 256
+_head_limits = (MAX_HEAD_BYTES, MAX_HEADERS)
+
+
+def set_head_limits(max_bytes: int, max_headers: int) -> None:
+    global _head_limits
+    _head_limits = (max_bytes, max_headers)
+
+
+def head_problem(buf: bytes, max_bytes: int, max_headers: int) -> str | None:
+    """Why the request head at the start of `buf` is too big (None: fine, or not complete)."""
+    end = buf.find(b"\r\n\r\n", 0, max_bytes + 4)
+    if end < 0:
+        return f"more than {max_bytes} bytes" if len(buf) > max_bytes else None
+    if max_headers > 0 and buf.count(b"\n", 0, end) > max_headers:  # request line + fields
+        return f"more than {max_headers} header fields"
+    return None
+
+
+def _read_headers(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
+    from mitmproxy.proxy import events
+
+    max_bytes, max_headers = _head_limits
+    # A head with more fields than the limit is longer than 4 bytes each: cheap to skip.
+    if isinstance(event, events.DataReceived) and len(self.buf) > min(max_bytes, 4 * max_headers):
+        problem = head_problem(bytes(self.buf), max_bytes, max_headers)
+        if problem:
+            yield commands.SendData(self.conn, error_response_bytes(431, problem))
+            yield commands.CloseConnection(self.conn)
+            yield commands.Log(f"Refused a request head with {problem} (431)", logging.WARNING)
+            self.state = self.done
+            return
+    yield from _original_read_headers(self, event)
+
+
+_original_read_headers = _http1.Http1Server.read_headers
 _original_send = _http1.Http1Server.send
+_original_close_connection = server.ConnectionHandler.close_connection
 
 
 def apply() -> None:
@@ -313,6 +394,8 @@ def apply() -> None:
     # Patch (checked against mitmproxy 12.3.1): the module-level error page of HTTP/1.
     _http1.make_error_response = error_response_bytes
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
+    _http1.Http1Server.read_headers = _read_headers  # type: ignore[method-assign]
+    server.ConnectionHandler.close_connection = _close_connection  # type: ignore[method-assign]
     _http1.Http1Client.send = _with_wire_headers(_http1.Http1Client.send)  # type: ignore[method-assign]
     _http2.Http2Client._handle_event2 = _with_wire_headers(_http2.Http2Client._handle_event2)  # type: ignore[method-assign]
     _applied = True

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -226,3 +227,56 @@ def check_request(
                 "invalid_api_key",
             )
     return None
+
+
+# -- secrets and control characters in log text ----------------------------------------------
+# mitmproxy's debug output (proxy_debug) prints raw request heads, e.g.
+# `b'...\r\nauthorization: Bearer <token>\r\n...'` and `Headers[(b'x-api-key', b'...')]`:
+# these patterns find the secret in those shapes; the value stops at quotes, backslashes
+# (escapes in a bytes repr), commas and whitespace.
+
+REDACTED_TEXT = "<redacted>"
+_VALUE = r"[^\s'\"\\,;&<>…]+"
+_SECRET_PATTERNS = (
+    # Any bearer credential, wherever it appears.
+    re.compile(r"(?i)(\bbearer\s+)" + _VALUE),
+    # A header or field that holds a key: `name: value`, `'name': 'value'`, `(b'name', b'value')`.
+    re.compile(
+        r"(?i)(\b(?:x-api-key|api-key|proxy-authorization|authorization|refresh_token|"
+        r"access_token|id_token|proxy_api_key)['\"]?\s*(?:[:=]|,)\s*(?:b?['\"])?+"
+        r"(?:(?:basic|digest|token|apikey)\s+)?+)(?!bearer\s)" + _VALUE
+    ),
+)
+
+
+def redact_secrets(text: str, literals: frozenset[str] = frozenset()) -> str:
+    """Text with every key, token and known secret replaced by <redacted>."""
+    for secret in literals:
+        if secret in text:
+            text = text.replace(secret, REDACTED_TEXT)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED_TEXT, text)
+    return text
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (newline, escape, ...) shown as escapes: client input cannot
+    forge a log line or drive the terminal."""
+    if not _CONTROLS.search(text):
+        return text
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+# -- frame protection ----------------------------------------------------------------------------
+
+FRAME_OPTIONS = "DENY"
+
+
+def with_frame_ancestors(csp: str | None) -> str:
+    """A Content-Security-Policy that forbids framing, keeping every other directive."""
+    directives = [d.strip() for d in (csp or "").split(";") if d.strip()]
+    kept = [d for d in directives if d.split()[0].lower() != "frame-ancestors"]
+    return "; ".join([*kept, "frame-ancestors 'none'"])

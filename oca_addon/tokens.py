@@ -36,11 +36,41 @@ class TokenFileError(Exception):
 
 
 class TokenStore:
-    """The refresh token file. Blocking I/O: call from a worker thread on the event loop."""
+    """The refresh token file. Blocking I/O: call from a worker thread on the event loop.
+
+    A token file that is a symbolic link is written through the link: the link's target
+    is replaced atomically (another tool may keep the login where the link points)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.lock = FileLock(str(path) + ".lock", timeout=60)
+        self._lock = FileLock(str(path) + ".lock", timeout=60, mode=0o600)
+
+    @property
+    def lock(self) -> FileLock:
+        """The file lock; its folder is made private (0700) before the lock file (0600)
+        appears in it, even when nobody has logged in yet."""
+        self._private_folder()
+        return self._lock
+
+    def _private_folder(self) -> None:
+        folder = self.path.parent
+        if not folder.is_dir():
+            old = os.umask(0o077)  # no moment with a group- or world-readable folder
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            finally:
+                os.umask(old)
+        with contextlib.suppress(OSError):
+            if folder.stat().st_mode & 0o077:
+                os.chmod(folder, 0o700)
+
+    def signature(self) -> tuple[int, int, int] | None:
+        """What tells a changed file apart (inode, size, mtime); None if there is none."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def read(self) -> str | None:
         """The saved refresh token, None if there is none; TokenFileError if unreadable."""
@@ -61,10 +91,9 @@ class TokenStore:
 
     def write(self, refresh_token: str) -> None:
         """Atomic: temp file in the same folder, fsync, rename; folder 0700, file 0600."""
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(folder, 0o700)
+        self._private_folder()
+        target = Path(os.path.realpath(self.path))  # through a symlink, not over it
+        folder = target.parent
         payload = {"refresh_token": refresh_token, "created_at": datetime.now(UTC).isoformat()}
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".refresh_token.", suffix=".tmp")
         try:
@@ -73,7 +102,7 @@ class TokenStore:
                 json.dump(payload, f, indent=2)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -86,7 +115,20 @@ class TokenStore:
 class LoginStatus:
     logged_in: bool
     access_expires_at: float | None
-    problem: str | None  # why we are not logged in, for people
+    problem: str | None  # why we are not logged in (or what is wrong with the login), for people
+
+
+@dataclass(frozen=True)
+class _Gone:
+    """A login IDCS refused for good: the dead refresh token and the file as it was then."""
+
+    refresh_token: str | None
+    signature: tuple[int, int, int] | None
+    reason: str
+
+    @property
+    def problem(self) -> str:
+        return f"the OCA login has expired or was revoked ({self.reason}); log in again"
 
 
 class TokenManager:
@@ -94,7 +136,14 @@ class TokenManager:
 
     A request only waits when there is no usable token at all. A token close to expiry is
     still handed out while a background refresh replaces it, so nothing pauses for it.
+
+    A login IDCS refused for good is remembered: IDCS is not asked again until a new login
+    is adopted or the token file changes (another process may have logged in). A rotated
+    refresh token that cannot be saved is kept in memory (and used, never the revoked one
+    on disk), and saved on each refresh and every SAVE_RETRY_S until that works.
     """
+
+    SAVE_RETRY_S = 60.0
 
     def __init__(
         self,
@@ -113,6 +162,12 @@ class TokenManager:
         self.problem: str | None = None
         self.last_refresh: float | None = None
         self.refresh_count = 0
+        self._gone: _Gone | None = None
+        # A rotated refresh token not yet on disk, and the (revoked) one the file still holds.
+        self._unsaved: str | None = None
+        self._stale: str | None = None
+        self.save_problem: str | None = None
+        self._save_retry: asyncio.Task[None] | None = None
 
     # -- state -------------------------------------------------------------------
 
@@ -122,23 +177,30 @@ class TokenManager:
 
     async def status(self) -> LoginStatus:
         if self._token and self._token.expires_at > time.time():
-            return LoginStatus(True, self._token.expires_at, None)
+            return LoginStatus(True, self._token.expires_at, self.save_problem)
+        if self._unsaved:
+            return LoginStatus(True, self.access_expires_at, self.save_problem)
         try:
             saved = await asyncio.to_thread(self.store.read)
         except TokenFileError as e:
             return LoginStatus(False, None, str(e))
         if saved is None:
             return LoginStatus(False, None, self.problem or "not logged in")
+        if self._gone and saved == self._gone.refresh_token:
+            return LoginStatus(False, None, self._gone.problem)
         return LoginStatus(True, self.access_expires_at, None)
 
     def adopt(self, tokens: TokenSet) -> None:
         """Use tokens obtained by a fresh login (the refresh token is already saved)."""
         self._token = tokens
         self.problem = None
+        self._gone = None
+        self._unsaved = self._stale = self.save_problem = None
 
     async def logout(self) -> None:
         self._token = None
         self.problem = "logged out"
+        self._unsaved = self._stale = self.save_problem = None
         await asyncio.to_thread(self._clear_locked)
 
     def _clear_locked(self) -> None:
@@ -163,6 +225,10 @@ class TokenManager:
         if token and token.expires_at - 2 > now:
             self._start_refresh()  # close to expiry: renew in the background, use this one
             return token.access_token
+        gone = self._gone
+        if gone is not None and await asyncio.to_thread(self.store.signature) == gone.signature:
+            self.problem = gone.problem  # the same dead login: IDCS is not asked again
+            return None
         result = await self._start_refresh()
         return result.access_token if result else None
 
@@ -179,7 +245,7 @@ class TokenManager:
             tokens = await asyncio.to_thread(self._refresh_blocking)
         except LoginGone as e:
             self._token = None
-            self.problem = f"the OCA login has expired or was revoked ({e}); log in again"
+            self.problem = _Gone(None, None, str(e)).problem
             log.warning("OCA login is gone: %s. Open /login to sign in again.", e)
             if self.on_login_gone:
                 self.on_login_gone(self.problem)
@@ -200,6 +266,8 @@ class TokenManager:
             log.exception("Unexpected error while refreshing the OCA login")
             self.problem = f"could not refresh the OCA login: {type(e).__name__}"
             return None
+        finally:
+            self._watch_unsaved()
         if tokens is None:
             self._token = None
             self.problem = "not logged in"
@@ -216,13 +284,82 @@ class TokenManager:
     def _refresh_blocking(self) -> TokenSet | None:
         with self.store.lock:
             # Another process may have rotated the token since we last looked.
-            refresh_token = self.store.read()
+            try:
+                on_disk = self.store.read()
+            except TokenFileError:
+                if not self._unsaved:
+                    raise
+                on_disk = self._stale  # unreadable: our unsaved token is still the live one
+            refresh_token = self._current_refresh_token(on_disk)
             if refresh_token is None:
                 return None
-            tokens = self.idcs.refresh(refresh_token)
+            gone = self._gone
+            if gone is not None and refresh_token == gone.refresh_token:
+                raise LoginGone(gone.reason)  # the same dead token: IDCS is not asked again
+            try:
+                tokens = self.idcs.refresh(refresh_token)
+            except LoginGone as e:
+                self._unsaved = self._stale = self.save_problem = None
+                self._gone = _Gone(refresh_token, self.store.signature(), str(e))
+                raise
+            self._gone = None
             if tokens.refresh_token and tokens.refresh_token != refresh_token:
-                self.store.write(tokens.refresh_token)  # before anything else happens
+                self._unsaved, self._stale = tokens.refresh_token, on_disk
+                self._save_unsaved()  # before anything else happens
             return tokens
+
+    def _current_refresh_token(self, on_disk: str | None) -> str | None:
+        """The refresh token to use: ours if the file still holds the one it replaced (the
+        save failed), else the file's (a new one, from another process or a new login)."""
+        if self._unsaved is None:
+            return on_disk
+        if on_disk is None or on_disk == self._stale or on_disk == self._unsaved:
+            self._save_unsaved()
+            return self._unsaved
+        log.info("The token file holds a new login (from another process): using it")
+        self._unsaved = self._stale = self.save_problem = None
+        return on_disk
+
+    def _save_unsaved(self) -> None:
+        """Blocking, under the lock: try to put the in-memory refresh token on disk."""
+        token = self._unsaved
+        if token is None:
+            return
+        try:
+            self.store.write(token)
+        except OSError as e:
+            problem = (
+                f"login held in memory only: cannot write {self.store.path}: "
+                f"{e.strerror or type(e).__name__}"
+            )
+            if problem != self.save_problem:
+                log.error("%s (retrying every %d s)", problem, self.SAVE_RETRY_S)
+            self.save_problem = problem
+            return
+        if self.save_problem:
+            log.info("The OCA login is saved to %s again", self.store.path)
+        self._unsaved = self._stale = self.save_problem = None
+
+    def _save_locked(self) -> None:
+        with self.store.lock:
+            try:
+                on_disk = self.store.read()
+            except TokenFileError:
+                on_disk = self._stale
+            self._current_refresh_token(on_disk)  # saves ours, or adopts a newer file's
+
+    def _watch_unsaved(self) -> None:
+        """While a refresh token is held in memory only, try to save it every minute."""
+        if self._unsaved and (self._save_retry is None or self._save_retry.done()):
+            self._save_retry = asyncio.get_running_loop().create_task(self._retry_saves())
+
+    async def _retry_saves(self) -> None:
+        while self._unsaved:
+            await asyncio.sleep(self.SAVE_RETRY_S)
+            try:
+                await asyncio.to_thread(self._save_locked)
+            except Exception:  # the lock timed out, or worse: try again next time
+                log.exception("Could not save the OCA login")
 
     def save_login(self, tokens: TokenSet) -> None:
         """Blocking: save the refresh token from a fresh login (under the lock)."""

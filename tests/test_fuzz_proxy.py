@@ -402,9 +402,20 @@ CONTENT_TYPES = st.sampled_from(
 
 @st.composite
 def payloads(draw: st.DrawFn, endpoint: Endpoint) -> tuple[bytes, dict[str, str]]:
-    kind = draw(st.sampled_from(["json"] * 6 + ["junk-json", "bytes", "non-utf8", "type"]))
+    kinds = ["json"] * 6 + ["junk-json", "bytes", "non-utf8", "type", "deep", "huge-int"]
+    kind = draw(st.sampled_from(kinds))
     headers = {"content-type": "application/json"}
-    if kind == "json":
+    if kind == "deep":  # issue 14.5: beyond orjson's 1,024 levels, and the stdlib's stack
+        depth = draw(st.integers(1_025, 12_000))
+        opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+        inner = opener * depth + b"1" + closer * depth
+        body = b'{"model": "oca/gpt-4.1", "x": ' + inner + b"}"
+    elif kind == "huge-int":  # beyond the 4,300 digits Python converts
+        digits = b"9" * draw(st.integers(4_301, 6_000))
+        sign = draw(st.sampled_from([b"", b"-"]))
+        field = draw(st.sampled_from([b"max_tokens", b"model", b"temperature", b"x"]))
+        body = b'{"model": "oca/gpt-4.1", "' + field + b'": ' + sign + digits + b"}"
+    elif kind == "json":
         body = json.dumps(draw(BODIES[endpoint])).encode()
     elif kind == "junk-json":
         body = json.dumps(draw(junk)).encode()
@@ -491,3 +502,49 @@ def test_running_proxy_survives_generated_requests(fuzz_proxy: Proxy, endpoint: 
     assert h["status"] == "ok" and h["inflight"] == 0
     assert 200 in seen or endpoint is Endpoint.EMBEDDINGS or len(seen) > 1
     assert "Traceback" not in fuzz_proxy.log(), fuzz_proxy.log()[-3000:]
+
+
+@settings(
+    max_examples=max(20, EXAMPLES // 5), deadline=None, suppress_health_check=list(HealthCheck)
+)
+@given(csrf=st.text(max_size=40), header=st.sampled_from(["form", "header"]))
+def test_logout_form_with_any_text(fuzz_proxy: Proxy, csrf: str, header: str) -> None:
+    """Non-ASCII form fields (issue 14.5): a 400 or 403 page, never a 500."""
+    if header == "form":
+        r = httpx.post(f"{fuzz_proxy.url}/logout", data={"csrf": csrf}, timeout=10)
+    else:
+        # what HTTP itself allows in a header value (h11 refuses the rest on the client side)
+        assume(csrf == csrf.strip() and not any(c < " " or c == "\x7f" for c in csrf))
+        r = httpx.post(
+            f"{fuzz_proxy.url}/logout", headers={"x-csrf-token": csrf.encode()}, timeout=10
+        )
+    assert r.status_code in (400, 403), (r.status_code, r.text[:200])
+    assert fuzz_proxy.token_file.exists()
+
+
+@settings(
+    max_examples=max(10, EXAMPLES // 10), deadline=None, suppress_health_check=list(HealthCheck)
+)
+@given(
+    count=st.one_of(st.integers(0, 2_000), st.integers(245, 255)),
+    size=st.sampled_from([1, 100, 10_000, 70_000, 300_000]),
+)
+def test_huge_headers_get_an_answer(fuzz_proxy: Proxy, count: int, size: int) -> None:
+    """Many and huge headers (issue 14): a 431, or an ordinary answer; never a hang or 5xx."""
+    headers = {f"x-h{i}": "v" * (size if i == 0 else 1) for i in range(count)}
+    try:
+        r = httpx.post(
+            f"{fuzz_proxy.url}/v1/chat/completions",
+            json={"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "x"}]},
+            headers=headers,
+            timeout=30,
+        )
+    except httpx.RemoteProtocolError:
+        pytest.fail("the proxy closed the connection without an answer")
+    # httpx adds 7 fields of its own (host, accept, user-agent, content-length, ...)
+    too_big = count + 7 > 256 or (count > 0 and size > 65_536)
+    if too_big:
+        assert r.status_code == 431, (count, size, r.status_code)
+        assert r.json()["error"]["message"]
+    else:
+        assert r.status_code == 200, (count, size, r.text[:200])

@@ -102,6 +102,10 @@ def test_logout_needs_our_own_page(proxy_factory) -> None:
         assert page.status_code == 200 and p.token_file.exists()  # GET changes nothing
         forged = b.post(f"{p.url}/logout", data={"csrf": "guess"})
         assert forged.status_code == 403 and p.token_file.exists()
+        odd = b.post(f"{p.url}/logout", data={"csrf": "gu\u00e9ss\u2603"})  # issue 14.5
+        assert odd.status_code == 400 and "Malformed" in odd.text and p.token_file.exists()
+        odd = b.post(f"{p.url}/logout", headers={"x-csrf-token": "\u00e9".encode()})
+        assert odd.status_code == 400 and p.token_file.exists()
         csrf = re.search(r'name=csrf value="([^"]+)"', page.text).group(1)
         out = b.post(f"{p.url}/logout", data={"csrf": csrf})
     assert out.status_code == 200 and "Logged out" in out.text
@@ -331,3 +335,85 @@ def test_token_never_in_proxy_log(proxy_factory) -> None:
     httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30)
     rt = json.loads(p.token_file.read_text())["refresh_token"]
     assert rt not in p.log() and "Bearer " not in p.log()
+
+
+def _refresh_forms(sim: Sim) -> list[dict[str, str]]:
+    return [
+        r["body"]
+        for r in sim.state()["requests"]
+        if r["path"].endswith("/oauth2/v1/token")
+        and isinstance(r["body"], dict)
+        and r["body"].get("grant_type") == "refresh_token"
+    ]
+
+
+def test_lost_login_is_recognised_and_idcs_left_alone(proxy_factory, fresh_sim: Sim) -> None:
+    """Issue 12, part 3: a refused refresh token ends the login until a new one appears."""
+    p = proxy_factory(sim=fresh_sim)
+    fresh_sim.config(fail_refresh=True)
+    for _ in range(5):
+        r = httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=10)
+        assert r.status_code == 401
+        assert f"open http://localhost:{p.port}/login" in r.json()["error"]["message"].lower()
+    r = httpx.post(
+        f"{p.url}/v1/messages",
+        json={"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        timeout=10,
+    )
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert f"http://localhost:{p.port}/login" in r.json()["error"]["message"]
+    assert fresh_sim.state()["counters"]["refresh_failures"] == 1  # IDCS asked once
+    health = p.health()
+    assert health["logged_in"] is False and "expired or was revoked" in health["login_problem"]
+    state = httpx.get(f"{p.url}/api/state", timeout=10).json()
+    assert state["login"]["logged_in"] is False and "revoked" in state["login"]["problem"]
+    # what real clients send: no scope
+    forms = _refresh_forms(fresh_sim)
+    assert forms and all(set(f) == {"grant_type", "refresh_token", "client_id"} for f in forms), (
+        forms
+    )
+    # another process logs in (the token file changes): used at once
+    fresh_sim.config(fail_refresh=False)
+    p.token_file.write_text(json.dumps({"refresh_token": fresh_sim.mint()["refresh_token"]}))
+    r = httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30)
+    assert r.status_code == 200, r.text
+    assert p.health()["logged_in"] is True
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    try:
+        return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def test_failed_token_write_keeps_serving(proxy_factory, fresh_sim: Sim) -> None:
+    """Issue 14.1: IDCS rotated the token but the file cannot be written."""
+    p = proxy_factory(sim=fresh_sim)
+    c = openai.OpenAI(base_url=f"{p.url}/v1", api_key="x", max_retries=2)
+    ask = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "x"}]}
+    c.chat.completions.create(**ask)  # the lock file exists from now on
+    dead = json.loads(p.token_file.read_text())["refresh_token"]
+    folder = p.token_file.parent
+    if not _chattr("+i", folder):
+        pytest.skip("needs chattr +i (an unwritable folder even for root)")
+    try:
+        for _ in range(3):  # each: OCA refuses the access token, the proxy refreshes
+            fresh_sim.config(revoke_access_tokens=True)
+            assert c.chat.completions.create(**ask).choices[0].message.content
+        health = p.health()
+        assert health["logged_in"] is True
+        assert health["login_problem"].startswith(
+            f"login held in memory only: cannot write {p.token_file}: "
+        )
+        assert "login held in memory only" in p.log()
+        state = httpx.get(f"{p.url}/api/state", timeout=10).json()
+        assert "held in memory only" in state["login"]["problem"]
+        assert json.loads(p.token_file.read_text())["refresh_token"] == dead
+    finally:
+        _chattr("-i", folder)
+    fresh_sim.config(revoke_access_tokens=True)  # the next refresh saves it
+    assert c.chat.completions.create(**ask).choices[0].message.content
+    assert json.loads(p.token_file.read_text())["refresh_token"] != dead
+    assert p.health()["login_problem"] is None
+    assert fresh_sim.state()["counters"]["refresh_failures"] == 0  # never the revoked one

@@ -588,3 +588,55 @@ def test_other_machines(tmp_path: Path) -> None:
     assert res["open_local_health"] == 200
     assert res["open_local_api_nokey"] == 401
     assert res["open_local_rebind"] == 403
+
+
+# -- issue 14: pure helpers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("b'POST / HTTP/1.1\\r\\nx-api-key: k-123456\\r\\n'", "k-123456"),
+        ("b'...\\r\\nauthorization: Bearer sim-at-abc_DEF.9\\r\\n'", "sim-at-abc_DEF.9"),
+        ("Headers[(b'x-api-key', b'k-123456'), (b'authorization', b'Basic dXNlcg==')]", "dXNlcg=="),
+        ("Headers[(b'authorization', b'Bearer sim-at-x')]", "sim-at-x"),
+        ('{"refresh_token": "sim-rt-1", "access_token":"sim-at-2"}', "sim-rt-1"),
+        ('{"refresh_token": "sim-rt-1", "access_token":"sim-at-2"}', "sim-at-2"),
+        ("authorization: Bearer sim-at-trunc…", "sim-at-trunc"),
+        ("the key is pk-literal-1", "pk-literal-1"),
+    ],
+)
+def test_redact_secrets(text: str, secret: str) -> None:
+    out = security.redact_secrets(text, frozenset({"pk-literal-1"}))
+    assert secret not in out and "<redacted>" in out
+
+
+def test_redact_secrets_leaves_prose_alone() -> None:
+    for text in (
+        "Logged in (token file /home/u/.oca/refresh_token.json)",
+        "login held in memory only: cannot write /h/.oca/refresh_token.json: No space left",
+        "Bearer <redacted>",
+        "IDCS sent no authorization code.",
+    ):
+        assert security.redact_secrets(text) == text
+
+
+def test_escape_controls() -> None:
+    assert security.escape_controls("plain · text") == "plain · text"
+    assert security.escape_controls("a\nb\r\x1b[2J\x00\u2028") == "a\\nb\\r\\x1b[2J\\x00\\u2028"
+
+
+def test_with_frame_ancestors() -> None:
+    assert security.with_frame_ancestors(None) == "frame-ancestors 'none'"
+    merged = security.with_frame_ancestors("default-src 'self'; frame-ancestors *")
+    assert merged == "default-src 'self'; frame-ancestors 'none'"
+
+
+def test_head_problem() -> None:
+    from oca_addon.mitm_patches import head_problem
+
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * 10 + b"\r\nbody"
+    assert head_problem(head, 1000, 11) is None
+    assert "header fields" in (head_problem(head, 1000, 10) or "")
+    assert "bytes" in (head_problem(b"GET / HTTP/1.1\r\n" + b"a" * 2000, 1000, 100) or "")
+    assert head_problem(b"GET / HTTP/1.1\r\nHost: x", 1000, 100) is None  # not complete yet

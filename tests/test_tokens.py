@@ -145,7 +145,8 @@ def test_login_gone_and_missing_file(tmp_path: Path) -> None:
         assert "log in again" in (tm.problem or "")
         assert gone
         status = await tm.status()
-        assert status.logged_in is True  # the file is still there until the user logs in again
+        # the file still holds the dead token: not logged in, and says why (issue 12, part 3)
+        assert status.logged_in is False and "log in again" in (status.problem or "")
 
     asyncio.run(go())
     tm2 = make(tmp_path / "other", FakeIdcs(), token=None)
@@ -201,3 +202,163 @@ def test_two_managers_sharing_a_file_never_burn_the_token(tmp_path: Path) -> Non
     assert errors == []
     assert idcs.calls == 200
     assert a.store.read() in idcs.valid
+
+
+def test_gone_login_is_not_refreshed_again_until_the_file_changes(tmp_path: Path) -> None:
+    idcs = FakeIdcs()
+    idcs.gone = True
+    tm = make(tmp_path, idcs)
+
+    async def go() -> None:
+        for _ in range(20):
+            assert await tm.access_token() is None
+        assert idcs.calls == 1  # IDCS is not asked on every request
+        assert "log in again" in (tm.problem or "")
+        # another process logs in: the file changes, and the new token is used
+        idcs.gone = False
+        idcs.valid.add("rt-relogin")
+        tm.store.write("rt-relogin")
+        assert await tm.access_token() == "at-1"
+        assert (await tm.status()).logged_in is True
+        idcs.gone = True
+        tm.invalidate("at-1")
+        assert await tm.access_token() is None
+        calls = idcs.calls
+        tm.adopt(TokenSet("at-new", time.time() + 3600, "rt-new", time.time()))
+        assert await tm.access_token() == "at-new" and idcs.calls == calls
+
+    asyncio.run(go())
+
+
+class FailingStore(TokenStore):
+    """A token file whose writes fail (disk full, read-only home) until `broken` is False."""
+
+    broken = False
+
+    def write(self, refresh_token: str) -> None:
+        if self.broken:
+            raise OSError(28, "No space left on device")
+        super().write(refresh_token)
+
+
+def test_failed_token_write_keeps_the_new_login_in_memory(tmp_path: Path) -> None:
+    idcs = FakeIdcs()
+    store = FailingStore(tmp_path / ".oca" / "refresh_token.json")
+    store.write("rt-0")
+    tm = TokenManager(store, idcs)  # type: ignore[arg-type]
+    tm.SAVE_RETRY_S = 0.2
+    store.broken = True
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"
+        assert store.read() == "rt-0"  # revoked at IDCS, still on disk
+        status = await tm.status()
+        assert status.logged_in is True
+        assert status.problem == (
+            f"login held in memory only: cannot write {store.path}: No space left on device"
+        )
+        for n in (2, 3):  # every refresh uses the in-memory token, never the dead one
+            tm.invalidate(f"at-{n - 1}")
+            assert await tm.access_token() == f"at-{n}"
+        assert idcs.calls == 3 and store.read() == "rt-0"
+        store.broken = False
+        await asyncio.sleep(0.5)  # the periodic retry saves it
+        assert store.read() == "rt-3" and (await tm.status()).problem is None
+        tm.invalidate("at-3")
+        assert await tm.access_token() == "at-4" and store.read() == "rt-4"
+
+    asyncio.run(go())
+
+
+def test_pending_save_yields_to_a_new_token_from_another_process(tmp_path: Path) -> None:
+    idcs = FakeIdcs()
+    store = FailingStore(tmp_path / ".oca" / "refresh_token.json")
+    store.write("rt-0")
+    tm = TokenManager(store, idcs)  # type: ignore[arg-type]
+    store.broken = True
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"  # rt-1 only in memory
+        store.broken = False
+        idcs.valid.add("rt-other")
+        TokenStore(store.path).write("rt-other")  # another process logged in
+        tm.invalidate("at-1")
+        assert await tm.access_token() == "at-2"
+        assert "rt-other" not in idcs.valid  # the file's new token was the one used
+        assert store.read() == "rt-2"
+
+    asyncio.run(go())
+
+
+def test_lock_and_folder_are_private_from_the_start(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = TokenStore(tmp_path / ".oca" / "refresh_token.json")
+        with store.lock:
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(store.path.parent).st_mode) == 0o700
+    lock = Path(str(store.path) + ".lock")
+    if lock.exists():  # filelock may remove it on release
+        assert stat.S_IMODE(os.stat(lock).st_mode) == 0o600
+
+
+def test_symlinked_token_file_is_written_through_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "token.json"
+    target.parent.mkdir()
+    link = tmp_path / ".oca" / "refresh_token.json"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    idcs = FakeIdcs()
+    TokenStore(link).write("rt-0")
+    tm = TokenManager(TokenStore(link), idcs)  # type: ignore[arg-type]
+    assert asyncio.run(tm.access_token()) == "at-1"
+    assert link.is_symlink() and json.loads(target.read_text())["refresh_token"] == "rt-1"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+class _Answer:
+    def __init__(self, status: int, body: object) -> None:
+        self.status_code = status
+        self._body = body
+
+    def json(self) -> object:
+        if isinstance(self._body, str):
+            raise ValueError("not JSON")
+        return self._body
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "gone"),
+    [
+        (400, {"error": "invalid_grant", "error_description": "expired"}, True),
+        (400, {"error": "invalid_token"}, True),
+        (400, {"error": "unauthorized_client"}, True),
+        (401, {"error": "invalid_client"}, True),
+        (403, "<html>forbidden</html>", True),
+        (400, {"error": "invalid_request"}, False),
+        (500, "oops", False),
+        (503, {"error": "temporarily_unavailable"}, False),
+    ],
+)
+def test_which_refresh_failures_end_the_login(
+    monkeypatch: pytest.MonkeyPatch, status: int, body: object, gone: bool
+) -> None:
+    """Issue 12, part 3: and the request carries exactly what real clients send."""
+    from oca_addon import idcs as idcs_module
+
+    sent: list[dict[str, str]] = []
+
+    def post(url: str, data: dict[str, str], **kw: object) -> _Answer:
+        sent.append(data)
+        return _Answer(status, body)
+
+    monkeypatch.setattr(idcs_module.requests, "post", post)
+    client = idcs_module.Idcs("http://127.0.0.1:1", "client-x")
+    client._discovery = {"token_endpoint": "http://127.0.0.1:1/token"}
+    with pytest.raises(LoginGone if gone else IdcsError):
+        client.refresh("rt-9")
+    assert sent == [
+        {"grant_type": "refresh_token", "refresh_token": "rt-9", "client_id": "client-x"}
+    ]

@@ -17,6 +17,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from .. import security
 from ..errors import ApiError, ApiFlavor
 from ..routing import classify, is_api_path
+from .hardening import client_headers
 from .replies import reply_error
 from .state import ProxyState
 
@@ -130,7 +131,7 @@ class Guard:
             method=req.method,
             host_header=req.host_header,
             origin=req.headers.get("origin"),
-            headers=req.headers,
+            headers=client_headers(req),  # the real keys (the flow shows placeholders)
             peer=peer,
             port=self.state.listen_port(),
             api=api,

@@ -96,6 +96,11 @@
           h("strong", {}, "Sign in to Oracle Code Assist"),
           h("p", {}, `${S.login.problem || "No login yet"}. API calls fail until you sign in; the proxy keeps the login fresh afterwards.`)),
         h("a", { class: "btn primary", href: "/login" }, "Log in")));
+    else if (S.login.problem)  // logged in, but e.g. the login is held in memory only
+      out.push(h("section", { class: "banner warn", id: "login-problem" },
+        h("div", { class: "spacer" },
+          h("strong", {}, "The login has a problem"),
+          h("p", {}, `${S.login.problem}.`))));
     if (S.files.settings_error)
       out.push(h("section", { class: "banner warn" },
         h("div", { class: "spacer" },

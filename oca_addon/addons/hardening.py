@@ -1,0 +1,142 @@
+"""Hardening addons (issue 14): secrets off flows and logs, limits on request heads,
+frame protection on every answer.
+
+- `SecretGuard` (first in the chain): the keys a client sends (`Authorization`,
+  `x-api-key`, the proxy key) leave the flow at its first hook, `requestheaders`, so
+  mitmweb's live updates, `-w` files and `--flow-detail` never show them, also for flows
+  that fail before the request hook (413, an aborted body). The proxy-key check reads the
+  real values through `client_headers()`. A logging filter on every handler redacts bearer
+  tokens, keys and the proxy key in every record (mitmproxy's `proxy_debug` lines print
+  raw request heads), and escapes control characters in what oca-proxy logs.
+- `HeadLimits`: a 431 for a request head over `oca_max_header_size` bytes or with more
+  than `oca_max_headers` fields (mitmproxy has no limit; see mitm_patches).
+- `FrameGuard` (last in the chain, after every answer is final): `X-Frame-Options: DENY`
+  and a CSP with `frame-ancestors 'none'` on everything the proxy answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from .. import mitm_patches, security
+
+CLIENT_KEY_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
+_HELD_ATTR = "_oca_client_keys"  # a private attribute: flow copies and saved flows lack it
+# Loggers whose records are not escaped: the traffic log escapes each of its lines itself
+# (one record holds several).
+_MULTILINE_LOGGERS = frozenset({"oca_addon.traffic"})
+
+
+def _placeholder(value: str) -> str:
+    scheme, sep, _ = value.strip().partition(" ")
+    if sep and scheme.lower() in ("bearer", "basic"):
+        return f"{scheme} {security.REDACTED_TEXT}"
+    return security.REDACTED_TEXT
+
+
+def hold_client_keys(request: http.Request) -> None:
+    """Take the client's keys off the request, keeping them beside it for the key check."""
+    headers = request.headers
+    held = [(k, v) for k, v in headers.items(multi=True) if k.lower() in CLIENT_KEY_HEADERS]
+    if not held:
+        return
+    for name in {k.lower() for k, _ in held}:
+        headers.set_all(name, [_placeholder(v) for v in headers.get_all(name)])
+    setattr(request, _HELD_ATTR, held)
+
+
+def client_headers(request: http.Request) -> http.Headers:
+    """The request's headers with the client's real keys (for the proxy-key check)."""
+    held: list[tuple[str, str]] | None = getattr(request, _HELD_ATTR, None)
+    if not held:
+        return request.headers
+    headers = request.headers.copy()
+    for name in {k.lower() for k, _ in held}:
+        headers.set_all(name, [v for k, v in held if k.lower() == name])
+    return headers
+
+
+class SecretFilter(logging.Filter):
+    """Redacts secrets in every record; escapes control characters in oca-proxy's own."""
+
+    def __init__(self) -> None:
+        super().__init__("oca_addon.secrets")
+        self.literals: frozenset[str] = frozenset()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name.startswith("oca_addon") and record.name not in _MULTILINE_LOGGERS
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string: let logging report it as usual
+            return True
+        clean = security.redact_secrets(text, self.literals)
+        if own:
+            clean = security.escape_controls(clean)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+class SecretGuard:
+    def __init__(self) -> None:
+        self.filter = SecretFilter()
+
+    def load(self, loader: Any) -> None:
+        self._install()
+
+    def configure(self, updated: set[str]) -> None:
+        key = ctx.options.oca_proxy_api_key if "oca_proxy_api_key" in ctx.options else ""
+        self.filter.literals = frozenset({key} if len(key) >= 4 else ())
+        self._install()  # handlers added since (mitmweb's event log) get it too
+
+    def running(self) -> None:
+        self._install()
+
+    def done(self) -> None:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self.filter)
+
+    def _install(self) -> None:
+        for handler in logging.getLogger().handlers:
+            if self.filter not in handler.filters:
+                handler.addFilter(self.filter)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.live:  # a saved flow being read (-r) stays as it was
+            hold_client_keys(flow.request)
+
+
+class HeadLimits:
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "oca_max_header_size",
+            int,
+            mitm_patches.MAX_HEAD_BYTES,
+            "Largest request head (request line and headers) accepted, bytes; larger: 431.",
+        )
+        loader.add_option(
+            "oca_max_headers",
+            int,
+            mitm_patches.MAX_HEADERS,
+            "Most header fields a request may have; more: 431.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "oca_max_header_size" in updated or "oca_max_headers" in updated:
+            mitm_patches.set_head_limits(
+                ctx.options.oca_max_header_size, ctx.options.oca_max_headers
+            )
+
+
+class FrameGuard:
+    def response(self, flow: http.HTTPFlow) -> None:
+        resp = flow.response
+        if resp is None or resp.stream or not flow.live:
+            return  # a stream's head has gone already (and an event stream is no page)
+        resp.headers["x-frame-options"] = security.FRAME_OPTIONS
+        resp.headers["content-security-policy"] = security.with_frame_ancestors(
+            resp.headers.get("content-security-policy")
+        )
