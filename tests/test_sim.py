@@ -730,9 +730,11 @@ def test_messages_only_model_streams_tool_use_and_takes_the_result(client: httpx
     assert evs[-2][1]["usage"]["output_tokens"] > 0
     image = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
     result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "done!"}
+    image_turn = [{"type": "image", "source": image}, {"type": "text", "text": "go"}]
+    use = {"type": "tool_use", "id": "toolu_1", "name": "a", "input": {}}
     body["messages"] = [
-        {"role": "user", "content": [{"type": "image", "source": image}, {"type": "text", "text": "go"}]},  # fmt: skip
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "a", "input": {}}]},  # fmt: skip
+        {"role": "user", "content": image_turn},
+        {"role": "assistant", "content": [use]},
         {"role": "user", "content": [result]},
     ]
     evs = events(stream(client, "/v1/messages", body))
