@@ -742,8 +742,8 @@ def test_messages_only_model_streams_tool_use_and_takes_the_result(client: httpx
     assert text == "Tool result received: done!"
 
 
-def test_messages_only_model_refuses_other_apis(sim: SimServer, client: httpx.Client) -> None:
-    """The rejects_unlisted_api guess: what proves the proxy takes the Messages adapter."""
+def test_single_api_models_refuse_other_apis(sim: SimServer, client: httpx.Client) -> None:
+    """The rejects_unlisted_api guess: what proves the proxy takes an upstream adapter."""
     msgs = [{"role": "user", "content": "hi"}]
     chat = {"model": "oca/claude-opus-4", "messages": msgs, "stream": True}
     responses = {"model": "oca/claude-opus-4", "input": "hi", "stream": True}
@@ -751,8 +751,16 @@ def test_messages_only_model_refuses_other_apis(sim: SimServer, client: httpx.Cl
         resp = client.post(path, json=body)
         assert resp.status_code == 400, path
         assert "supported_api_list: ['MESSAGES']" in resp.json()["error"]["message"]
+    # And the Responses-only model likewise, on chat and Messages.
+    codex_chat = {**chat, "model": "oca/gpt-5-codex"}
+    codex_messages = {**codex_chat, "max_tokens": 100}
+    for path, body in (("/chat/completions", codex_chat), ("/v1/messages", codex_messages)):
+        resp = client.post(path, json=body)
+        assert resp.status_code == 400, path
+        assert "supported_api_list: ['RESPONSES']" in resp.json()["error"]["message"]
     sim.admin("config", {"rejects_unlisted_api": False})
     assert client.post("/chat/completions", json=chat).status_code == 200
+    assert client.post("/v1/messages", json=codex_messages).status_code == 200
 
 
 # --- completions and embeddings -----------------------------------------------------
