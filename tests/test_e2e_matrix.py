@@ -311,14 +311,16 @@ ASK = {
 }
 
 
-def ask(rig: Rig, client: str, kind: str, t: Turn, stream: bool) -> Outcome:
+def ask(
+    rig: Rig, client: str, kind: str, t: Turn, stream: bool, model: str | None = None
+) -> Outcome:
     sdk: Any
     if client == "messages":
         sdk = anthropic.Anthropic(base_url=rig.proxy.url, api_key="dummy", max_retries=0)
     else:
         sdk = openai.OpenAI(base_url=rig.proxy.url + "/v1", api_key="dummy", max_retries=0)
     try:
-        return ASK[client](sdk, KINDS[kind], t, stream)
+        return ASK[client](sdk, model or KINDS[kind], t, stream)
     except (openai.APIStatusError, anthropic.APIStatusError) as e:
         return Outcome(status=e.status_code, error=e.body)
 
@@ -489,3 +491,15 @@ def test_completions_served_natively_stay_native(
         rig.sim.config(serves_completions=False)
     assert out.status == 0 and word in out.text and out.finish == "stop"
     assert upstream_paths(rig.upstream(word)) == ["/completions"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_catalogue_chat_only_model(rig: Rig, request: pytest.FixtureRequest, client: str) -> None:
+    """oca/grok3 as public fixtures show it (chat only, no reasoning): the same routes."""
+    word = marker(request)
+    sdk_turn = Turn(f"Hi grok {word}")
+    out = ask(rig, client, "chat", sdk_turn, stream=True, model="oca/grok3")
+    assert out.status == 0, out.error
+    assert out.text == f"Hello from the OCA simulator (oca/grok3). You said: Hi grok {word}"
+    assert out.reasoning == "" and out.finish == "stop"
+    assert upstream_paths(rig.upstream(word)) == expected_paths(client, "chat")
