@@ -119,7 +119,8 @@ def run_claude(
     upstream = [
         r
         for r in result["sim"]["requests"]
-        if r["method"] == "POST" and r["path"].endswith(("/chat/completions", "/v1/messages"))
+        if r["method"] == "POST"
+        and r["path"].endswith(("/chat/completions", "/v1/messages", "/responses"))
     ]
     return Run(
         returncode=result["returncode"],
@@ -238,6 +239,68 @@ def test_native_messages_model_runs_a_tool(tmp_path: Path) -> None:
     result = messages[-1]["content"][0]
     assert result["type"] == "tool_result" and result["tool_use_id"] == use["id"]
     assert "cc-sim-ok-7" in json.dumps(result["content"])
+
+
+def test_responses_only_model_runs_a_tool(tmp_path: Path) -> None:
+    """`--model oca/gpt-5-codex` (lists RESPONSES only): Messages -> chat -> the Responses
+    adapter -> OCA's /responses, and the answer back the same way."""
+    run = run_claude(
+        tmp_path,
+        BASH_PROMPT,
+        {"claude-*": "oca/gpt-5-codex"},
+        "--model",
+        "oca/gpt-5-codex",
+        "--allowedTools",
+        "Bash",
+    )
+    check_everything_succeeded(run)
+    assert "Tool result received:" in run.output["result"], run.explain()
+    assert "cc-sim-ok-7" in run.output["result"], run.explain()
+
+    calls = run.model_calls()
+    assert all(c["request"]["model"] == "oca/gpt-5-codex" for c in calls)
+    assert len(run.upstream) == len(calls) >= 2
+    first, last = run.upstream[0], run.upstream[-1]
+    assert all(u["path"].endswith("/responses") for u in run.upstream), run.explain()
+    assert all(u["body"]["model"] == "oca/gpt-5-codex" for u in run.upstream)
+    assert {"Bash", "Read", "Edit", "Write"} <= set(tool_names(first))
+    # The model's reasoning summary reached Claude Code as a thinking block.
+    assert "thinking_delta" in calls[0]["response_body"], run.explain()
+    # The follow-up carries the call and its output as Responses items.
+    items = last["body"]["input"]
+    call = next(i for i in items if i.get("type") == "function_call")
+    assert call["name"] == "Bash"
+    assert json.loads(call["arguments"])["command"] == "echo cc-sim-ok-7"
+    output = next(i for i in items if i.get("type") == "function_call_output")
+    assert output["call_id"] == call["call_id"] and "cc-sim-ok-7" in json.dumps(output["output"])
+
+
+def test_messages_only_model_runs_a_tool(tmp_path: Path) -> None:
+    """`--model oca/claude-opus-4` (lists MESSAGES only): passed through natively."""
+    run = run_claude(
+        tmp_path,
+        BASH_PROMPT,
+        {"claude-*": "oca/claude-opus-4"},
+        "--model",
+        "oca/claude-opus-4",
+        "--allowedTools",
+        "Bash",
+    )
+    check_everything_succeeded(run)
+    assert "Tool result received:" in run.output["result"], run.explain()
+    assert "cc-sim-ok-7" in run.output["result"], run.explain()
+
+    calls = run.model_calls()
+    assert all(c["request"]["model"] == "oca/claude-opus-4" for c in calls)
+    assert len(run.upstream) == len(calls) >= 2
+    assert all(u["path"].endswith("/v1/messages") for u in run.upstream), run.explain()
+    assert all(u["body"]["model"] == "oca/claude-opus-4" for u in run.upstream)
+    messages = run.upstream[-1]["body"]["messages"]
+    assistant = next(m for m in reversed(messages) if m["role"] == "assistant")
+    use = next(b for b in assistant["content"] if b["type"] == "tool_use")
+    assert use["name"] == "Bash" and use["input"]["command"] == "echo cc-sim-ok-7"
+    result = messages[-1]["content"][0]
+    assert result["type"] == "tool_result" and result["tool_use_id"] == use["id"]
 
 
 def test_haiku_subagent_maps_by_family(tmp_path: Path) -> None:

@@ -169,6 +169,29 @@ def test_codex_exec_translated_model(tmp_path: Path) -> None:
     assert not api_requests(result, "/responses")
 
 
+def test_codex_exec_messages_only_model(tmp_path: Path) -> None:
+    """oca/claude-opus-4 lists MESSAGES only: Responses -> chat -> the Messages adapter."""
+    result, message, elapsed = run_codex(tmp_path, CONFIG.replace("@MODEL@", "oca/claude-opus-4"))
+    check_run(result, message, elapsed)
+    calls = api_requests(result, "/v1/messages")
+    assert len(calls) == 2, explain(result)
+    first, second = (c["body"] for c in calls)
+    offered = [t["name"] for t in first["tools"]]
+    assert SHELL_TOOL in offered, f"Codex's tools changed: {offered}"
+    assert first["model"] == "oca/claude-opus-4" and first["stream"] is True
+    assert first["system"]  # Codex's instructions
+    headers = {k.lower(): v for k, v in calls[0]["headers"].items()}
+    assert headers.get("anthropic-version") == "2023-06-01"
+
+    assistant, user = second["messages"][-2:]
+    use = next(b for b in assistant["content"] if b["type"] == "tool_use")
+    assert use["name"] == SHELL_TOOL and use["input"] == {"cmd": f"echo {MARKER}"}
+    result_block = next(b for b in user["content"] if b["type"] == "tool_result")
+    assert result_block["tool_use_id"] == use["id"]
+    assert MARKER in json.dumps(result_block["content"])
+    assert not api_requests(result, "/chat/completions") and not api_requests(result, "/responses")
+
+
 def test_example_config(tmp_path: Path) -> None:
     """examples/codex-config.toml as a user would run it (only the proxy's port differs)."""
     example = (Path(__file__).parent.parent / "examples" / "codex-config.toml").read_text()

@@ -160,6 +160,12 @@ def test_model_info_shape(client: httpx.Client) -> None:
     claude = by_id["oca/claude-sonnet-4"]["model_info"]
     assert "MESSAGES" in claude["supported_api_list"]
     assert claude["supports_caching"] is True and claude["thinking_config"]["max_budget"] > 0
+    opus = by_id["oca/claude-opus-4"]
+    assert opus["model_name"] == "Claude Opus 4"
+    assert opus["model_info"]["supported_api_list"] == ["MESSAGES"]
+    assert opus["model_info"]["supports_caching"] is True
+    assert opus["model_info"]["thinking_config"] == claude["thinking_config"]
+    assert opus["model_info"]["supports_vision"] is True
     assert by_id["oca/llama-4"]["model_info"]["max_output_tokens"] == 4096
     assert by_id["oca/llama-4"]["model_info"]["supports_vision"] is False
     grok = by_id["oca/grok3"]
@@ -703,6 +709,58 @@ def test_messages_requires_max_tokens_and_model_support(client: httpx.Client) ->
         json={"model": "oca/gpt-5", "messages": msgs, "max_tokens": 10, "stream": True},
     )
     assert resp.status_code == 400
+
+
+def test_messages_only_model_streams_tool_use_and_takes_the_result(client: httpx.Client) -> None:
+    """oca/claude-opus-4 lists MESSAGES only: /v1/messages serves it, in full."""
+    tools = [{"name": "a", "input_schema": {"type": "object"}}, {"name": "b", "input_schema": {}}]
+    body = {
+        "model": "oca/claude-opus-4",
+        "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "tools": tools,
+        "messages": [{"role": "user", "content": "SIM:parallel"}],
+    }
+    evs = events(stream(client, "/v1/messages", body))
+    blocks = [p["content_block"]["type"] for t, p in evs if t == "content_block_start"]
+    assert blocks == ["thinking", "tool_use", "tool_use"]
+    deltas = {p["delta"]["type"] for t, p in evs if t == "content_block_delta"}
+    assert {"thinking_delta", "signature_delta", "input_json_delta"} <= deltas
+    assert evs[-2][1]["delta"]["stop_reason"] == "tool_use"
+    assert evs[-2][1]["usage"]["output_tokens"] > 0
+    image = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "done!"}
+    image_turn = [{"type": "image", "source": image}, {"type": "text", "text": "go"}]
+    use = {"type": "tool_use", "id": "toolu_1", "name": "a", "input": {}}
+    body["messages"] = [
+        {"role": "user", "content": image_turn},
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [result]},
+    ]
+    evs = events(stream(client, "/v1/messages", body))
+    text = "".join(p["delta"].get("text", "") for t, p in evs if t == "content_block_delta")
+    assert text == "Tool result received: done!"
+
+
+def test_single_api_models_refuse_other_apis(sim: SimServer, client: httpx.Client) -> None:
+    """The rejects_unlisted_api guess: what proves the proxy takes an upstream adapter."""
+    msgs = [{"role": "user", "content": "hi"}]
+    chat = {"model": "oca/claude-opus-4", "messages": msgs, "stream": True}
+    responses = {"model": "oca/claude-opus-4", "input": "hi", "stream": True}
+    for path, body in (("/chat/completions", chat), ("/responses", responses)):
+        resp = client.post(path, json=body)
+        assert resp.status_code == 400, path
+        assert "supported_api_list: ['MESSAGES']" in resp.json()["error"]["message"]
+    # And the Responses-only model likewise, on chat and Messages.
+    codex_chat = {**chat, "model": "oca/gpt-5-codex"}
+    codex_messages = {**codex_chat, "max_tokens": 100}
+    for path, body in (("/chat/completions", codex_chat), ("/v1/messages", codex_messages)):
+        resp = client.post(path, json=body)
+        assert resp.status_code == 400, path
+        assert "supported_api_list: ['RESPONSES']" in resp.json()["error"]["message"]
+    sim.admin("config", {"rejects_unlisted_api": False})
+    assert client.post("/chat/completions", json=chat).status_code == 200
+    assert client.post("/v1/messages", json=codex_messages).status_code == 200
 
 
 # --- completions and embeddings -----------------------------------------------------

@@ -1844,6 +1844,36 @@ def test_property_stream_never_raises_and_ends_once(chunks: list[Any], ending: A
             assert item["arguments"]
 
 
+def test_a_repeated_tool_call_id_is_made_unique_for_the_sdk() -> None:
+    """Two chat calls with one id at different indices (the model repeated itself): each
+    becomes its own function_call with its own call_id, streamed and buffered."""
+    chunks = [
+        call(0, id="call_x", name="shell", args='{"command":["a"]}'),
+        call(1, id="call_x", name="shell", args='{"command":["b"]}'),
+        call(2, id="call_x", name="shell", args='{"command":["c"]}'),
+        finish("tool_calls"),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        _, ctx = responses_to_chat(json.loads(request.content), target_model="oca/m")
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, content=stream_bytes(ctx, chunks)
+        )
+
+    with sdk_client(handler).responses.stream(model="m", input="x", tools=[SHELL]) as stream:
+        final = stream.get_final_response()
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert [c.call_id for c in calls] == ["call_x", "call_x_2", "call_x_3"]
+    assert [json.loads(c.arguments)["command"] for c in calls] == [["a"], ["b"], ["c"]]
+
+    assembler = ChatAssembler()
+    for c in chunks:
+        assembler.feed(c)
+    _, ctx = translate({"input": "x", "tools": [SHELL]})
+    resp = chat_to_response(assembler.result(), ctx)
+    assert [i["call_id"] for i in resp["output"]] == ["call_x", "call_x_2", "call_x_3"]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(chunk, max_size=10))
 def test_property_sdk_accepts_any_stream(chunks: list[Any]) -> None:

@@ -145,6 +145,21 @@ CATALOGUE: tuple[SimModel, ...] = (
         thinking_config={"max_budget": 32000},
         description="Claude Sonnet 4 (Anthropic Messages and Chat Completions).",
     ),
+    # Messages only: served natively at /v1/messages, nowhere else (the matrix's third kind).
+    SimModel(
+        id="oca/claude-opus-4",
+        display_name="Claude Opus 4",
+        context_window=200000,
+        max_output_tokens=32000,
+        litellm_max_tokens=32000,
+        supports_vision=True,
+        is_reasoning_model=True,
+        reasoning_effort_options=_EFFORTS,
+        supported_api_list=(MESSAGES,),
+        supports_caching=True,
+        thinking_config={"max_budget": 32000},
+        description="Claude Opus 4 (Anthropic Messages API only).",
+    ),
     SimModel(
         id="oca/llama-4",
         display_name="Llama 4 Maverick",

@@ -12,6 +12,7 @@ from .common import (
     _obj,
     _reasoning_item,
     _usage,
+    unique_call_id,
 )
 from .context import (
     ResponsesContext,
@@ -49,6 +50,7 @@ def chat_to_response(completion: dict[str, Any], ctx: ResponsesContext) -> dict[
     if isinstance(content, str) and content:
         output.append(_message_item(_new_id("msg_oca"), content, "completed"))
 
+    seen: set[str] = set()
     for n, call in enumerate(message.get("tool_calls") or ()):
         if not isinstance(call, dict):
             continue
@@ -62,7 +64,8 @@ def chat_to_response(completion: dict[str, Any], ctx: ResponsesContext) -> dict[
             call.get("id") if isinstance(call.get("id"), str) and call.get("id") else f"call_{n}"
         )
         prefix = "ctc_oca" if name in ctx.custom_tools else "fc_oca"
-        output.append(_call_item(ctx, _new_id(prefix), str(call_id), name, args, "completed"))
+        call_id = unique_call_id(str(call_id), seen)
+        output.append(_call_item(ctx, _new_id(prefix), call_id, name, args, "completed"))
 
     reason = _INCOMPLETE_REASONS.get(str(choice.get("finish_reason")))
     if reason and output:

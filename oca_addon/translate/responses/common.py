@@ -27,6 +27,17 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+def unique_call_id(call_id: str, seen: set[str]) -> str:
+    """`call_id`, suffixed if an earlier call of the same answer has it (a model that repeats
+    an id for two calls): clients pair outputs with calls, and the SDK keys items, by call_id."""
+    unique, n = call_id, 1
+    while unique in seen:
+        n += 1
+        unique = f"{call_id}_{n}"
+    seen.add(unique)
+    return unique
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 

@@ -16,6 +16,7 @@ from .common import (
     _status,
     _text_part,
     _usage,
+    unique_call_id,
 )
 from .context import (
     ResponsesContext,
@@ -91,6 +92,7 @@ class ResponsesStream:
         self._items: list[dict[str, Any]] = []
         self._open: _TextItem | None = None
         self._calls: list[_Call] = []
+        self._call_ids: set[str] = set()
         self._by_index: dict[Any, _Call] = {}
         self._live: _Call | None = None
         self._tool_phase = False
@@ -246,7 +248,7 @@ class ResponsesStream:
         self._next_index += 1
         call.flat = call.name
         call.custom = call.name in self.ctx.custom_tools
-        call.call_id = call.id or _new_id("call")
+        call.call_id = unique_call_id(call.id or _new_id("call"), self._call_ids)
         call.item_id = _new_id("ctc_oca" if call.custom else "fc_oca")
         ns, name = self.ctx.tool_names.get(call.flat, (None, call.flat))
         if call.custom:
