@@ -4,6 +4,7 @@ the model list is never a gate, refusals leave a trace, legacy completions fall 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ import httpx
 import openai
 import pytest
 from conftest import Proxy, Sim, start_proxy, start_sim
+
+from oca_addon.sim.config import GUESSES_ENV, guesses_on
 
 
 def client(proxy: Proxy) -> openai.OpenAI:
@@ -201,3 +204,22 @@ def test_dashboard_shows_display_names_and_banners(sample_proxy: Proxy) -> None:
     assert by_id["oca/gpt-4.1"]["display_name"] == "OpenAI GPT 4.1"
     assert by_id["oca/claude-chat"]["banner"] == "Notice: usage of this model is logged."
     assert by_id["oca/gpt-4.1"]["banner"] == "..."
+
+
+def test_a_completions_body_only_ocas_endpoint_takes_gets_ocas_refusal(proxy: Proxy) -> None:
+    # Native /completions is tried first; when OCA refuses and the body cannot be
+    # translated (a prompt of token ids), OCA's refusal reaches the client and the proxy
+    # keeps no call open.
+    proxy.sim.config(serves_completions=False)
+    try:
+        r = httpx.post(
+            f"{proxy.url}/v1/completions",
+            json={"model": "oca/gpt-4.1", "prompt": [1, 2, 3]},
+            timeout=30,
+        )
+    finally:
+        proxy.sim.config(
+            serves_completions="serves_completions" in guesses_on(os.environ.get(GUESSES_ENV))
+        )
+    assert r.status_code == 404 and "OCA answered 404" in r.json()["error"]["message"]
+    assert proxy.health()["inflight"] == 0

@@ -264,12 +264,18 @@ class Gateway:
             if usage is None and isinstance(st.driver, PassthroughTap):
                 usage = usage_from_stream(bytes(st.driver.captured))
             rec.input_tokens, rec.output_tokens = token_counts(usage)
-        elif resp.status_code >= 400 and _falls_back(st, resp.status_code):
-            await self._completions_via_chat(flow, st)
-        elif resp.status_code >= 400:
-            self._upstream_error(flow, st)
-        else:
-            self._buffered_answer(flow, st)
+            return
+        try:
+            if resp.status_code >= 400 and _falls_back(st, resp.status_code):
+                await self._completions_via_chat(flow, st)
+            elif resp.status_code >= 400:
+                self._upstream_error(flow, st)
+            else:
+                self._buffered_answer(flow, st)
+        except Exception as e:  # a bug costs this call, never the chain's later hooks
+            log.exception("Unexpected error answering %s", flow.request.path)
+            err = ApiError(500, f"oca-proxy failed on this answer: {type(e).__name__}: {e}")
+            reply_error(flow, st.exchange.flavor, err, rec)
 
     async def _completions_via_chat(self, flow: http.HTTPFlow, st: InFlight) -> None:
         """OCA refused a native legacy completions call (no source says it serves them), and
@@ -278,7 +284,11 @@ class Gateway:
         upstream = self.state.upstream
         assert flow.response is not None and upstream
         first = upstream_error_message(flow.response.raw_content or b"", flow.response.status_code)
-        ex = completions_via_chat(st.exchange)
+        try:
+            ex = completions_via_chat(st.exchange)
+        except ApiError:  # a body only OCA's /completions could take: OCA's refusal stands
+            self._upstream_error(flow, st)
+            return
         st.exchange, st.record.route = ex, route_label(ex)
         request_id = secrets.token_hex(16)
         headers = {
