@@ -116,3 +116,136 @@ def test_mitmweb_replay_of_a_forwarded_call_gets_a_fresh_token(proxy_factory: An
     assert all(
         v == "Bearer <redacted>" for k, v in headers.items() if k.lower() == "authorization"
     )
+
+
+def test_oca_replay_command_runs_the_whole_pipeline_with_another_model(
+    proxy_factory: Any,
+) -> None:
+    import anthropic
+
+    proxy, web = _mitmweb(proxy_factory)
+    an = anthropic.Anthropic(base_url=proxy.url, api_key="client-key-456", max_retries=0)
+    with an.messages.stream(
+        model="claude-sonnet-4-5",
+        max_tokens=100,
+        messages=[{"role": "user", "content": "again please"}],
+    ) as s:
+        s.get_final_message()
+    (orig,) = _api_flows(web)
+    out = web.command("oca.replay", f"@{orig['id']}", "oca/gpt-5", "high")
+    assert "error" not in out, out
+    (new_id,) = out["value"]
+    done = web.wait(lambda f: f["id"] == new_id and " · " in f["comment"])
+    # A new flow, linked to the one it replays, through mapping + translation + streaming.
+    assert done["comment"].startswith(f"replay of {orig['id']} · anthropic → chat · oca/gpt-5")
+    assert done["response"]["status_code"] == 200
+    text = web.client.get(f"/flows/{new_id}/response/content/auto.json").json()["text"]
+    assert "Anthropic Messages stream" in text and "You said: again please" in text
+    req_text = web.client.get(f"/flows/{new_id}/request/content/auto.json").json()["text"]
+    assert '"reasoning_effort": "high"' in req_text and '"model": "oca/gpt-5"' in req_text
+    assert len(_api_flows(web)) == 2  # the original is untouched
+    assert no_token_in(json.dumps(web.flows()) + proxy.log(), "sim-at-", "client-key-456")
+
+    # Not an API call: a clear error, no new flow.
+    health = next(f for f in web.flows() if f["request"]["path"] == "/health")
+    assert "not an API call" in web.command("oca.replay", f"@{health['id']}")["error"]
+
+
+def _dashboard_csrf(proxy: Proxy) -> str:
+    import re
+
+    page = httpx.get(proxy.url + "/", timeout=10).text
+    found = re.search(r"name=csrf-token content='([^']+)'", page)
+    assert found
+    return found.group(1)
+
+
+def test_dashboard_replay_button_under_mitmdump(proxy_factory: Any) -> None:
+    proxy = proxy_factory(settings=SETTINGS)
+    oa = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0)
+    oa.chat.completions.create(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "dash"}])
+    state = httpx.get(proxy.url + "/api/state", timeout=10).json()
+    (row,) = state["recent"]
+    assert row["flow_id"]
+    url = proxy.url + "/api/replay"
+    # The protections every dashboard write has: our CSRF token, our Origin, JSON.
+    assert httpx.post(url, json={"flow": row["flow_id"]}, timeout=10).status_code == 403
+    csrf = _dashboard_csrf(proxy)
+    evil = httpx.post(
+        url,
+        json={"flow": row["flow_id"]},
+        headers={"x-csrf-token": csrf, "origin": "http://evil.example"},
+        timeout=10,
+    )
+    assert evil.status_code == 403
+    def calls() -> list[dict[str, Any]]:
+        recent = httpx.get(proxy.url + "/api/state", timeout=10).json()["recent"]
+        return [r for r in recent if r["path"].startswith("/v1/")]
+
+    assert len(calls()) == 1  # the refused writes replayed nothing
+    ok = httpx.post(
+        url,
+        json={"flow": row["flow_id"], "model": "oca/llama-4"},
+        headers={"x-csrf-token": csrf, "origin": proxy.url},
+        timeout=10,
+    )
+    assert ok.status_code == 200 and ok.json()["ok"], ok.text
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        recent = calls()
+        if len(recent) == 2:
+            break
+        time.sleep(0.2)
+    newest = recent[0]
+    assert newest["replay_of"] == row["flow_id"] and newest["flow_id"] == ok.json()["flow"]
+    assert newest["target_model"] == "oca/llama-4" and newest["status"] == 200
+    deadline = time.time() + 5
+    while "replay of " + row["flow_id"] not in proxy.log() and time.time() < deadline:
+        time.sleep(0.1)  # the per-call line is logged in batches
+    assert "replay of " + row["flow_id"] in proxy.log()
+    unknown = httpx.post(
+        url, json={"flow": "nope"}, headers={"x-csrf-token": csrf}, timeout=10
+    )
+    assert unknown.status_code == 400 and "no longer kept" in unknown.json()["error"]
+
+
+def test_repro_file_has_no_secrets_and_replays(proxy_factory: Any, tmp_path: Path) -> None:
+    key = "proxy-key-secret-789"
+    proxy, web = _mitmweb(proxy_factory, options={"oca_proxy_api_key": key})
+    oa = openai.OpenAI(
+        base_url=proxy.url + "/v1",
+        api_key=key,
+        max_retries=0,
+        default_headers={"cookie": "session=cookie-secret", "x-api-key": key},
+    )
+    oa.chat.completions.create(
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "repro me"}]
+    )
+    (orig,) = _api_flows(web)
+    path = tmp_path / "call.json"
+    assert "error" not in web.command("oca.repro", f"@{orig['id']}", str(path))
+    text = path.read_text()
+    assert no_token_in(text, key, "cookie-secret", "sim-at-", "sim-rt-"), text
+    doc = json.loads(text)
+    assert doc["request"]["path"] == "/v1/chat/completions"
+    assert doc["request"]["body"]["messages"][0]["content"] == "repro me"
+    assert doc["response"]["status_code"] == 200 and "repro me" in chat_text(doc["response"]["body"])
+    assert doc["curl"].startswith(f"curl -sS -N -X POST {proxy.url}/v1/chat/completions")
+    headers = {k.lower() for k, _ in doc["request"]["headers"]}
+    assert not headers & {"authorization", "x-api-key", "cookie"}
+
+    # The curl line works against the proxy (with the key it needs added).
+    curl = subprocess.run(
+        doc["curl"] + f" -H 'x-api-key: {key}'", shell=True, capture_output=True, text=True, timeout=30
+    )
+    assert '"You said: repro me"' in curl.stdout or "You said: repro me" in curl.stdout
+
+    # oca-proxy replay FILE: sends it again, with another model, and prints the answer.
+    run = subprocess.run(
+        [sys.executable, "-m", "oca_addon.cli", "replay", str(path), "--model", "oca/llama-4",
+         "--proxy", proxy.url, "--key", key],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "200" in run.stdout and "You said: repro me" in run.stdout
+    assert "oca/llama-4" in run.stdout
