@@ -249,3 +249,55 @@ def test_repro_file_has_no_secrets_and_replays(proxy_factory: Any, tmp_path: Pat
     assert run.returncode == 0, run.stderr
     assert "200" in run.stdout and "You said: repro me" in run.stdout
     assert "oca/llama-4" in run.stdout
+
+
+def test_replay_edited_to_another_host_gets_no_token_and_clients_still_meet_the_guard(
+    proxy_factory: Any,
+) -> None:
+    import http.server
+    import threading
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            seen.append(dict(self.headers.items()))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        proxy, web = _mitmweb(proxy_factory)
+        oa = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0)
+        oa.chat.completions.create(model="oca/gpt-4.1", messages=[{"role": "user", "content": "x"}])
+        (orig,) = _api_flows(web)
+        fid = orig["id"]
+        r = web.put(f"/flows/{fid}", {"request": {"port": other.server_address[1]}})
+        assert r.status_code == 200, r.text
+        assert web.post(f"/flows/{fid}/replay").status_code == 200
+        deadline = time.time() + 15
+        while not seen and time.time() < deadline:
+            time.sleep(0.1)
+        assert seen, "the replay never arrived"
+        auth = {k.lower(): v for k, v in seen[0].items()}.get("authorization", "")
+        assert "sim-at-" not in auth and auth in ("", "Bearer <redacted>"), auth
+    finally:
+        other.shutdown()
+
+    # A network client naming OCA's host (what a replay carries) is still refused.
+    sim_host = proxy.sim.url.split("//", 1)[1]
+    refused = httpx.post(
+        proxy.url + "/v1/chat/completions",
+        headers={"host": sim_host},
+        json={"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "x"}]},
+        timeout=10,
+    )
+    assert refused.status_code == 403 and "forbidden_host" in refused.text
