@@ -96,10 +96,16 @@ def with_overrides(
         endpoint = classify(path)
         if endpoint is Endpoint.RESPONSES:
             reasoning = body.get("reasoning")
-            body["reasoning"] = {**(reasoning if isinstance(reasoning, dict) else {}), "effort": effort}
+            body["reasoning"] = {
+                **(reasoning if isinstance(reasoning, dict) else {}),
+                "effort": effort,
+            }
         elif endpoint is Endpoint.MESSAGES:
             config = body.get("output_config")
-            body["output_config"] = {**(config if isinstance(config, dict) else {}), "effort": effort}
+            body["output_config"] = {
+                **(config if isinstance(config, dict) else {}),
+                "effort": effort,
+            }
         elif endpoint is Endpoint.CHAT:
             body["reasoning_effort"] = effort
         else:
@@ -121,8 +127,14 @@ def body_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode()
 
 
-def curl_line(proxy: str, method: str, path: str, headers: list[list[str]], body: bytes,
-              file: str | None = None) -> str:
+def curl_line(
+    proxy: str,
+    method: str,
+    path: str,
+    headers: list[list[str]],
+    body: bytes,
+    file: str | None = None,
+) -> str:
     """A command that sends the request to the proxy (the body inline, or from the repro
     file through jq when it is too long for one shell argument)."""
     parts = ["curl", "-sS", "-N", "-X", method, shlex.quote(proxy.rstrip("/") + path)]

@@ -58,9 +58,7 @@ def test_the_readme_has_the_examples() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(SNIPPETS)))
-def test_readme_python_example_runs_against_the_demo(
-    demo: tuple[str, Path], index: int
-) -> None:
+def test_readme_python_example_runs_against_the_demo(demo: tuple[str, Path], index: int) -> None:
     base, _ = demo
     run = _run(SNIPPETS[index], base)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -71,7 +69,9 @@ def test_readme_python_example_runs_against_the_demo(
 
 def test_readme_curl_example_and_the_demo_banner(demo: tuple[str, Path]) -> None:
     base, log = demo
-    (curl,) = re.findall(r"```bash\n(curl http://localhost:8669/v1/chat/completions.*?)```", README, re.S)
+    (curl,) = re.findall(
+        r"```bash\n(curl http://localhost:8669/v1/chat/completions.*?)```", README, re.S
+    )
     cmd = curl.replace("http://localhost:8669", base).replace("\\\n", " ")
     out = subprocess.run(shlex.split(cmd), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "chat.completion.chunk" in out.stdout

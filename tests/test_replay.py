@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import openai
-import pytest
 
 from tests.conftest import PREFIX, ROOT, Proxy, free_port, no_token_in
 
@@ -84,7 +83,9 @@ def _api_flows(web: Web) -> list[dict[str, Any]]:
 def test_mitmweb_replay_of_a_forwarded_call_gets_a_fresh_token(proxy_factory: Any) -> None:
     proxy, web = _mitmweb(proxy_factory)
     oa = openai.OpenAI(base_url=proxy.url + "/v1", api_key="client-key-123", max_retries=0)
-    oa.chat.completions.create(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "first"}])
+    oa.chat.completions.create(
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "first"}]
+    )
     (orig,) = _api_flows(web)
     fid = orig["id"]
     before = proxy.sim.state()
@@ -113,9 +114,7 @@ def test_mitmweb_replay_of_a_forwarded_call_gets_a_fresh_token(proxy_factory: An
     everything = json.dumps(web.flows()) + proxy.log()
     headers = dict(web.flows()[0]["request"]["headers"]) if web.flows() else {}
     assert no_token_in(everything, "sim-at-", "client-key-123"), "a token reached mitmweb"
-    assert all(
-        v == "Bearer <redacted>" for k, v in headers.items() if k.lower() == "authorization"
-    )
+    assert all(v == "Bearer <redacted>" for k, v in headers.items() if k.lower() == "authorization")
 
 
 def test_oca_replay_command_runs_the_whole_pipeline_with_another_model(
@@ -163,7 +162,9 @@ def _dashboard_csrf(proxy: Proxy) -> str:
 def test_dashboard_replay_button_under_mitmdump(proxy_factory: Any) -> None:
     proxy = proxy_factory(settings=SETTINGS)
     oa = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0)
-    oa.chat.completions.create(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "dash"}])
+    oa.chat.completions.create(
+        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "dash"}]
+    )
     state = httpx.get(proxy.url + "/api/state", timeout=10).json()
     (row,) = state["recent"]
     assert row["flow_id"]
@@ -178,6 +179,7 @@ def test_dashboard_replay_button_under_mitmdump(proxy_factory: Any) -> None:
         timeout=10,
     )
     assert evil.status_code == 403
+
     def calls() -> list[dict[str, Any]]:
         recent = httpx.get(proxy.url + "/api/state", timeout=10).json()["recent"]
         return [r for r in recent if r["path"].startswith("/v1/")]
@@ -203,9 +205,7 @@ def test_dashboard_replay_button_under_mitmdump(proxy_factory: Any) -> None:
     while "replay of " + row["flow_id"] not in proxy.log() and time.time() < deadline:
         time.sleep(0.1)  # the per-call line is logged in batches
     assert "replay of " + row["flow_id"] in proxy.log()
-    unknown = httpx.post(
-        url, json={"flow": "nope"}, headers={"x-csrf-token": csrf}, timeout=10
-    )
+    unknown = httpx.post(url, json={"flow": "nope"}, headers={"x-csrf-token": csrf}, timeout=10)
     assert unknown.status_code == 400 and "no longer kept" in unknown.json()["error"]
 
 
@@ -229,14 +229,20 @@ def test_repro_file_has_no_secrets_and_replays(proxy_factory: Any, tmp_path: Pat
     doc = json.loads(text)
     assert doc["request"]["path"] == "/v1/chat/completions"
     assert doc["request"]["body"]["messages"][0]["content"] == "repro me"
-    assert doc["response"]["status_code"] == 200 and "repro me" in chat_text(doc["response"]["body"])
+    assert doc["response"]["status_code"] == 200 and "repro me" in chat_text(
+        doc["response"]["body"]
+    )
     assert doc["curl"].startswith(f"curl -sS -N -X POST {proxy.url}/v1/chat/completions")
     headers = {k.lower() for k, _ in doc["request"]["headers"]}
     assert not headers & {"authorization", "x-api-key", "cookie"}
 
     # The curl line works against the proxy (with the key it needs added).
     curl = subprocess.run(
-        doc["curl"] + f" -H 'x-api-key: {key}'", shell=True, capture_output=True, text=True, timeout=30
+        doc["curl"] + f" -H 'x-api-key: {key}'",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert '"You said: repro me"' in curl.stdout or "You said: repro me" in curl.stdout
 

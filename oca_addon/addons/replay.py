@@ -98,7 +98,9 @@ class Replays:
     # -- oca.replay --------------------------------------------------------------------------
 
     @command.command("oca.replay")
-    def replay(self, flows: Sequence[flow.Flow], model: str = "", effort: str = "") -> Sequence[str]:
+    def replay(
+        self, flows: Sequence[flow.Flow], model: str = "", effort: str = ""
+    ) -> Sequence[str]:
         """Replay the client's original request of API calls through oca-proxy (mapping,
         translation, streaming), each as a new flow, optionally with another model and
         reasoning effort (minimal, low, medium, high). Returns the new flows' ids."""
