@@ -97,6 +97,8 @@ def test_mitmweb_replay_of_a_forwarded_call_gets_a_fresh_token(proxy_factory: An
     answer = web.body(fid)
     assert "chat.completion.chunk" in answer and "You said: first" in chat_text(answer)
     assert "forbidden_host" not in proxy.log()
+    view = web.client.get(f"/flows/{fid}/response/content/auto.json").json()["text"]
+    assert "what OCA answered the replay: 200" in view and "You said: first" in view
     after = proxy.sim.state()
     assert after != before  # the simulator saw the call
 

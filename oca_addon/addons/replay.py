@@ -39,7 +39,10 @@ from .state import ProxyState
 
 log = logging.getLogger("oca_addon")
 
-KEPT_FOR_REPLAY = 100  # client requests kept for the dashboard's recent rows (its row count)
+# Client requests kept for the dashboard's recent rows under mitmdump (which keeps no
+# flows): at most its row count, and at most this many bytes of bodies.
+KEPT_FOR_REPLAY = 100
+KEPT_BYTES = 32 * 1024 * 1024
 
 
 class Replays:
@@ -49,6 +52,7 @@ class Replays:
         # flow id -> the client's request kept on it, for rows whose flow is gone (mitmdump
         # keeps no flows): the same dict as in the flow's metadata, so nothing is copied.
         self.kept: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.kept_bytes = 0
         state.remember_request = self.remember
 
     # -- mitmproxy's own replays -----------------------------------------------------------
@@ -118,9 +122,16 @@ class Replays:
 
     def remember(self, flow_id: str, kept: dict[str, Any]) -> None:
         """Traffic calls this for each finished call: the dashboard may replay it."""
+        body = kept.get("body")
+        size = len(body) if isinstance(body, str) else 0
+        if kept.get("truncated") or size > KEPT_BYTES:
+            return  # could not be replayed anyway
         self.kept[flow_id] = kept
-        while len(self.kept) > KEPT_FOR_REPLAY:
-            self.kept.popitem(last=False)
+        self.kept_bytes += size
+        while len(self.kept) > KEPT_FOR_REPLAY or self.kept_bytes > KEPT_BYTES:
+            _, old = self.kept.popitem(last=False)
+            old_body = old.get("body")
+            self.kept_bytes -= len(old_body) if isinstance(old_body, str) else 0
 
     def replay_by_id(self, flow_id: str, model: str = "", effort: str = "") -> str:
         """The dashboard's Replay button. Raises repro.ReplayError."""
