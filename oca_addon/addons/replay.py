@@ -24,7 +24,7 @@ import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import mitmproxy.types
@@ -57,9 +57,13 @@ class Replays:
 
     # -- mitmproxy's own replays -----------------------------------------------------------
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        # Plain for every call (a hot path); mitmproxy awaits what a hook returns.
         if flow.is_replay != "request" or flow.response or not flow.live:
-            return
+            return None
+        return self._replayed(flow)
+
+    async def _replayed(self, flow: http.HTTPFlow) -> None:
         req = flow.request
         # A flow replayed again still carries the wire token of its first run: never reuse it.
         mitm_patches.clear_wire_headers(req)

@@ -420,7 +420,7 @@
                 h("td", {}, m.efforts.length ? h("div", { class: "chips" }, m.efforts.map((e) => h("span", { class: "chip" }, e)))
                   : m.reasoning ? h("span", { class: "chip" }, "reasoning") : h("span", { class: "faint" }, "—")),
                 h("td", {}, h("div", { class: "chips" }, m.apis.map((a) => h("span", { class: "chip info" }, a)),
-                  m.caching ? h("span", { class: "chip", title: "prompt caching" }, "caching") : null))))))))
+                  m.caching ? h("span", { class: "chip", title: "prompt caching" }, "caching") : null)))))))
       : h("div", { class: "empty" }, S.login.logged_in ? "OCA's model list could not be loaded right now." : "Log in to see OCA's models.");
     return h("section", { class: "card span-12", id: "models-card" },
       h("h2", {}, "OCA models", h("span", { class: "count" }, S.models.length ? `${S.models.length}` : "")),
