@@ -309,3 +309,34 @@ def test_replay_edited_to_another_host_gets_no_token_and_clients_still_meet_the_
         timeout=10,
     )
     assert refused.status_code == 403 and "forbidden_host" in refused.text
+
+
+def test_mitmdump_client_replay_of_saved_flows(proxy_factory: Any, tmp_path: Path) -> None:
+    """`mitmdump -C flows.mitm`: saved calls (their token redacted) go to OCA again."""
+    from tests.test_e2e_traffic import read_flows
+
+    saved, out = tmp_path / "saved.mitm", tmp_path / "replayed.mitm"
+    first = proxy_factory("first", settings=SETTINGS, mitm_args=["-w", str(saved)])
+    oa = openai.OpenAI(base_url=first.url + "/v1", api_key="k", max_retries=0)
+    oa.chat.completions.create(
+        model="claude-sonnet-4-5", stream=True, messages=[{"role": "user", "content": "saved"}]
+    ).close()
+    first.stop()
+    (flow,) = [f for f in read_flows(saved) if f.request.path.startswith(PREFIX)]
+    assert flow.request.headers["authorization"] == "Bearer <redacted>"
+
+    second = proxy_factory(
+        "second",
+        settings=SETTINGS,
+        mitm_args=["-C", str(saved), "--set", "keepserving=true", "-w", str(out)],
+    )
+    deadline = time.time() + 20
+    while "replay, as sent to OCA" not in second.log() and time.time() < deadline:
+        time.sleep(0.2)
+    second.stop()
+    (again,) = [f for f in read_flows(out) if f.request.path.startswith(PREFIX)]
+    assert again.is_replay == "request" and again.response is not None
+    assert again.response.status_code == 200, again.response.text
+    assert "You said: saved" in chat_text(again.response.text or "")
+    assert again.comment.startswith("replay, as sent to OCA · chat · oca/gpt-4.1")
+    assert no_token_in(out.read_bytes().decode("latin-1") + second.log(), "sim-at-")
