@@ -212,6 +212,10 @@ def _mark(flow: http.HTTPFlow, status: int) -> None:
 def finish(flow: http.HTTPFlow, rec: RequestRecord) -> None:
     """Call last in response/error: comment, mark, summary, redaction, one log line."""
     comment = describe(rec)
+    if rec.route == "replay":  # mitmproxy's replay of a request made for OCA: sent as it was
+        comment = f"replay, as sent to OCA · {comment}"
+    elif rec.replay_of:
+        comment = f"replay of {rec.replay_of} · {comment}"
     flow.comment = comment
     if failed(rec.status, rec.error):
         _mark(flow, rec.status)

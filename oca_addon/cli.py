@@ -4,11 +4,13 @@ oca-proxy [--port 8669] [--mode internal|external] [--web] ... [-- mitmproxy arg
 oca-proxy login [--no-browser] | logout | status
 oca-proxy sim [...]     the OCA simulator (API and login)
 oca-proxy demo          simulator + proxy, already logged in
+oca-proxy replay FILE [--model M]   send a reproduction file (oca.repro) to the proxy again
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -25,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="oca-proxy",
         description="Local OpenAI/Anthropic-compatible gateway to Oracle Code Assist, "
         "as a mitmproxy addon. Anything after `--` goes to mitmproxy untouched.",
-        epilog="Subcommands: login, logout, status, sim, demo (`oca-proxy login --help`).",
+        epilog="Subcommands: login, logout, status, sim, demo, replay (`oca-proxy login --help`).",
     )
     p.add_argument("--port", type=int, help="listen port: 8669, 8668 or 8667 (env PORT)")
     p.add_argument("--mode", choices=sorted(DEPLOYMENTS), help="OCA deployment")
@@ -137,11 +139,68 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo_main
 
         return int(demo_main(argv[1:], run_proxy) or 0)
+    if argv and argv[0] == "replay":
+        return replay_main(argv[1:])
     if argv and argv[0] in ("login", "logout", "status"):
         from .account import main as account_main
 
         return int(account_main(argv) or 0)
     return run_proxy(argv)
+
+
+def replay_main(argv: list[str]) -> int:
+    """`oca-proxy replay FILE`: a reproduction file's request to a running proxy; prints
+    the status and the answer (a stream assembled into its text, tool calls and usage)."""
+    import requests
+
+    from . import repro
+
+    p = argparse.ArgumentParser(prog="oca-proxy replay", description=replay_main.__doc__)
+    p.add_argument("file", help="a reproduction file written by the oca.repro command")
+    p.add_argument("--model", help="another model than the file's")
+    p.add_argument("--effort", choices=repro.EFFORTS, help="another reasoning effort")
+    p.add_argument("--proxy", help="the proxy's address (default http://127.0.0.1:PORT)")
+    p.add_argument("--key", help="the proxy key, if it has one (default: env OCA_PROXY_KEY)")
+    p.add_argument("--raw", action="store_true", help="print a streamed answer as it came")
+    args = p.parse_args(argv)
+    try:
+        req = repro.read_repro(Path(args.file).read_text(encoding="utf-8"))
+        body_value = req.get("body")
+        text = body_value if isinstance(body_value, str) else json.dumps(body_value)
+        body = repro.with_overrides(req["path"], text, args.model, args.effort)
+    except (OSError, repro.ReplayError) as e:
+        raise SystemExit(f"oca-proxy replay: {e}") from None
+    if args.proxy:
+        base = args.proxy
+    else:
+        try:
+            settings = load_settings(find_config_file(None))
+        except ConfigError:
+            settings = None
+        base = f"http://127.0.0.1:{_env_port() or (settings.port if settings else None) or 8669}"
+    headers = {k: v for k, v in repro.clean_headers(req.get("headers") or [])}
+    key = args.key or os.environ.get("OCA_PROXY_KEY")
+    if key:
+        headers["x-api-key"] = key
+    url = base.rstrip("/") + req["path"]
+    try:
+        resp = requests.request(
+            str(req.get("method", "POST")), url, data=body, headers=headers, timeout=600
+        )
+    except requests.RequestException as e:
+        raise SystemExit(f"oca-proxy replay: no answer from {url}: {e}") from None
+    print(f"HTTP {resp.status_code} from {url}")
+    content_type = resp.headers.get("content-type", "")
+    if "text/event-stream" in content_type and not args.raw:
+        from .contentview import render_stream
+
+        print(render_stream(resp.content))
+    else:
+        try:
+            print(json.dumps(resp.json(), indent=2, ensure_ascii=False))
+        except ValueError:
+            print(resp.text)
+    return 0 if resp.status_code < 400 else 1
 
 
 if __name__ == "__main__":

@@ -505,6 +505,11 @@ def render_response(
     if not isinstance(oca, dict) and not client:
         return render_body(data, content_type)
     lines = _summary_line(meta)
+    if client and client.get(
+        "replay"
+    ):  # mitmproxy replayed the request made for OCA: OCA's own answer
+        title = f"what OCA answered the replay: {status if status is not None else ''}"
+        return "\n".join([*lines, _rule(title.rstrip()), render_body(data, content_type)])
     lines += [
         _rule(f"what the client received: {status if status is not None else ''}".rstrip()),
         render_body(data, content_type) + _kept_note(client or {}),

@@ -222,6 +222,7 @@ def build_state(
     mitmweb: str | None = None,
     inflight: int = 0,
     now: float | None = None,
+    view_note: str | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows. `health` is LocalPages.health_data() (never a token)."""
     port = health.get("port") or 8669
@@ -257,6 +258,7 @@ def build_state(
         "recent": [request_row(r) for r in recent],
         "totals": totals_rows(stats),
         "inflight": inflight,
+        "view_note": view_note,  # mitmweb drops old flows (addons/viewlimit.py)
         "uptime_since": stats.started,
         "setup": setup_snippets(base, settings.default_model, settings.proxy_api_key),
     }

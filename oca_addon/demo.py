@@ -72,7 +72,7 @@ def main(argv: list[str], run_proxy: Callable[[list[str]], int]) -> int:
             f"""
 oca-proxy demo: OCA simulator on {sim_url}, proxy on {base} (logged in).
   OpenAI SDK / Codex:  OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=dummy
-  Claude Code:         ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=dummy
+  Claude Code:         ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN=dummy
   Dashboard:           {base}/    Settings: {config}
   Try: curl {base}/v1/chat/completions -H 'content-type: application/json' \\
          -d '{{"model":"oca/gpt-4.1","messages":[{{"role":"user","content":"hi"}}]}}'

@@ -43,6 +43,7 @@ class LocalSite:
             "/logout": self.logout,
             "/api/state": self.api_state,
             "/api/settings": self.api_settings,
+            "/api/replay": self.api_replay,
             "/api/event_logging/batch": self.ignore,
         }
         handler = routes.get(path)
@@ -135,6 +136,7 @@ class LocalSite:
             state.stats,
             mitmweb=annotate.mitmweb_url(),
             inflight=len(state.inflight),
+            view_note=state.view_note,
         )
 
     async def _dashboard_catalog(self, logged_in: bool) -> Any:
@@ -178,8 +180,35 @@ class LocalSite:
         if req.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return "cross-site request refused"
         if "json" not in req.headers.get("content-type", ""):
-            return "send the settings as application/json"
+            return "send the change as application/json"
         return None
+
+    async def api_replay(self, flow: http.HTTPFlow) -> http.Response:
+        """POST {"flow": id, "model"?, "effort"?} (the dashboard's Replay button): the call's
+        client request again, as a new flow through the whole pipeline."""
+        from .repro import ReplayError
+
+        req = flow.request
+        if req.method != "POST":
+            return http.Response.make(405, b"use POST", {"allow": "POST"})
+        refusal = self._write_refusal(flow)
+        if refusal:
+            return http.Response.make(403, json.dumps({"ok": False, "error": refusal}), JSON)
+        try:
+            payload = json.loads(req.get_text(strict=False) or "")
+        except ValueError:
+            payload = None
+        flow_id = payload.get("flow") if isinstance(payload, dict) else None
+        if not isinstance(flow_id, str) or not flow_id or self.state.replay is None:
+            return http.Response.make(
+                400, json.dumps({"ok": False, "error": "name the flow to replay"}), JSON
+            )
+        model, effort = payload.get("model") or "", payload.get("effort") or ""
+        try:
+            new_id = self.state.replay(flow_id, str(model), str(effort))
+        except ReplayError as e:
+            return http.Response.make(400, json.dumps({"ok": False, "error": str(e)}), JSON)
+        return http.Response.make(200, json.dumps({"ok": True, "flow": new_id}), JSON)
 
     async def api_settings(self, flow: http.HTTPFlow) -> http.Response:
         """GET: the mapping. POST (from the dashboard): save a new mapping atomically."""

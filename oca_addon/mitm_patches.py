@@ -233,8 +233,16 @@ REDACTED = "Bearer <redacted>"  # what flows show (same as annotate.REDACTED_BEA
 def set_wire_headers(request: http.Request, headers: dict[str, str]) -> None:
     """Send these header values upstream instead of what the flow shows.
 
-    Kept in a private attribute: flow copies, replays and saved flows never carry it."""
+    Kept in a private attribute: flow copies and saved flows never carry it (a replay in
+    place does: see clear_wire_headers)."""
     setattr(request, WIRE_ATTR, headers)
+
+
+def clear_wire_headers(request: http.Request) -> None:
+    """Forget them (a flow replayed in place keeps its request object, and so its first
+    run's token: a replay gets its own, or none)."""
+    if hasattr(request, WIRE_ATTR):
+        delattr(request, WIRE_ATTR)
 
 
 CLIENT_PATH_ATTR = "_oca_client_path"

@@ -44,7 +44,7 @@ def login_success_page(port: int) -> str:
         f"""<div class=card><h1 class=ok>You are logged in to Oracle Code Assist</h1>
 <p>oca-proxy keeps the login fresh from now on. Point your tools at it:</p>
 <pre>export OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=dummy
-export ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=dummy</pre>
+export ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN=dummy</pre>
 <p><a class=button href="/">Open the dashboard</a>
 <a class="button secondary" href="/#setup">Client setup</a></p></div>""",
     )

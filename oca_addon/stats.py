@@ -24,6 +24,8 @@ class RequestRecord:
     ttfb_ms: float | None = None
     error: str | None = None
     request_id: str = ""
+    flow_id: str = ""  # the mitmproxy flow (the dashboard's Replay button names it)
+    replay_of: str = ""  # the flow this call replays (oca.replay)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)  # plain values only: no need for asdict's deep copy

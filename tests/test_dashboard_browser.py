@@ -333,6 +333,21 @@ def test_dashboard_in_chromium(proxy_factory: Any, browser: Chromium, tmp_path: 
         "(document.querySelector('#recent tbody tr:nth-child(2)')?.innerText || '').includes('team-model')"
     )
     assert "oca/llama-4" in browser.text("#recent tbody tr:first-child")
+    # Replay the newest call from its row: a new call, linked to it, shows up on top.
+    rows = browser.eval("document.querySelectorAll('#recent tbody tr').length")
+
+    def llama_calls() -> list[Any]:
+        requests = proxy.sim.state()["requests"]
+        return [r for r in requests if (r["body"] or {}).get("model") == "oca/llama-4"]
+
+    before = len(llama_calls())
+    browser.click("#recent tbody tr:first-child button.replay")
+    browser.wait_for(
+        "(document.querySelector('#replay-status')?.innerText || '').includes('Replaying')"
+    )
+    browser.wait_for(f"document.querySelectorAll('#recent tbody tr').length > {rows}")
+    assert "oca/llama-4" in browser.text("#recent tbody tr:first-child")
+    assert len(llama_calls()) == before + 1
     browser.click("[data-tab=claude]")
     assert f"ANTHROPIC_BASE_URL=http://localhost:{proxy.port}" in browser.text("#setup")
     browser.eval("window.scrollTo(0, 0)")

@@ -77,6 +77,8 @@ class Gateway:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or not flow.live:
             return  # answered already (refusal, local page), or a saved flow being read
+        if flow.id in self.state.replays:
+            return  # a replay of a request made for OCA: never translated again
         req = flow.request
         path = req.path
         endpoint = classify(path)

@@ -14,11 +14,14 @@ from .state import ProxyState
 
 class LocalPages:
     def __init__(self, state: ProxyState) -> None:
+        self.state = state
         self.site = LocalSite(state)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or not flow.live:
             return  # refused already, or a saved flow being read (-r)
+        if flow.id in self.state.replays:
+            return  # a replay of a request made for OCA: goes there as it is
         if classify(flow.request.path) is not None:
             return  # an API call: the gateway's
         await self.site.handle(flow)

@@ -14,8 +14,9 @@ import functools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -82,6 +83,14 @@ class ProxyState:
         self.stats = Stats()
         self.history = ResponseHistory()
         self.inflight: dict[str, InFlight] = {}
+        # Replays of requests already made for OCA (addons/replay.py), until Traffic closes them.
+        self.replays: dict[str, RequestRecord] = {}
+        # Set by the Replays addon: replay a recent call by its flow id (the dashboard's
+        # button), and remember a finished call's client request for that.
+        self.replay: Callable[[str, str, str], str] | None = None
+        self.remember_request: Callable[[str, dict[str, Any]], None] | None = None
+        # What the dashboard says about mitmweb's view being trimmed (addons/viewlimit.py).
+        self.view_note: str | None = None
         # Options read on every request, copied here by the owning addon's configure()
         # (ctx.options costs a deep copy per read).
         self.capture_limit = 2 * 1024 * 1024  # oca_capture_limit (Traffic)

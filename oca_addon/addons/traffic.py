@@ -14,6 +14,8 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .. import annotate, contentview
+from ..gateway import token_counts, usage_from_stream
+from ..stats import RequestRecord
 from .state import InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
@@ -39,6 +41,10 @@ class Traffic:
         annotate.show_comments_in_mitmweb()
 
     def response(self, flow: http.HTTPFlow) -> None:
+        replay = self.state.replays.pop(flow.id, None)
+        if replay is not None:
+            self._close_replay(flow, replay)
+            return
         st = self.state.inflight.get(flow.id)
         if st is None or flow.response is None:
             refusal = annotate.local_answer(flow)
@@ -48,6 +54,10 @@ class Traffic:
         self._close(flow, st)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        replay = self.state.replays.pop(flow.id, None)
+        if replay is not None:
+            self._close_replay(flow, replay)
+            return
         st = self.state.inflight.get(flow.id)
         if st is None:
             if flow.live and flow.response is not None and flow.response.status_code >= 400:
@@ -61,9 +71,51 @@ class Traffic:
     def _close(self, flow: http.HTTPFlow, st: InFlight) -> None:
         rec = st.record
         rec.latency_ms = (time.time() - rec.started) * 1000
+        data = annotate.meta(flow)
+        rec.flow_id, rec.replay_of = flow.id, str(data.get("replay_of") or "")
         self.state.stats.record(rec)
         annotate.finish(flow, rec)  # comment, mark, token redacted, log line
+        kept = data.get("client_request")
+        if self.state.remember_request is not None and isinstance(kept, dict):
+            self.state.remember_request(flow.id, kept)  # the dashboard may replay it
+
+    def _close_replay(self, flow: http.HTTPFlow, rec: RequestRecord) -> None:
+        """A replay of a request made for OCA (addons/replay.py): its answer is OCA's own."""
+        resp = flow.response
+        rec.latency_ms = (time.time() - rec.started) * 1000
+        rec.flow_id = flow.id
+        rec.status = resp.status_code if resp is not None else 502
+        if flow.error is not None:
+            rec.error = flow.error.msg
+        if resp is not None:
+            raw = resp.raw_content or b""
+            if "text/event-stream" in resp.headers.get("content-type", ""):
+                usage = usage_from_stream(raw)
+            else:
+                usage = _json_usage(raw)
+            rec.input_tokens, rec.output_tokens = token_counts(usage)
+            data = annotate.meta(flow)
+            data["oca_response"] = {
+                "status_code": resp.status_code,
+                "content_type": resp.headers.get("content-type", ""),
+                "headers": annotate.safe_headers(resp.headers),
+                "same_as_client": True,
+            }
+            data["client_response"] = {"replay": True, "size": len(raw)}
+        self.state.stats.record(rec)
+        annotate.finish(flow, rec)
 
     def done(self) -> None:
         annotate.redact_all()  # flows still open at shutdown are saved (-w) after this
         annotate.traffic_log.flush()
+
+
+def _json_usage(raw: bytes) -> dict[str, Any] | None:
+    import json
+
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return usage if isinstance(usage, dict) else None

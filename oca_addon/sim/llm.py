@@ -259,6 +259,39 @@ def args_from_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Words of a tool's name that say nothing about what it is for.
+_GENERIC_WORDS = frozenset(
+    {"get", "set", "list", "run", "do", "make", "fetch", "create", "update", "delete", "call",
+     "use", "tool", "the", "and", "for", "with", "exec", "command", "current", "info", "data"}
+)  # fmt: skip
+ASKED_MAX_CHARS = 300  # longer prompts are real clients' (system reminders, context)
+
+
+def _name_words(name: str) -> list[str]:
+    """`get_weather` -> ["weather"]; `WebFetch` -> ["web"]: the telling words of a name."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    words = re.split(r"[^A-Za-z0-9]+", spaced)
+    return [w.lower() for w in words if len(w) >= 4 and w.lower() not in _GENERIC_WORDS]
+
+
+def tool_asked_for(text: str, tools: list[Tool]) -> Tool | None:
+    """The offered tool a short prompt asks for, without a SIM: directive: one it names
+    (`use get_weather`), or whose name's telling words it uses (`Weather in Oslo?` for
+    `get_weather`). Like a model would, so README examples run against the demo; long
+    prompts (coding tools' context) and prompts with directives are left alone."""
+    if not tools or len(text) > ASKED_MAX_CHARS or "SIM:" in text:
+        return None
+    for tool in tools:
+        if re.search(rf"(?<![\w-]){re.escape(tool.name)}(?![\w-])", text):
+            return tool
+    lowered = re.findall(r"[a-z0-9]+", text.lower())
+    for tool in tools:
+        words = _name_words(tool.name)
+        if words and any(w in lowered for w in words):
+            return tool
+    return None
+
+
 def _new_id() -> str:
     return uuid.uuid4().hex[:24]
 
@@ -306,6 +339,8 @@ def build_plan(
             plan.tool_calls = [_make_call(t, None) for t in conv.tools[:MAX_PARALLEL_TOOLS]]
         elif d.tool and d.tool in offered:
             plan.tool_calls = [_make_call(offered[d.tool], d.args)]
+        elif (asked := tool_asked_for(conv.user_text, conv.tools)) is not None:
+            plan.tool_calls = [_make_call(asked, None)]
     if plan.tool_calls:
         plan.finish = "tool_calls"
         return plan

@@ -12,6 +12,7 @@
   let dirty = false;
   let setupTab = "claude";
   let saveStatus = null; // {text, cls}
+  let replayStatus = null; // {text, cls}
 
   // -- helpers ------------------------------------------------------------------------------
 
@@ -162,12 +163,16 @@
         h("td", { class: "num nowrap" }, `${int(r.input_tokens)} / ${int(r.output_tokens)}`),
         h("td", { class: "num nowrap" }, duration(r.latency_ms),
           r.stream && typeof r.ttfb_ms === "number" ? h("div", { class: "faint small" }, `first byte ${duration(r.ttfb_ms)}`) : null),
-        h("td", { class: "num" }, statusChip(r))));
+        h("td", { class: "num" }, statusChip(r)),
+        h("td", { class: "num" },
+          r.flow_id && r.route !== "refused" && r.route !== "replay"
+            ? h("button", { class: "small replay", title: "Send the client's request again (a new flow)", onclick: (e) => replay(r, e.target) }, "Replay")
+            : null)));
     const body = rows.length
       ? h("div", { class: "table-wrap" },
           h("table", { id: "recent" },
             h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "API"), h("th", {}, "Model"),
-              h("th", { class: "num" }, "Tokens in / out"), h("th", { class: "num" }, "Latency"), h("th", { class: "num" }, "Status"))),
+              h("th", { class: "num" }, "Tokens in / out"), h("th", { class: "num" }, "Latency"), h("th", { class: "num" }, "Status"), h("th", {}, ""))),
             h("tbody", {}, rows)))
       : h("div", { class: "empty", id: "recent-empty" }, "No requests yet. Point a client at ", h("span", { class: "mono" }, S.urls.proxy), " (see “Set up your tools”).");
     return h("section", { class: "card span-8", id: "requests" },
@@ -175,7 +180,33 @@
         h("div", { class: "spacer" }),
         S.urls.mitmweb ? h("a", { class: "small", href: S.urls.mitmweb, target: "_blank", rel: "noopener" }, "Full traffic in mitmweb ↗") : null),
       h("p", { class: "lead" }, "Newest first. Live: the page updates as calls finish."),
+      S.view_note ? h("p", { class: "small muted", id: "view-note" }, S.view_note) : null,
+      replayStatus ? h("p", { class: `status small ${replayStatus.cls}`, id: "replay-status" }, replayStatus.text) : null,
       body);
+  }
+
+  // The call again through the whole pipeline, as a new flow (POST /api/replay).
+  async function replay(r, btn) {
+    btn.disabled = true;
+    let body = {};
+    let ok = false;
+    try {
+      const resp = await fetch("/api/replay", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-csrf-token": CSRF },
+        body: JSON.stringify({ flow: r.flow_id }),
+        cache: "no-store",
+      });
+      body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+      ok = resp.ok && body.ok;
+    } catch (e) {
+      body = { error: `oca-proxy did not answer (${e})` };
+    }
+    replayStatus = ok
+      ? { text: `Replaying ${r.path} (${r.requested_model}) as flow ${body.flow}: it shows here when it ends.`, cls: "ok" }
+      : { text: `Not replayed: ${body.error || "unknown error"}`, cls: "bad" };
+    btn.disabled = false;
+    replace("requests", requests());
   }
 
   function totals() {
