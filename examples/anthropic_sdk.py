@@ -4,7 +4,7 @@ and a token count. Model names are mapped by the proxy's settings (model_mapping
 import anthropic
 
 client = anthropic.Anthropic(base_url="http://localhost:8669", api_key="dummy")
-MODEL = "claude-sonnet-4-5"  # or any name your model_mapping knows, or an oca/ model id
+MODEL = "claude-sonnet-4-6"  # or any name your model_mapping knows, or an oca/ model id
 
 with client.messages.stream(
     model=MODEL, max_tokens=1024, messages=[{"role": "user", "content": "Hello!"}]

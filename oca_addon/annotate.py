@@ -9,7 +9,7 @@
   has gone (response headers, error, or shutdown); `flow.response` ends as what the client
   received: for streams, the bytes kept while streaming (the stream itself is never held up).
 - `flow.comment`: one line such as
-  `anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s`;
+  `anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s`;
   `flow.marked` on failures. The same line goes to the log (mitmdump's output).
 """
 
@@ -163,7 +163,7 @@ def keep_oca_answer(
 
 
 def describe(rec: RequestRecord) -> str:
-    """`anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s`"""
+    """`anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s`"""
     api = API_LABELS.get(rec.api, rec.api)
     if rec.route == "translated":
         parts = [f"{api} → chat"]

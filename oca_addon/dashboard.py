@@ -177,7 +177,7 @@ def setup_snippets(base: str, default_model: str, key: str | None) -> list[dict[
             "code": "import anthropic\n\n"
             f'client = anthropic.Anthropic(base_url="{base}", api_key="{api_key}")\n'
             "m = client.messages.create(\n"
-            '    model="claude-sonnet-4-5", max_tokens=1024,\n'
+            '    model="claude-sonnet-4-6", max_tokens=1024,\n'
             '    messages=[{"role": "user", "content": "Hello"}],\n'
             ")\n"
             "print(m.content[0].text)",

@@ -203,7 +203,7 @@ def proxy(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]
     """One logged-in proxy shared by a module's tests (with a mapping for Claude names)."""
     settings = {
         "model_mapping": {
-            "claude-sonnet-4-5": "oca/gpt-4.1",
+            "claude-sonnet-4-6": "oca/gpt-4.1",
             "claude-*haiku*": "oca/llama-4",
             "native-claude": "oca/claude-sonnet-4",
             "gpt-5-mapped": {"target": "oca/gpt-5", "reasoning_effort": "high"},

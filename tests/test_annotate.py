@@ -23,7 +23,7 @@ def record(**kw: Any) -> RequestRecord:
         "started": 0.0,
         "api": "messages",
         "path": "/v1/messages",
-        "requested_model": "claude-sonnet-4-5",
+        "requested_model": "claude-sonnet-4-6",
         "target_model": "oca/gpt-4.1",
         "route": "translated",
         "stream": False,
@@ -40,7 +40,7 @@ def api_flow(body: dict[str, Any] | None = None, **headers: str) -> http.HTTPFlo
     f.request = http.Request.make(
         "POST",
         "http://127.0.0.1:8669/v1/messages?beta=true",
-        json.dumps(body or {"model": "claude-sonnet-4-5", "messages": []}),
+        json.dumps(body or {"model": "claude-sonnet-4-6", "messages": []}),
         {"content-type": "application/json", **headers},
     )
     return f
@@ -63,7 +63,7 @@ def saved_bytes(f: http.HTTPFlow) -> bytes:
 def test_describe() -> None:
     assert (
         annotate.describe(record())
-        == "anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s"
+        == "anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s"
     )
     native = record(
         api="chat", route="native", requested_model="oca/gpt-4.1", stream=True, ttfb_ms=412.0
@@ -79,7 +79,7 @@ def test_describe() -> None:
         error="OCA answered 429: slow down",
     )
     assert annotate.describe(failed) == (
-        "anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · 80 ms · ✗ 429: OCA answered 429: slow down"
+        "anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · 80 ms · ✗ 429: OCA answered 429: slow down"
     )
     broken = record(api="responses", route="native", stream=True, error="peer closed connection")
     assert annotate.describe(broken).endswith("· ✗ failed: peer closed connection")
@@ -89,7 +89,7 @@ def test_describe() -> None:
 
 def test_client_request_is_kept_bounded_and_without_keys() -> None:
     f = api_flow(
-        {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "y" * 100}]},
+        {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "y" * 100}]},
         **{
             "x-api-key": "sk-client",
             "authorization": "Bearer sk-other",
@@ -99,7 +99,7 @@ def test_client_request_is_kept_bounded_and_without_keys() -> None:
     annotate.keep_client_request(f, limit=1 << 20)
     kept = f.metadata["oca"]["client_request"]
     assert kept["method"] == "POST" and kept["path"] == "/v1/messages?beta=true"
-    assert json.loads(kept["body"])["model"] == "claude-sonnet-4-5"
+    assert json.loads(kept["body"])["model"] == "claude-sonnet-4-6"
     assert kept["truncated"] is False and kept["size"] == kept["kept"]
     headers = dict(kept["headers"])
     assert headers["x-api-key"] == headers["authorization"] == "<redacted>"
@@ -220,7 +220,7 @@ def test_finish_comments_marks_and_saves_cleanly() -> None:
         to_oca(ok)
         ok.response = http.Response.make(200, b"{}")
         annotate.finish(ok, record())
-        assert ok.comment.startswith("anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1")
+        assert ok.comment.startswith("anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1")
         assert ok.marked == ""
         assert ok.metadata["oca"]["summary"]["comment"] == ok.comment
         raw = saved_bytes(ok)

@@ -119,7 +119,7 @@ def test_demo_is_logged_in_and_answers(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/health").json()["logged_in"] is True
         c = openai.OpenAI(base_url=f"http://localhost:{port}/v1", api_key="dummy", max_retries=0)
         r = c.chat.completions.create(
-            model="claude-sonnet-4-5", messages=[{"role": "user", "content": "demo"}]
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "demo"}]
         )
         assert "OCA simulator" in r.choices[0].message.content
     finally:

@@ -105,7 +105,7 @@ def test_anthropic_stream_native() -> None:
 def test_anthropic_stream_translated_from_chat() -> None:
     """What a Claude client receives when OCA answered in chat: the proxy's own translation."""
     request = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "SIM:parallel"}],
         "tools": [
@@ -139,7 +139,7 @@ def test_anthropic_stream_translated_from_chat() -> None:
     assert [json.loads(c.text) for c in got.tool_calls] == [
         json.loads(c.text) for c in orig.tool_calls
     ]
-    assert got.model == "claude-sonnet-4-5"
+    assert got.model == "claude-sonnet-4-6"
 
 
 def test_responses_stream_native_and_translated() -> None:
@@ -248,7 +248,7 @@ META: dict[str, Any] = {
         "method": "POST",
         "path": "/v1/messages?beta=true",
         "headers": [["x-api-key", "<redacted>"]],
-        "body": json.dumps({"model": "claude-sonnet-4-5", "messages": []}),
+        "body": json.dumps({"model": "claude-sonnet-4-6", "messages": []}),
         "size": 50,
         "kept": 50,
         "truncated": False,
@@ -256,7 +256,7 @@ META: dict[str, Any] = {
     "oca_response": {"status_code": 200, "content_type": "text/event-stream", "body": ""},
     "client_response": {"streamed": True, "size": 10, "kept": 10, "truncated": False},
     "summary": {
-        "comment": "anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · 1 in / 2 out · 5 ms"
+        "comment": "anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · 1 in / 2 out · 5 ms"
     },
 }
 
@@ -265,15 +265,15 @@ def test_request_and_response_sides() -> None:
     upstream = json.dumps({"model": "oca/gpt-4.1", "messages": [], "stream": True}).encode()
     text = cv.render_request(upstream, META, "POST", "/20250206/app/litellm/chat/completions")
     lines = text.splitlines()
-    assert lines[0].startswith("anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1")
+    assert lines[0].startswith("anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1")
     assert "what the client sent: POST /v1/messages?beta=true" in text
-    assert '"model": "claude-sonnet-4-5"' in text and '"model": "oca/gpt-4.1"' in text
+    assert '"model": "claude-sonnet-4-6"' in text and '"model": "oca/gpt-4.1"' in text
     assert text.index("what the client sent") < text.index("what went to OCA")
 
     meta = json.loads(json.dumps(META))
     meta["oca_response"]["body"] = chat_stream("hi", tools=False).decode()
     anth = (
-        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"claude-sonnet-4-5","usage":{"input_tokens":3}}}\n\n'
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"claude-sonnet-4-6","usage":{"input_tokens":3}}}\n\n'
         b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n'
         b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}\n\n'
         b'event: message_stop\ndata: {"type":"message_stop"}\n\n'

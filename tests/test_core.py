@@ -234,7 +234,7 @@ def test_resolve_model_order() -> None:
     )
     assert resolve_model("oca/z", s).target == "oca/z"
     assert resolve_model("exact", s).target == "oca/e"
-    r = resolve_model("claude-3-5-Haiku-2024", s)
+    r = resolve_model("claude-Haiku-4-5-2025", s)
     assert (r.target, r.reasoning_effort, r.via) == ("oca/h", "low", "pattern")
     assert resolve_model("claude-opus-5-5", s).target == "oca/c"
     assert resolve_model("gpt-4.1", s, frozenset({"oca/gpt-4.1"})).target == "oca/gpt-4.1"

@@ -44,7 +44,7 @@ FLAGS = [
     "--remote-debugging-pipe",
 ]
 MAPPING = {
-    "claude-sonnet-4-5": "oca/gpt-4.1",
+    "claude-sonnet-4-6": "oca/gpt-4.1",
     "claude-*haiku*": "oca/llama-4",
     "gpt-5*": {"target": "oca/gpt-5", "reasoning_effort": "medium"},
 }
@@ -266,12 +266,12 @@ def test_dashboard_in_chromium(proxy_factory: Any, browser: Chromium, tmp_path: 
         options={"web_port": str(web_port), "web_open_browser": "false", "web_password": "pw"},
     )
     # Some traffic first, so there is something to show.
-    chat(proxy, "claude-sonnet-4-5", "hi there")
+    chat(proxy, "claude-sonnet-4-6", "hi there")
     chat(proxy, "gpt-5-codex", "think SIM:reasoning", stream=True)
     httpx.post(
         f"{proxy.url}/v1/messages",
         json={
-            "model": "claude-3-5-haiku",
+            "model": "claude-haiku-4-5",
             "max_tokens": 50,
             "messages": [{"role": "user", "content": "yo"}],
         },
@@ -287,7 +287,7 @@ def test_dashboard_in_chromium(proxy_factory: Any, browser: Chromium, tmp_path: 
     assert "1M" in models  # gpt-4.1's context window, compact
     assert "responses" in models and "chat" in models
     assert browser.eval("document.querySelectorAll('#recent tbody tr').length") >= 3
-    assert "claude-3-5-haiku" in browser.text("#recent")
+    assert "claude-haiku-4-5" in browser.text("#recent")
     assert "anthropic → chat" in browser.text("#recent")
     assert browser.eval("document.querySelector('#mitmweb-link').href") == (
         f"http://127.0.0.1:{web_port}/"
@@ -312,7 +312,7 @@ def test_dashboard_in_chromium(proxy_factory: Any, browser: Chromium, tmp_path: 
     browser.wait_for("document.querySelector('#mapping-status').innerText.includes('Saved')")
 
     saved = json.loads(proxy.settings_file.read_text())
-    assert saved["model_mapping"]["claude-sonnet-4-5"] == "oca/llama-4"
+    assert saved["model_mapping"]["claude-sonnet-4-6"] == "oca/llama-4"
     assert saved["model_mapping"]["team-model"] == {
         "target": "oca/gpt-5",
         "reasoning_effort": "high",
@@ -325,7 +325,7 @@ def test_dashboard_in_chromium(proxy_factory: Any, browser: Chromium, tmp_path: 
     chat(proxy, "team-model", "after the edit")
     sent = proxy.sim.state()["requests"][-1]["body"]
     assert sent["model"] == "oca/gpt-5" and sent["reasoning_effort"] == "high"
-    chat(proxy, "claude-sonnet-4-5")
+    chat(proxy, "claude-sonnet-4-6")
     assert proxy.sim.state()["requests"][-1]["body"]["model"] == "oca/llama-4"
 
     # The open page picks the new calls up by itself (long poll), newest first.

@@ -1,7 +1,7 @@
 """The Anthropic Messages API through a real mitmdump process in front of the simulator,
 driven by the real `anthropic` SDK.
 
-Two routes for every feature: `claude-sonnet-4-5` maps to `oca/gpt-4.1`, which does not
+Two routes for every feature: `claude-sonnet-4-6` maps to `oca/gpt-4.1`, which does not
 list MESSAGES (translated to /chat/completions and back); `native-claude` maps to
 `oca/claude-sonnet-4`, which lists MESSAGES (passed through to OCA's /v1/messages).
 """
@@ -19,9 +19,9 @@ import httpx
 import pytest
 from conftest import Proxy, sse_events
 
-TRANSLATED = "claude-sonnet-4-5"  # -> oca/gpt-4.1 (no MESSAGES: translated to chat)
+TRANSLATED = "claude-sonnet-4-6"  # -> oca/gpt-4.1 (no MESSAGES: translated to chat)
 NATIVE = "native-claude"  # -> oca/claude-sonnet-4 (MESSAGES)
-HAIKU = "claude-3-5-haiku-20241022"  # -> oca/llama-4 (chat only, 4096 output tokens, no vision)
+HAIKU = "claude-haiku-4-5-20251001"  # -> oca/llama-4 (chat only, 4096 output tokens, no vision)
 BOTH = pytest.mark.parametrize("model", [TRANSLATED, NATIVE])
 # The SDK warns about retired Claude names; here they are only names the proxy maps.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -25,7 +25,7 @@ def test_dead_upstream_gives_api_errors(sim: Sim, tmp_path) -> None:
         a = anthropic.Anthropic(base_url=p.url, api_key="x", max_retries=0)
         with pytest.raises(anthropic.APIStatusError) as e2:
             a.messages.create(
-                model="claude-sonnet-4-5",
+                model="claude-sonnet-4-6",
                 max_tokens=10,
                 messages=[{"role": "user", "content": "x"}],
             )

@@ -89,14 +89,14 @@ def test_chat_tool_calls_non_stream_complete(proxy: Proxy) -> None:
 def test_chat_tool_round_trip_stream(proxy: Proxy) -> None:
     c = client(proxy)
     first = c.chat.completions.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         messages=[{"role": "user", "content": 'SIM:tool=get_weather SIM:args={"city":"Oslo"}'}],
         tools=TOOLS,
     )
     call = first.choices[0].message.tool_calls[0]
     assert json.loads(call.function.arguments) == {"city": "Oslo"}
     stream = c.chat.completions.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         messages=[
             {"role": "user", "content": "weather?"},
             first.choices[0].message.model_dump(exclude_none=True),
@@ -112,12 +112,10 @@ def test_chat_tool_round_trip_stream(proxy: Proxy) -> None:
 def test_model_mapping_and_reasoning_effort(proxy: Proxy) -> None:
     c = client(proxy)
     c.chat.completions.create(
-        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "a"}]
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": "a"}]
     )
     assert proxy.sim.state()["requests"][-1]["body"]["model"] == "oca/gpt-4.1"
-    c.chat.completions.create(
-        model="claude-3-5-haiku-latest", messages=[{"role": "user", "content": "a"}]
-    )
+    c.chat.completions.create(model="claude-haiku-4-5", messages=[{"role": "user", "content": "a"}])
     assert proxy.sim.state()["requests"][-1]["body"]["model"] == "oca/llama-4"
     c.chat.completions.create(model="gpt-5-mapped", messages=[{"role": "user", "content": "a"}])
     body = proxy.sim.state()["requests"][-1]["body"]
@@ -148,7 +146,7 @@ def test_image_detail_is_stripped(proxy: Proxy) -> None:
 def test_models_list(proxy: Proxy) -> None:
     ids = [m.id for m in client(proxy).models.list()]
     assert "oca/gpt-4.1" in ids and "oca/gpt-5" in ids
-    assert "claude-sonnet-4-5" in ids  # mapping names are offered too
+    assert "claude-sonnet-4-6" in ids  # mapping names are offered too
     assert not any("*" in i for i in ids)
 
 

@@ -545,8 +545,8 @@ def _completions_native_passes_options(proxy: Proxy, stream: bool) -> None:
 
 def test_completions_mapped_name_native(proxy: Proxy) -> None:
     with oca_serves_completions(proxy.sim, True):
-        r = client(proxy).completions.create(model="claude-3-5-haiku-latest", prompt="map me")
-    assert r.model == "claude-3-5-haiku-latest"
+        r = client(proxy).completions.create(model="claude-haiku-4-5", prompt="map me")
+    assert r.model == "claude-haiku-4-5"
     assert upstream(proxy.sim, "/completions")["body"]["model"] == "oca/llama-4"
 
 

@@ -26,7 +26,7 @@ from oca_addon import contentview
 
 SETTINGS = {
     "model_mapping": {
-        "claude-sonnet-4-5": "oca/gpt-4.1",
+        "claude-sonnet-4-6": "oca/gpt-4.1",
         "native-claude": "oca/claude-sonnet-4",
     },
     "default_model": "oca/gpt-4.1",
@@ -69,7 +69,7 @@ def run_traffic(proxy: Proxy) -> None:
     )
     # Anthropic, translated to chat: streamed with reasoning and a tool call, and buffered
     with an.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=200,
         tools=[WEATHER],  # type: ignore[list-item]
         messages=[
@@ -81,7 +81,7 @@ def run_traffic(proxy: Proxy) -> None:
     ) as s:
         s.get_final_message()
     an.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=100,
         messages=[{"role": "user", "content": "anthropic buffered"}],
     )
@@ -173,7 +173,7 @@ def test_every_api_call_has_a_comment(saved: dict[str, Any]) -> None:
         assert fl.comment, fl.request.path
         assert " · " in fl.comment
     fl = find(saved["flows"], "/v1/messages", "SIM:tool=get_weather")
-    assert fl.comment.startswith("anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1 · ")
+    assert fl.comment.startswith("anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · ")
     assert re.search(r"· \d[\d,]* in / \d[\d,]* out · ", fl.comment)
     assert "streamed" in fl.comment
     assert not fl.marked
@@ -183,7 +183,7 @@ def test_every_api_call_has_a_comment(saved: dict[str, Any]) -> None:
         "responses → chat · oca/grok3"
     )
     # mitmdump's output has the same line
-    assert "anthropic → chat · claude-sonnet-4-5 → oca/gpt-4.1" in saved["log"]
+    assert "anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1" in saved["log"]
 
 
 def test_failures_are_marked(saved: dict[str, Any]) -> None:
@@ -206,7 +206,7 @@ def test_client_request_and_oca_request_are_both_kept(saved: dict[str, Any]) -> 
     client = fl.metadata["oca"]["client_request"]
     assert client["method"] == "POST" and client["path"].startswith("/v1/messages")
     sent = json.loads(client["body"])
-    assert sent["model"] == "claude-sonnet-4-5" and sent["tools"][0]["input_schema"]
+    assert sent["model"] == "claude-sonnet-4-6" and sent["tools"][0]["input_schema"]
     assert not client["truncated"]
     headers = {k.lower(): v for k, v in client["headers"]}
     key = headers.get("x-api-key") or headers.get("authorization")  # as the SDK sends it
@@ -279,7 +279,7 @@ def test_capture_limit_bounds_what_is_kept(proxy_factory: Any, tmp_path: Path) -
     )
     long_text = "x" * 2000
     with anthropic.Anthropic(base_url=proxy.url, api_key="k", max_retries=0).messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=100,
         messages=[{"role": "user", "content": f"SIM:chunks=60 {long_text}"}],
     ) as s:
@@ -308,7 +308,7 @@ def test_mitmweb_shows_comments_views_and_no_token(proxy_factory: Any, tmp_path:
     )
     an = anthropic.Anthropic(base_url=proxy.url, api_key="k", max_retries=0)
     with an.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=100,
         tools=[WEATHER],  # type: ignore[list-item]
         messages=[{"role": "user", "content": 'SIM:tool=get_weather SIM:args={"city":"Rome"}'}],
@@ -317,7 +317,7 @@ def test_mitmweb_shows_comments_views_and_no_token(proxy_factory: Any, tmp_path:
     web = f"http://127.0.0.1:{web_port}"
     flows = httpx.get(f"{web}/flows", params={"token": "pw"}, timeout=10).json()
     api = [f for f in flows if f["request"]["path"].startswith(PREFIX)]
-    assert api and api[-1]["comment"].startswith("anthropic → chat · claude-sonnet-4-5")
+    assert api and api[-1]["comment"].startswith("anthropic → chat · claude-sonnet-4-6")
     assert "sim-at-" not in json.dumps(flows)
     headers = dict(api[-1]["request"]["headers"])
     assert headers["authorization"] == "Bearer <redacted>"

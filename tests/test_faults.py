@@ -27,7 +27,7 @@ from conftest import Proxy, Sim, free_port, sse_events, start_proxy, start_sim
 IDLE = 2  # oca_upstream_idle_timeout for these proxies, seconds
 MAX_BODY = 1_000_000  # oca_max_body for these proxies
 MAPPING = {
-    "model_mapping": {"claude-sonnet-4-5": "oca/gpt-4.1"},
+    "model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"},
     "default_model": "oca/gpt-4.1",
 }
 OPTIONS = {"oca_upstream_idle_timeout": str(IDLE), "oca_max_body": str(MAX_BODY)}
@@ -55,7 +55,7 @@ class Api:
 
 APIS = [
     Api("chat", "/v1/chat/completions", "openai", "oca/gpt-4.1", True),
-    Api("messages-translated", "/v1/messages", "anthropic", "claude-sonnet-4-5", False),
+    Api("messages-translated", "/v1/messages", "anthropic", "claude-sonnet-4-6", False),
     Api("messages-native", "/v1/messages", "anthropic", "oca/claude-sonnet-4", True),
     Api("responses-translated", "/v1/responses", "openai", "oca/grok3", False),
     Api("responses-native", "/v1/responses", "openai", "oca/gpt-5-codex", True),
@@ -189,11 +189,11 @@ FIELD_CASES: list[tuple[str, str, dict[str, Any], str]] = [
         "stream",
     ),
     ("/v1/messages", "anthropic", {"max_tokens": 5, "messages": []}, "model"),
-    ("/v1/messages", "anthropic", {"model": "claude-sonnet-4-5", "max_tokens": 5}, "messages"),
+    ("/v1/messages", "anthropic", {"model": "claude-sonnet-4-6", "max_tokens": 5}, "messages"),
     (
         "/v1/messages",
         "anthropic",
-        {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": {"role": "user"}},
+        {"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": {"role": "user"}},
         "messages",
     ),
     (
@@ -202,7 +202,7 @@ FIELD_CASES: list[tuple[str, str, dict[str, Any], str]] = [
         {"model": ["x"], "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
         "model",
     ),
-    ("/v1/messages/count_tokens", "anthropic", {"model": "claude-sonnet-4-5"}, "messages"),
+    ("/v1/messages/count_tokens", "anthropic", {"model": "claude-sonnet-4-6"}, "messages"),
     ("/v1/responses", "openai", {"input": "x"}, "model"),
     ("/v1/responses", "openai", {"model": None, "input": "x"}, "model"),
     ("/v1/completions", "openai", {"prompt": "x"}, "model"),

@@ -69,8 +69,8 @@ MODELS = st.sampled_from(
         "oca/llama-4",
         "oca/text-embedding-3-small",
         "oca/no-such-model",
-        "claude-sonnet-4-5",
-        "claude-3-5-haiku-latest",
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
         "gpt-5-mapped",
         "anything",
         "",
@@ -130,7 +130,7 @@ COMMON = {
 }
 chat_body = st.fixed_dictionaries(
     {
-        "model": model("oca/gpt-4.1", "claude-sonnet-4-5", "gpt-5-mapped", "oca/llama-4"),
+        "model": model("oca/gpt-4.1", "claude-sonnet-4-6", "gpt-5-mapped", "oca/llama-4"),
         "messages": maybe(st.lists(chat_message, min_size=1, max_size=4)),
     },
     optional={
@@ -189,7 +189,7 @@ anthropic_tool = st.fixed_dictionaries(
 )
 messages_body = st.fixed_dictionaries(
     {
-        "model": model("claude-sonnet-4-5", "oca/claude-sonnet-4", "claude-3-5-haiku-latest"),
+        "model": model("claude-sonnet-4-6", "oca/claude-sonnet-4", "claude-haiku-4-5"),
         "max_tokens": maybe(st.integers(1, 300)),
         "messages": maybe(st.lists(anthropic_message, min_size=1, max_size=4)),
     },
@@ -264,7 +264,7 @@ embeddings_body = st.fixed_dictionaries(
 )
 count_tokens_body = st.fixed_dictionaries(
     {
-        "model": model("claude-sonnet-4-5"),
+        "model": model("claude-sonnet-4-6"),
         "messages": maybe(st.lists(anthropic_message, max_size=3)),
     },
     optional={"system": junk, "tools": junk},
@@ -281,7 +281,7 @@ BODIES: dict[Endpoint, st.SearchStrategy[dict[str, Any]]] = {
 
 SETTINGS = Settings(
     model_mapping={
-        "claude-sonnet-4-5": MappingTarget("oca/gpt-4.1"),
+        "claude-sonnet-4-6": MappingTarget("oca/gpt-4.1"),
         "claude-*haiku*": MappingTarget("oca/llama-4"),
         "gpt-5-mapped": MappingTarget("oca/gpt-5", "high"),
     },
@@ -437,7 +437,7 @@ def payloads(draw: st.DrawFn, endpoint: Endpoint) -> tuple[bytes, dict[str, str]
 def fuzz_proxy(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     mapping = {
         "model_mapping": {
-            "claude-sonnet-4-5": "oca/gpt-4.1",
+            "claude-sonnet-4-6": "oca/gpt-4.1",
             "claude-*haiku*": "oca/llama-4",
             "gpt-5-mapped": {"target": "oca/gpt-5", "reasoning_effort": "high"},
         },

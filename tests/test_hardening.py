@@ -17,7 +17,7 @@ import pytest
 from conftest import Proxy
 
 MAX_BODY = 1_000_000
-MAPPING = {"model_mapping": {"claude-sonnet-4-5": "oca/gpt-4.1"}, "default_model": "oca/gpt-4.1"}
+MAPPING = {"model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"}, "default_model": "oca/gpt-4.1"}
 
 
 def test_huge_body_gets_its_413_at_once_and_the_connection_closes(proxy_factory: Any) -> None:

@@ -18,7 +18,7 @@ import openai
 from tests.conftest import PREFIX, ROOT, Proxy, free_port, no_token_in
 
 SETTINGS = {
-    "model_mapping": {"claude-sonnet-4-5": "oca/gpt-4.1"},
+    "model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"},
     "default_model": "oca/gpt-4.1",
 }
 
@@ -84,7 +84,7 @@ def test_mitmweb_replay_of_a_forwarded_call_gets_a_fresh_token(proxy_factory: An
     proxy, web = _mitmweb(proxy_factory)
     oa = openai.OpenAI(base_url=proxy.url + "/v1", api_key="client-key-123", max_retries=0)
     oa.chat.completions.create(
-        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "first"}]
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": "first"}]
     )
     (orig,) = _api_flows(web)
     fid = orig["id"]
@@ -127,7 +127,7 @@ def test_oca_replay_command_runs_the_whole_pipeline_with_another_model(
     proxy, web = _mitmweb(proxy_factory)
     an = anthropic.Anthropic(base_url=proxy.url, api_key="client-key-456", max_retries=0)
     with an.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=100,
         messages=[{"role": "user", "content": "again please"}],
     ) as s:
@@ -165,7 +165,7 @@ def test_dashboard_replay_button_under_mitmdump(proxy_factory: Any) -> None:
     proxy = proxy_factory(settings=SETTINGS)
     oa = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0)
     oa.chat.completions.create(
-        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "dash"}]
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": "dash"}]
     )
     state = httpx.get(proxy.url + "/api/state", timeout=10).json()
     (row,) = state["recent"]
@@ -221,7 +221,7 @@ def test_repro_file_has_no_secrets_and_replays(proxy_factory: Any, tmp_path: Pat
         default_headers={"cookie": "session=cookie-secret", "x-api-key": key},
     )
     oa.chat.completions.create(
-        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "repro me"}]
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": "repro me"}]
     )
     (orig,) = _api_flows(web)
     path = tmp_path / "call.json"
@@ -319,7 +319,7 @@ def test_mitmdump_client_replay_of_saved_flows(proxy_factory: Any, tmp_path: Pat
     first = proxy_factory("first", settings=SETTINGS, mitm_args=["-w", str(saved)])
     oa = openai.OpenAI(base_url=first.url + "/v1", api_key="k", max_retries=0)
     oa.chat.completions.create(
-        model="claude-sonnet-4-5", stream=True, messages=[{"role": "user", "content": "saved"}]
+        model="claude-sonnet-4-6", stream=True, messages=[{"role": "user", "content": "saved"}]
     ).close()
     first.stop()
     (flow,) = [f for f in read_flows(saved) if f.request.path.startswith(PREFIX)]

@@ -42,7 +42,7 @@ from oca_addon.security import (
 
 CHAT = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
 MESSAGES = {
-    "model": "claude-sonnet-4-5",
+    "model": "claude-sonnet-4-6",
     "max_tokens": 50,
     "messages": [{"role": "user", "content": "hi"}],
 }

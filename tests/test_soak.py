@@ -36,14 +36,14 @@ WAVE_SECONDS = float(os.environ.get("OCA_SOAK_WAVE_SECONDS", "15"))
 RESULTS = Path(__file__).resolve().parent / ".soak-results.json"
 
 MAPPING = {
-    "model_mapping": {"claude-sonnet-4-5": "oca/gpt-4.1"},
+    "model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"},
     "default_model": "oca/gpt-4.1",
 }
 
 # (name, path, flavor, model): native and translated routes of every API
 APIS = [
     ("chat", "/v1/chat/completions", "openai", "oca/gpt-4.1"),
-    ("messages-translated", "/v1/messages", "anthropic", "claude-sonnet-4-5"),
+    ("messages-translated", "/v1/messages", "anthropic", "claude-sonnet-4-6"),
     ("messages-native", "/v1/messages", "anthropic", "oca/claude-sonnet-4"),
     ("responses-translated", "/v1/responses", "openai", "oca/grok3"),
     ("responses-native", "/v1/responses", "openai", "oca/gpt-5-codex"),

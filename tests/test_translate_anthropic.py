@@ -37,7 +37,7 @@ PLAIN = {"is_reasoning_model": False, "max_output_tokens": 32768}
 
 
 def translate(body: dict[str, Any], **kw: Any) -> tuple[dict[str, Any], AnthropicContext]:
-    base = {"model": "claude-sonnet-4-5", "max_tokens": 1024}
+    base = {"model": "claude-sonnet-4-6", "max_tokens": 1024}
     return anthropic_to_chat({**base, **body}, target_model=MODEL, **kw)
 
 
@@ -1206,7 +1206,7 @@ def assemble(chunks: list[Any]) -> dict[str, Any]:
 
 
 def test_non_stream_message_validates() -> None:
-    ctx = AnthropicContext("claude-sonnet-4-5", input_tokens_estimate=10)
+    ctx = AnthropicContext("claude-sonnet-4-6", input_tokens_estimate=10)
     chunks = [
         delta(reasoning_content="plan"),
         delta(content="Reading."),
@@ -1219,7 +1219,7 @@ def test_non_stream_message_validates() -> None:
     out = chat_to_anthropic(assemble(chunks), ctx)
     msg = Message.model_validate(out)
     assert out["id"].startswith("msg_") and out["type"] == "message"
-    assert msg.model == "claude-sonnet-4-5"
+    assert msg.model == "claude-sonnet-4-6"
     assert [b.type for b in msg.content] == ["thinking", "text", "tool_use", "tool_use", "tool_use"]
     assert msg.content[0].signature
     assert msg.content[2].input == {"file_path": "/a"}
@@ -1289,7 +1289,7 @@ def test_non_stream_through_sdk() -> None:
 
 def test_prepare_native_messages() -> None:
     body = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-4-6",
         "stream": False,
         "max_tokens": 10,
         "system": [
@@ -1769,11 +1769,11 @@ NATIVE_FRAMES: list[dict[str, Any]] = [
 
 
 def test_native_stream_renames_the_model_and_keeps_the_rest() -> None:
-    s = NativeMessagesStream("claude-sonnet-4-5")
+    s = NativeMessagesStream("claude-sonnet-4-6")
     out = b"".join(s.feed(f) for f in NATIVE_FRAMES) + s.finish()
     events = _native_events(out)
     assert [e for e, _ in events] == [f["type"] for f in NATIVE_FRAMES]
-    assert events[0][1]["message"]["model"] == "claude-sonnet-4-5"
+    assert events[0][1]["message"]["model"] == "claude-sonnet-4-6"
     assert [d for _, d in events[1:]] == NATIVE_FRAMES[1:]
     assert NATIVE_FRAMES[0]["message"]["model"] == "oca/claude-sonnet-4"  # not mutated
     assert s.finish() == b"" and s.fail(500, "late") == b""
@@ -1781,7 +1781,7 @@ def test_native_stream_renames_the_model_and_keeps_the_rest() -> None:
     asm = NativeMessagesAssembler()
     for ev in sse.parse_all(out):
         asm.feed(ev)
-    assert asm.result("claude-sonnet-4-5")["content"] == [{"type": "text", "text": "hi 🙂"}]
+    assert asm.result("claude-sonnet-4-6")["content"] == [{"type": "text", "text": "hi 🙂"}]
 
 
 def test_native_stream_without_message_stop_ends_with_an_error() -> None:

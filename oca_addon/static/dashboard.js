@@ -295,7 +295,7 @@
     if (out) out.replaceChildren(...tryResult());
   }
 
-  let tryName = "claude-sonnet-4-5";
+  let tryName = "claude-sonnet-4-6";
   function tryResult() {
     if (!tryName) return [h("span", { class: "muted" }, "type a model name")];
     const r = resolve(tryName);
@@ -310,7 +310,7 @@
     const rows = d.model_mapping.map((r, i) =>
       h("tr", { "data-row": i },
         h("td", { class: "name-cell" },
-          h("input", { class: "mono map-name", value: r.name, placeholder: "claude-sonnet-4-5 or claude-*", "aria-label": "client model name",
+          h("input", { class: "mono map-name", value: r.name, placeholder: "claude-sonnet-4-6 or claude-*", "aria-label": "client model name",
             oninput: (e) => { r.name = e.target.value; r.pattern = isPattern(r.name); markDirty(); } })),
         h("td", { class: "arrow" }, "→"),
         h("td", { class: "target-cell" },
