@@ -155,7 +155,13 @@ def start_proxy(
         cfg.write_text(json.dumps(settings))
     port = free_port()
     sim_port = sim.url.rsplit(":", 1)[1]
-    opts = {"oca_idcs_url": sim.url, "oca_open_browser": "false", **(options or {})}
+    opts = {
+        "oca_idcs_url": sim.url,
+        "oca_open_browser": "false",
+        # Tests switch the simulator's /completions on and off at run time: ask it every time.
+        "oca_completions_refusal_ttl": "0",
+        **(options or {}),
+    }
     args = [
         str(BIN / program),
         "-s",

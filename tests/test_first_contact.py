@@ -223,3 +223,23 @@ def test_a_completions_body_only_ocas_endpoint_takes_gets_ocas_refusal(proxy: Pr
         )
     assert r.status_code == 404 and "OCA answered 404" in r.json()["error"]["message"]
     assert proxy.health()["inflight"] == 0
+
+
+def test_a_refused_completions_model_goes_translated_from_then_on(sim: Sim, tmp_path: Path) -> None:
+    p = start_proxy(sim, tmp_path / "home", options={"oca_completions_refusal_ttl": "3600"})
+    sim.config(serves_completions=False)
+    try:
+        c = client(p)
+        native_calls = len(sim_requests(sim, "/litellm/completions"))
+        assert c.completions.create(model="oca/llama-4", prompt="one").choices[0].text
+        assert len(sim_requests(sim, "/litellm/completions")) == native_calls + 1  # refused
+        # Remembered: the next calls go translated at once, streamed by mitmproxy itself.
+        stream = c.completions.create(model="oca/llama-4", prompt="two", stream=True)
+        assert "".join(ch.choices[0].text for ch in stream if ch.choices)
+        assert len(sim_requests(sim, "/litellm/completions")) == native_calls + 1
+        assert sim_requests(sim, "/chat/completions")[-1]["body"]["messages"][0]["content"] == "two"
+    finally:
+        sim.config(
+            serves_completions="serves_completions" in guesses_on(os.environ.get(GUESSES_ENV))
+        )
+        p.stop()

@@ -15,14 +15,12 @@ error           -> what failed, for Traffic's record (the client's error body co
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import time
 from typing import Any
 
-import requests
 from mitmproxy import ctx, http
 
 from .. import annotate, jsonio, mitm_patches, sse
@@ -31,7 +29,6 @@ from ..gateway import (
     Exchange,
     PassthroughTap,
     StreamDriver,
-    completions_via_chat,
     explain_upstream_error,
     parse_json_body,
     prepare,
@@ -42,6 +39,7 @@ from ..gateway import (
 from ..routing import Endpoint, classify
 from ..stats import RequestRecord
 from ..translate.anthropic import client_error_message
+from .fallback import CompletionsFallback, route_label
 from .replies import JSON, reply_error
 from .state import CLIENT_HEADERS, InFlight, ProxyState
 
@@ -53,9 +51,6 @@ _KEEP = frozenset(
 )
 _KEEP_NATIVE_MESSAGES = _KEEP | {b"anthropic-version", b"anthropic-beta"}
 _CLIENT_FIELDS = [(k.encode(), v.encode()) for k, v in CLIENT_HEADERS.items()]
-# OCA refusing a native legacy completions call with one of these: retry it through chat.
-_COMPLETIONS_FALLBACK = frozenset({400, 404, 405, 422, 501})
-_RETRY_KEEP = frozenset({"content-type", "retry-after", "opc-request-id"})
 # OCA's response headers a stream to the client replaces (translated: the length too).
 _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
@@ -64,10 +59,18 @@ _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding
 class Gateway:
     def __init__(self, state: ProxyState) -> None:
         self.state = state
+        self.fallback = CompletionsFallback(state)
 
     def load(self, loader: Any) -> None:
         mitm_patches.apply()
         loader.add_option("oca_models_ttl", int, 300, "Seconds to cache OCA's model list.")
+        loader.add_option(
+            "oca_completions_refusal_ttl",
+            int,
+            3600,
+            "After OCA refuses a model's native /v1/completions, send its completions "
+            "translated for this many seconds (0: ask /completions natively every time).",
+        )
 
     def configure(self, updated: set[str]) -> None:
         self.state.models_ttl = ctx.options.oca_models_ttl
@@ -111,6 +114,7 @@ class Gateway:
         token = await self._access_token(endpoint.flavor)
         catalog = await state.catalog(token)
         ex = prepare(endpoint, body, state.current_settings(), catalog, state.history)
+        ex = self.fallback.plan(ex)  # completions OCA refused lately: translated at once
         request_id = secrets.token_hex(16)
         record = RequestRecord(
             started=time.time(),
@@ -268,8 +272,8 @@ class Gateway:
             rec.input_tokens, rec.output_tokens = token_counts(usage)
             return
         try:
-            if resp.status_code >= 400 and _falls_back(st, resp.status_code):
-                await self._completions_via_chat(flow, st)
+            if resp.status_code >= 400 and self.fallback.applies(st, resp.status_code):
+                await self.fallback.retry(flow, st, self._upstream_error, self._buffered_answer)
             elif resp.status_code >= 400:
                 self._upstream_error(flow, st)
             else:
@@ -278,70 +282,6 @@ class Gateway:
             log.exception("Unexpected error answering %s", flow.request.path)
             err = ApiError(500, f"oca-proxy failed on this answer: {type(e).__name__}: {e}")
             reply_error(flow, st.exchange.flavor, err, rec)
-
-    async def _completions_via_chat(self, flow: http.HTTPFlow, st: InFlight) -> None:
-        """OCA refused a native legacy completions call (no source says it serves them), and
-        nothing reached the client yet: ask once more through chat, translated. The answer
-        is complete before it goes out (the retry is made here, not by mitmproxy)."""
-        upstream = self.state.upstream
-        assert flow.response is not None and upstream
-        first = upstream_error_message(flow.response.raw_content or b"", flow.response.status_code)
-        try:
-            ex = completions_via_chat(st.exchange)
-        except ApiError:  # a body only OCA's /completions could take: OCA's refusal stands
-            self._upstream_error(flow, st)
-            return
-        st.exchange, st.record.route = ex, route_label(ex)
-        request_id = secrets.token_hex(16)
-        headers = {
-            "authorization": f"Bearer {st.access_token}",
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            "opc-request-id": request_id,
-            **CLIENT_HEADERS,
-            **ex.upstream_headers,
-        }
-        url = upstream.base_url + ex.route.upstream_path
-        wait = ctx.options.oca_upstream_idle_timeout or None
-        log.info(
-            "OCA refused /completions (%s); retrying through %s",
-            first[:200],
-            ex.route.upstream_path,
-        )
-        try:
-            resp = await asyncio.to_thread(
-                requests.post,
-                url,
-                data=jsonio.dumps(ex.upstream_body),
-                headers=headers,
-                timeout=wait,
-            )
-        except requests.RequestException as e:
-            err = ApiError(
-                502,
-                f"OCA refused /completions ({first}); the retry through chat failed: "
-                f"{type(e).__name__}",
-            )
-            reply_error(flow, ex.flavor, err, st.record)
-            return
-        st.record.request_id = request_id
-        kept = {k: v for k, v in resp.headers.items() if k.lower() in _RETRY_KEEP}
-        flow.response = http.Response.make(resp.status_code, resp.content, kept)
-        if resp.status_code >= 400:  # the chat answer's error is the one that says why
-            self._upstream_error(flow, st)
-            return
-        st.record.status = 200
-        if ex.client_stream and ex.make_translator is not None:
-            driver = StreamDriver(ex.make_translator())
-            out = driver.translate(resp.content) + driver.translate(b"")
-            st.record.input_tokens, st.record.output_tokens = token_counts(driver.usage)
-            flow.response = http.Response.make(
-                200, out, {"content-type": "text/event-stream; charset=utf-8"}
-            )
-        else:
-            self._buffered_answer(flow, st)
-        if flow.response is not None:
-            flow.response.headers["x-oca-proxy-retried"] = "completions-via-chat"
 
     def _buffered_answer(self, flow: http.HTTPFlow, st: InFlight) -> None:
         ex, resp = st.exchange, flow.response
@@ -406,17 +346,3 @@ class Gateway:
             st.record.status = flow.response.status_code if flow.response else 504
             st.record.error = f"OCA went silent for {ctx.options.oca_upstream_idle_timeout} s"
         annotate.keep_oca_answer(flow, st.driver, self.state.capture_limit)
-
-
-def _falls_back(st: InFlight, status: int) -> bool:
-    ex = st.exchange
-    return (
-        ex.endpoint is Endpoint.COMPLETIONS and ex.route.native and status in _COMPLETIONS_FALLBACK
-    )
-
-
-def route_label(ex: Exchange) -> str:
-    """How the call went, for the record: native, translated (via chat), or via an adapter."""
-    if ex.route.native:
-        return "native"
-    return f"via {ex.route.adapter}" if ex.route.adapter else "translated"
