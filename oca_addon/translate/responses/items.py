@@ -267,9 +267,8 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
                 if text:
                     system.append(text)
             elif role == "assistant":
-                text = _output_text(content)
-                if text is None:
-                    text = _text_of(content, f"input[{i}]")
+                said = _output_text(content)
+                text = _text_of(content, f"input[{i}]") if said is None else said
                 if turn is not None and turn.calls:
                     flush()
                 if turn is None:
