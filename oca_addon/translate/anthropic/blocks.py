@@ -500,8 +500,8 @@ class _ArgumentsMemo:
     input's compact JSON (orjson: ten times faster, and it tells 1, 1.0 and true apart) is the
     one remembered; small inputs only, a bounded number of them."""
 
-    MAX_ENTRIES = 2048
-    MAX_BYTES = 4096
+    MAX_ENTRIES = 1024
+    MAX_BYTES = 2048
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[bytes, str]] = {}
@@ -519,7 +519,8 @@ class _ArgumentsMemo:
         if len(key) <= self.MAX_BYTES and b"null" not in key:
             if len(self._entries) >= self.MAX_ENTRIES:
                 del self._entries[next(iter(self._entries))]  # the oldest
-            self._entries[tool_id] = (key, text)
+            # A copy of its exact size (orjson's buffer is larger).
+            self._entries[tool_id] = (bytes(memoryview(key)), text)
         return text
 
 
