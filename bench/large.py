@@ -20,6 +20,7 @@ from .procs import Proc, rss_kib
 
 COLUMNS = ("sim", "bare", "chat", "anthropic", "responses")
 TRANSLATED = ("anthropic", "responses")
+IDLE_S = 1.5  # the addon collects (and hands memory back) once idle for 1 s
 
 
 def cpu_ns(pid: int) -> int:
@@ -135,7 +136,12 @@ async def large_requests(
                 if not r.ok:
                     raise RuntimeError(f"large request to {target.name} failed: {r}")
             conn.close()
-        per_round = [await _round(targets, payloads, requests, settle) for _ in range(rounds)]
+        per_round = []
+        rss: list[int] = []  # the addon's, after each round (once it has collected)
+        for _ in range(rounds):
+            per_round.append(await _round(targets, payloads, requests, settle))
+            await asyncio.sleep(IDLE_S)
+            rss.append(rss_kib(setup.addon.pid))
         medians: dict[str, dict[str, Any]] = {}
         for name in per_round[0]:
             rows = [r[name] for r in per_round]
@@ -147,9 +153,18 @@ async def large_requests(
                 elif key == "first_error":
                     med[key] = next((v for v in vals if v), "")
             medians[name] = med
-        by_size[str(size)] = {"median": medians, "per_round": per_round}
+        addon_requests = requests * (len(targets) - 2) * (rounds - 1)
+        by_size[str(size)] = {
+            "median": medians,
+            "per_round": per_round,
+            "addon_rss_kib_per_round": rss,
+            # What stays from the first round to the last, per request through the addon (a
+            # body kept per request would be its size).
+            "addon_rss_growth_kib_per_request": (rss[-1] - rss[0]) / addon_requests
+            if addon_requests
+            else float("nan"),
+        }
     result["by_size"] = by_size
-    await asyncio.sleep(1.5)  # the addon collects once nothing has been in flight for 1 s
     result["rss_kib"] = {
         p.name: {"start": rss_start[p.name], "end": rss_kib(p.pid)}
         for p in (setup.bare, setup.addon)

@@ -21,6 +21,9 @@ STALL_MS_MAX = 20.0  # longest stall of a running stream while the token is refr
 # stream would be 40 KiB and more).
 MEM_AFTER_OVER_BARE_MIB = 5.0
 MEM_GROWTH_PER_REQUEST_MAX_KIB = 4.0
+# Large requests: what stays per request from the first round to the last (a kept 0.5 MB
+# body would be 500 KiB; RSS moves by pages and allocator arenas).
+LARGE_GROWTH_PER_REQUEST_MAX_KIB = 16.0
 
 COLUMNS = ("sim", "bare", "floor", "chat", "anthropic", "responses")
 HEADERS = ("simulator", "bare mitm", "min. addon", "addon chat", "addon anthr.", "addon resp.")
@@ -81,6 +84,16 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                         "ok": _ok(v, v <= limit),
                     }
                 )
+            growth = _num(block.get("addon_rss_growth_kib_per_request"))
+            out.append(
+                {
+                    "target": f"{_mb(size)} requests: no memory growth per request (first "
+                    f"round to last, at most {LARGE_GROWTH_PER_REQUEST_MAX_KIB:g} KiB)",
+                    "value": growth,
+                    "unit": "KiB/request",
+                    "ok": _ok(growth, growth <= LARGE_GROWTH_PER_REQUEST_MAX_KIB),
+                }
+            )
     micro = data.get("micro")
     if micro:
         for kind in ("anthropic", "responses"):
@@ -373,6 +386,11 @@ def _large_table(large: dict[str, Any]) -> list[str]:
                 ],
             ),
         ]
+    growth = [
+        f"{_mb(int(k))} {_f(b.get('addon_rss_growth_kib_per_request'), 2)}"
+        for k, b in large["by_size"].items()
+    ]
+    lines.append("  addon RSS growth, first round to last (KiB/request): " + ", ".join(growth))
     rss = large.get("rss_kib")
     if rss:
         lines.append(
