@@ -1,8 +1,8 @@
 """`uv run python -m bench`: start the simulator, bare mitmproxy and mitmproxy with the
 addon on 127.0.0.1, measure, print a table and write bench/results/latest.json.
 
-    uv run python -m bench             # the full run (about 4 minutes on 2 cores)
-    uv run python -m bench --quick     # a small run (about 40 seconds)
+    uv run python -m bench             # the full run (about 5 minutes on 2 cores)
+    uv run python -m bench --quick     # a small run (about 50 seconds)
     uv run python -m bench --only latency,micro --rounds 3 --out /tmp/b.json
 """
 
