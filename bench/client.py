@@ -30,8 +30,9 @@ class Target:
     kind: str  # "chat" | "anthropic" | "responses": request body and content marker
     token: str | None = None  # bearer for upstream paths (sim direct, bare mitmproxy)
 
-    def request_bytes(self, text: str) -> bytes:
-        body = make_body(self.kind, text)
+    def request_bytes(self, text: str, body: bytes | None = None) -> bytes:
+        """The whole request: head and `body` (by default a one-message body asking `text`)."""
+        body = make_body(self.kind, text) if body is None else body
         head = [
             f"POST {self.path} HTTP/1.1",
             f"Host: 127.0.0.1:{self.port}",

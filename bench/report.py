@@ -9,7 +9,10 @@ from typing import Any
 
 # Targets (medians over interleaved rounds on the same machine).
 TTFT_OVER_BARE_MS = 0.5  # at 1 client
-RPS_RATIO_MIN = 0.9  # at 32 clients
+RPS_RATIO_MIN = 0.8  # chat pass-through at 32 clients (issue 16; issue 8 asked 0.9 of all)
+# A large translated turn (Anthropic, Responses) over the same size of chat pass-through:
+# 1 ms at 0.5 MB, 4 ms at 2 MB (issue 16), in between and beyond 2 ms per MB.
+LARGE_OVER_CHAT_MS = {500_000: 1.0, 2_000_000: 4.0}
 TRANSLATION_US_MAX = 20.0  # per chunk over pass-through
 STALL_MS_MAX = 20.0  # longest stall of a running stream while the token is refreshed
 # "Back to its starting level": what is left after the streams beyond what bare mitmproxy
@@ -18,6 +21,9 @@ STALL_MS_MAX = 20.0  # longest stall of a running stream while the token is refr
 # stream would be 40 KiB and more).
 MEM_AFTER_OVER_BARE_MIB = 5.0
 MEM_GROWTH_PER_REQUEST_MAX_KIB = 4.0
+# Large requests: what stays per request from the first round to the last (a kept 0.5 MB
+# body would be 500 KiB; RSS moves by pages and allocator arenas).
+LARGE_GROWTH_PER_REQUEST_MAX_KIB = 16.0
 
 COLUMNS = ("sim", "bare", "floor", "chat", "anthropic", "responses")
 HEADERS = ("simulator", "bare mitm", "min. addon", "addon chat", "addon anthr.", "addon resp.")
@@ -52,15 +58,40 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                     "ok": _ok(v, v <= TTFT_OVER_BARE_MS),
                 }
             )
-        for kind in ("chat", "anthropic", "responses"):
-            v = _num(comps[kind][f"rps_ratio_to_bare@{hi}"])
+        v = _num(comps["chat"][f"rps_ratio_to_bare@{hi}"])
+        out.append(
+            {
+                "target": f"requests/s at {hi} clients, chat pass-through: at least "
+                f"{RPS_RATIO_MIN:g} x bare mitmproxy's",
+                "value": v,
+                "unit": "x bare",
+                "ok": _ok(v, v >= RPS_RATIO_MIN),
+            }
+        )
+    large = data.get("large")
+    if large:
+        for size_key, block in large["by_size"].items():
+            size = int(size_key)
+            limit = large_limit_ms(size)
+            for kind in ("anthropic", "responses"):
+                v = _num(block["median"][kind].get("ttft_over_chat_paired_ms"))
+                out.append(
+                    {
+                        "target": f"{_mb(size)} {kind} turn (translated): TTFT at most "
+                        f"{limit:g} ms over the same size of chat pass-through",
+                        "value": v,
+                        "unit": "ms over chat",
+                        "ok": _ok(v, v <= limit),
+                    }
+                )
+            growth = _num(block.get("addon_rss_growth_kib_per_request"))
             out.append(
                 {
-                    "target": f"requests/s at {hi} clients, {kind}: at least "
-                    f"{RPS_RATIO_MIN:.0%} of bare mitmproxy's",
-                    "value": v,
-                    "unit": "x bare",
-                    "ok": _ok(v, v >= RPS_RATIO_MIN),
+                    "target": f"{_mb(size)} requests: no memory growth per request (first "
+                    f"round to last, at most {LARGE_GROWTH_PER_REQUEST_MAX_KIB:g} KiB)",
+                    "value": growth,
+                    "unit": "KiB/request",
+                    "ok": _ok(growth, growth <= LARGE_GROWTH_PER_REQUEST_MAX_KIB),
                 }
             )
     micro = data.get("micro")
@@ -116,6 +147,16 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def large_limit_ms(size: int) -> float:
+    if size in LARGE_OVER_CHAT_MS:
+        return LARGE_OVER_CHAT_MS[size]
+    return max(0.0, 1.0 + (size - 500_000) * 2.0 / 1_000_000)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:g} MB"
 
 
 # -- the table --------------------------------------------------------------------------
@@ -206,6 +247,9 @@ def table(data: dict[str, Any]) -> str:
             "\n  min. addon: bench/floor_addon.py, the least an addon in this design does (it"
             "\n  reads the request, rewrites it and streams the answer): chat through it"
         )
+    large = data.get("large")
+    if large:
+        lines += _large_table(large)
     long = data.get("long_stream")
     if long:
         lines += [
@@ -303,6 +347,66 @@ def table(data: dict[str, Any]) -> str:
             mark = {True: "PASS", False: "FAIL", None: "n/a "}[t["ok"]]
             lines.append(f"  [{mark}] {t['target']}: {_f(t['value'], 2)} {t['unit']}")
     return "\n".join(lines)
+
+
+def _large_table(large: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "Large requests: Claude-Code-shaped turns (system prompt, tools, tool_use/tool_result "
+        f"history);\nmedians of {large['rounds']} interleaved rounds of {large['requests']} "
+        "requests per column (ms)",
+        _row("", list(LONG_HEADERS)),
+    ]
+    translated_only = ["", "", ""]
+    for size_key, block in large["by_size"].items():
+        med = block["median"]
+        mb = _mb(int(size_key))
+        lines += [
+            _row(
+                f"{mb} body KB",
+                [_f(med[c]["body_bytes"] / 1000, 0) if c in med else "-" for c in LONG_COLUMNS],
+            ),
+            _row(f"{mb} TTFT p50", [_f(med.get(c, {}).get("ttft_p50_ms")) for c in LONG_COLUMNS]),
+            _row(f"{mb} TTFT p99", [_f(med.get(c, {}).get("ttft_p99_ms")) for c in LONG_COLUMNS]),
+            _row(
+                f"{mb} proxy CPU ms/request",
+                [_f(med.get(c, {}).get("proxy_cpu_ms_per_request"), 2) for c in LONG_COLUMNS],
+            ),
+            _row(
+                f"{mb} TTFT over bare (paired)",
+                ["", ""]
+                + [_f(med[c].get("ttft_over_bare_paired_ms"), 2) for c in LONG_COLUMNS[2:]],
+            ),
+            _row(
+                f"{mb} TTFT over addon chat",
+                translated_only
+                + [
+                    _f(med[c].get("ttft_over_chat_paired_ms"), 2)
+                    for c in ("anthropic", "responses")
+                ],
+            ),
+        ]
+    growth = [
+        f"{_mb(int(k))} {_f(b.get('addon_rss_growth_kib_per_request'), 2)}"
+        for k, b in large["by_size"].items()
+    ]
+    lines.append("  addon RSS growth, first round to last (KiB/request): " + ", ".join(growth))
+    rss = large.get("rss_kib")
+    if rss:
+        lines.append(
+            "  proxy RSS before -> after these requests (MiB): "
+            + ", ".join(
+                f"{'bare mitmproxy' if name == 'bare' else 'addon'} "
+                f"{_f(r['start'] / 1024)} -> {_f(r['end'] / 1024)}"
+                for name, r in rss.items()
+            )
+        )
+    lines.append(
+        "  bare mitmproxy and the simulator get the chat body; paired: median of each "
+        "request's TTFT\n  minus the other column's in the same turn; proxy CPU: the "
+        "proxy process's, per request"
+    )
+    return lines
 
 
 # -- README --------------------------------------------------------------------------------

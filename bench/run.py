@@ -1,8 +1,8 @@
 """`uv run python -m bench`: start the simulator, bare mitmproxy and mitmproxy with the
 addon on 127.0.0.1, measure, print a table and write bench/results/latest.json.
 
-    uv run python -m bench             # the full run (about 4 minutes on 2 cores)
-    uv run python -m bench --quick     # a small run (about 40 seconds)
+    uv run python -m bench             # the full run (about 5 minutes on 2 cores)
+    uv run python -m bench --quick     # a small run (about 50 seconds)
     uv run python -m bench --only latency,micro --rounds 3 --out /tmp/b.json
 """
 
@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import phases, report
+from . import large, phases, report
 from .client import upstream_target
 from .procs import ROOT, Proc, start_addon, start_bare, start_floor, start_sim
 
-SECTIONS = ("micro", "latency", "long_stream", "memory", "refresh_stall")
+SECTIONS = ("micro", "latency", "large", "long_stream", "memory", "refresh_stall")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -37,6 +37,9 @@ class Config:
     requests_1: int = 80  # per round and column at 1 client
     clients: int = 32
     requests_n: int = 256  # per round and column at `clients` clients
+    large_sizes: list[int] = field(default_factory=lambda: [500_000, 2_000_000])
+    large_rounds: int = 5
+    large_requests: int = 20  # per round, column and size
     long_rounds: int = 3
     long_chunks: int = 5000
     micro_chunks: int = 20000
@@ -57,6 +60,8 @@ QUICK: dict[str, Any] = {
     "rounds": 1,
     "requests_1": 10,
     "requests_n": 32,
+    "large_rounds": 2,
+    "large_requests": 2,
     "long_rounds": 1,
     "long_chunks": 300,
     "micro_chunks": 1000,
@@ -136,7 +141,7 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
 
     sim = start_sim(token_ttl=86400)
     started.append(sim)
-    if {"latency", "long_stream", "memory"} & only:
+    if {"latency", "large", "long_stream", "memory"} & only:
         token = sim.mint()["access_token"]
         bare = start_bare(sim)
         started.append(bare)
@@ -158,6 +163,18 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
                 rounds=cfg.rounds,
                 text=answer,
                 levels={1: cfg.requests_1, cfg.clients: cfg.requests_n},
+            )
+        if "large" in only:
+            _log(
+                f"large requests: {cfg.large_sizes} bytes, {cfg.large_rounds} rounds of "
+                f"{cfg.large_requests} requests per column"
+            )
+            results["large"] = await large.large_requests(
+                setup,
+                sizes=cfg.large_sizes,
+                rounds=cfg.large_rounds,
+                requests=cfg.large_requests,
+                text=answer,
             )
         if "long_stream" in only:
             _log(f"long streams: {cfg.long_chunks} chunks, {cfg.long_rounds} rounds")
@@ -243,6 +260,14 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--requests-n", type=int, dest="requests_n")
     p.add_argument("--clients", type=int)
     p.add_argument("--long-chunks", type=int, dest="long_chunks")
+    p.add_argument("--large-rounds", type=int, dest="large_rounds")
+    p.add_argument("--large-requests", type=int, dest="large_requests")
+    p.add_argument(
+        "--large-sizes",
+        dest="large_sizes",
+        type=lambda v: [int(float(x)) for x in v.split(",")],
+        help="request body sizes in bytes, comma-separated (default 500000,2000000)",
+    )
     p.add_argument("--mem-streams", type=int, dest="mem_streams")
     p.add_argument("--micro-chunks", type=int, dest="micro_chunks")
     args = p.parse_args(argv)
@@ -253,6 +278,9 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         "requests_n",
         "clients",
         "long_chunks",
+        "large_rounds",
+        "large_requests",
+        "large_sizes",
         "mem_streams",
         "micro_chunks",
     ):

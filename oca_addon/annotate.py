@@ -75,6 +75,13 @@ def safe_headers(headers: http.Headers) -> list[list[str]]:
 
 def keep_client_request(flow: http.HTTPFlow, limit: int) -> None:
     """Call before the request is rewritten for OCA: keeps what the client sent."""
+    keep_client_body(flow, keep_client_head(flow), limit)
+
+
+def keep_client_head(flow: http.HTTPFlow) -> bytes:
+    """keep_client_request in two steps, for large bodies: the head now (before the request
+    is rewritten), the body's text with keep_client_body(flow, <what this returns>, limit)
+    once the request has gone (decoding a body of megabytes is not needed before)."""
     req = flow.request
     try:
         body = req.content or b""
@@ -85,9 +92,15 @@ def keep_client_request(flow: http.HTTPFlow, limit: int) -> None:
         "path": req.path,
         "http_version": req.http_version,
         "headers": safe_headers(req.headers),
-        **kept(body, limit),
     }
     _unredacted.add(flow)
+    return body
+
+
+def keep_client_body(flow: http.HTTPFlow, body: bytes, limit: int) -> None:
+    client = meta(flow).get("client_request")
+    if isinstance(client, dict):
+        client.update(kept(body, limit))
 
 
 def redact(flow: http.HTTPFlow) -> None:

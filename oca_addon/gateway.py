@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import orjson
+
 from . import jsonio, sse
 from .config import ModelChoice, Settings, resolve_model
 from .errors import ApiError, ApiFlavor, RequestError, anthropic_error, upstream_error_message
@@ -81,6 +83,13 @@ class Exchange:
             self.upstream_headers = {"anthropic-version": ANTHROPIC_VERSION}
         target = self.target
         self.make_translator = lambda: AdaptedStream(adapter.answer(target), client())
+
+    def settle(self) -> None:
+        """What may wait until the request has gone to OCA, done now: the input-token
+        estimate of a translated Anthropic request (a pass over the whole body, needed
+        only once OCA answers). The addon calls it right after the request hook."""
+        if isinstance(self.ctx, anthropic.AnthropicContext):
+            self.ctx.settle()
 
     def client_body(self, upstream: bytes) -> dict[str, Any]:
         """A buffered (non-streamed) answer for the client, from OCA's streamed body."""
@@ -193,6 +202,15 @@ def parse_json_body(content: bytes | None, content_type: str | None) -> dict[str
             status=415,
         )
     try:
+        # The usual body straight from its bytes: orjson checks the UTF-8 as it goes, and a
+        # Claude Code body is hundreds of KB (decoding it first costs a copy and a pass).
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass  # the slow way below, which also says what is wrong
+    else:
+        if isinstance(data, dict):
+            return data
+    try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as e:
         raise RequestError(f"the body is not valid UTF-8 (byte {e.start})") from None
@@ -276,7 +294,11 @@ def prepare(
             ex.make_translator = lambda: anthropic.NativeMessagesStream(requested)
         else:
             chat, ctx = anthropic.anthropic_to_chat(
-                body, target_model=target, model_info=info, reasoning_effort=effort
+                body,
+                target_model=target,
+                model_info=info,
+                reasoning_effort=effort,
+                estimate_later=True,  # Exchange.settle()
             )
             ex.ctx = ctx
             ex.send_chat(chat, lambda: anthropic.AnthropicStream(ctx))

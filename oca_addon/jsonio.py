@@ -10,12 +10,43 @@ output, non-string keys. (On input orjson reads an integer beyond 64 bits as a f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from json.encoder import encode_basestring
 from typing import Any
 
 import orjson
 
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _compact_ascii = json.JSONEncoder(separators=(",", ":"))
+
+
+def _raise_type_error(obj: Any) -> Any:
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
+
+
+def _spaced_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """json.dumps(obj, ensure_ascii=False, default=default) with its encoder built once: the
+    standard library builds one per call with these arguments (a hot spot on tool-call
+    arguments, hundreds per Claude Code request). No check for circular references: the
+    values are parsed JSON."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has the C encoder
+        encoder = json.JSONEncoder(ensure_ascii=False, default=default)
+        return encoder.encode
+    make = c_make_encoder(None, default, encode_basestring, None, ": ", ", ", False, False, True)
+
+    def encode(obj: Any) -> str:
+        if isinstance(obj, str):
+            return encode_basestring(obj)
+        return "".join(make(obj, 0))
+
+    return encode
+
+
+# The standard library's default look (", " and ": "), where the text is shown to a model
+# and must not change: tool-call arguments made from Anthropic tool_use inputs.
+dumps_spaced = _spaced_encoder(_raise_type_error)
+dumps_spaced_any = _spaced_encoder(str)  # default=str: anything goes (token estimates)
 
 
 def loads(data: bytes | bytearray | str) -> Any:

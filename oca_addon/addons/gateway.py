@@ -126,9 +126,26 @@ class Gateway:
             stream=ex.client_stream,
             request_id=request_id,
         )
-        annotate.keep_client_request(flow, state.capture_limit)
+        client_body = annotate.keep_client_head(flow)
         self._rewrite_upstream(flow, ex, token, request_id)
         state.inflight[flow.id] = InFlight(ex, record, token, flow=flow)
+        # Once mitmproxy has sent the request (it does so as this hook returns): the work
+        # OCA's answer does not wait for, off the time to first token. Freeing the parsed
+        # bodies is part of it (a few ms for a Claude Code request of 2 MB).
+        asyncio.get_running_loop().call_soon(
+            self._after_send, flow, ex, client_body, state.capture_limit, body
+        )
+
+    @staticmethod
+    def _after_send(
+        flow: http.HTTPFlow, ex: Exchange, client_body: bytes, limit: int, parsed: Any
+    ) -> None:
+        annotate.keep_client_body(flow, client_body, limit)  # the text, for mitmweb
+        ex.settle()
+        # The bytes on the flow are the request now: the parsed bodies (as large) need not
+        # live as long as the answer.
+        ex.upstream_body = {}
+        del parsed
 
     def _rewrite_upstream(
         self, flow: http.HTTPFlow, ex: Exchange, token: str, request_id: str

@@ -9,9 +9,10 @@ network and never raises, whatever the body holds.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
+
+from ..jsonio import dumps_spaced_any
 
 CHARS_PER_TOKEN = 3.5
 BASE_OVERHEAD = 8  # request framing
@@ -30,8 +31,8 @@ def count_tokens(body: dict[str, Any]) -> int:
         counter.system(body.get("system"))
         messages = body.get("messages")
         if isinstance(messages, list):
+            counter.fixed += MESSAGE_OVERHEAD * len(messages)
             for message in messages:
-                counter.fixed += MESSAGE_OVERHEAD
                 if isinstance(message, dict):
                     counter.content(message.get("content"))
                 else:
@@ -67,7 +68,17 @@ class _Counter:
             self.chars += len(content)
         elif isinstance(content, list):
             for block in content:
-                self.block(block)
+                # The usual blocks of a long conversation here, the rest in block(): a
+                # Claude Code request has thousands (same count, fewer calls).
+                kind = block.get("type") if type(block) is dict else None
+                if kind == "text" and type(text := block.get("text")) is str:
+                    self.chars += len(text)
+                elif kind == "tool_result" and type(result := block.get("content")) is str:
+                    self.fixed += BLOCK_OVERHEAD
+                    self.any(block.get("tool_use_id"))
+                    self.chars += len(result)
+                else:
+                    self.block(block)
         elif content is not None:
             self.any(content)
 
@@ -119,12 +130,16 @@ class _Counter:
 
     def json(self, value: Any) -> None:
         try:
-            self.chars += len(json.dumps(value, ensure_ascii=False, default=str))
+            # json.dumps(value, ensure_ascii=False, default=str), its encoder built once
+            self.chars += len(dumps_spaced_any(value))
         except (ValueError, TypeError, RecursionError):
             self.any(value)
 
     def any(self, value: Any) -> None:
         """Every string leaf (keys too) of an arbitrary JSON value; images at a fixed cost."""
+        if isinstance(value, str):
+            self.chars += len(value)
+            return
         stack = [value]
         while stack:
             item = stack.pop()

@@ -9,9 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from itertools import repeat
 from typing import Any
 
+import orjson
+
 from ...errors import RequestError
+from ...jsonio import dumps_spaced
 from .. import caching
 from .common import (
     _require_str,
@@ -25,14 +29,24 @@ from .common import (
 class _RequestBuilder:
     def __init__(self, info: dict[str, Any] | None) -> None:
         self.tool_names: dict[str, str] = {}
+        self._upstream_names: dict[str, str] = {}
+        self._ids: dict[str, str] = {}  # tool_use id -> upstream id (tool_results look it up)
         self.vision = not (info and info.get("supports_vision") is False)
         self.pdf = not (info and info.get("supports_pdf_input") is False)
         self.system_cache: dict[str, Any] | None = None  # a client breakpoint on the system
 
     def name(self, name: str) -> str:
-        upstream = upstream_tool_name(name)
-        if upstream != name:
-            self.tool_names[upstream] = name
+        upstream = self._upstream_names.get(name)
+        if upstream is None:  # each tool is called many times in a long conversation
+            upstream = self._upstream_names[name] = upstream_tool_name(name)
+            if upstream != name:
+                self.tool_names[upstream] = name
+        return upstream
+
+    def call_id(self, tool_id: str) -> str:
+        upstream = self._ids.get(tool_id)
+        if upstream is None:
+            upstream = self._ids[tool_id] = _upstream_tool_id(tool_id)
         return upstream
 
     # ---- system
@@ -98,29 +112,34 @@ class _RequestBuilder:
         return out
 
     # ---- messages
+    #
+    # A Claude Code request holds hundreds of messages and thousands of blocks, so the usual
+    # blocks (text, tool_use, tool_result) are checked inline, and a block's path for error
+    # messages ("messages[3].content[1].text") is only written when there is an error: each
+    # block goes around as (block, i, j), message i, block j (None: string content).
 
     def messages(self, messages: list[Any], system_parts: list[str]) -> list[dict[str, Any]]:
         # Anthropic merges consecutive same-role messages; so do we, before converting.
-        turns: list[tuple[str, list[tuple[Any, str]]]] = []
+        turns: list[tuple[str, list[_Block]]] = []
         for i, message in enumerate(messages):
-            path = f"messages[{i}]"
             if not isinstance(message, dict):
+                path = f"messages[{i}]"
                 raise RequestError(
                     f"{path}: expected an object, got {_type_name(message)}", param=path
                 )
             role = message.get("role")
             if role not in ("user", "assistant", "system"):
                 raise RequestError(
-                    f"{path}.role: expected 'user' or 'assistant', got {json.dumps(role)}",
-                    param=f"{path}.role",
+                    f"messages[{i}].role: expected 'user' or 'assistant', got {json.dumps(role)}",
+                    param=f"messages[{i}].role",
                 )
             content = message.get("content")
-            cpath = f"{path}.content"
             if isinstance(content, str):
-                blocks: list[tuple[Any, str]] = [({"type": "text", "text": content}, cpath)]
+                blocks: list[_Block] = [({"type": "text", "text": content}, i, None)]
             elif isinstance(content, list):
-                blocks = [(b, f"{cpath}[{j}]") for j, b in enumerate(content)]
+                blocks = list(zip(content, repeat(i), range(len(content))))  # (b, i, j)
             else:
+                cpath = f"messages[{i}].content"
                 raise RequestError(
                     f"{cpath}: expected a string or an array of content blocks, "
                     f"got {_type_name(content)}",
@@ -139,7 +158,8 @@ class _RequestBuilder:
         for role, blocks in turns:
             before = len(out)
             if role == "assistant":
-                self._answer_missing(out, pending)
+                if pending:
+                    self._answer_missing(out, pending)
                 message = self.assistant(blocks)
                 if message is not None:
                     out.append(message)
@@ -150,20 +170,23 @@ class _RequestBuilder:
                 self.user(blocks, out, pending)
                 pending = {}
             # A client's cache breakpoint covers its turn: it goes where that turn ends.
-            cc = next((c for b, _ in blocks if (c := caching.client_breakpoint(b))), None)
+            cc = _first_breakpoint(blocks)
             if cc and len(out) > before:
                 out[-1][caching.MARK] = cc
         self._answer_missing(out, pending)
 
         # An assistant turn that had nothing to send leaves two user messages in a row.
         merged: list[dict[str, Any]] = []
+        last_role = None
         for message in out:
-            if merged and message["role"] == "user" and merged[-1]["role"] == "user":
+            role = message["role"]
+            if role == "user" and last_role == "user":
                 merged[-1]["content"].extend(message["content"])
                 if caching.MARK in message:
                     merged[-1][caching.MARK] = message[caching.MARK]
             else:
                 merged.append(message)
+                last_role = role
         if not merged:
             raise RequestError(
                 "messages: nothing to send, every message is empty", param="messages"
@@ -181,15 +204,16 @@ class _RequestBuilder:
                 merged[0][caching.MARK] = self.system_cache
         return merged
 
-    def system_message(self, blocks: list[tuple[Any, str]]) -> list[str]:
+    def system_message(self, blocks: list[_Block]) -> list[str]:
         parts = []
-        for block, path in blocks:
+        for block, i, j in blocks:
             if not isinstance(block, dict):
+                path = _where(i, j)
                 raise RequestError(
                     f"{path}: expected an object, got {_type_name(block)}", param=path
                 )
             if block.get("type") == "text":
-                parts.append(_require_str(block.get("text"), f"{path}.text"))
+                parts.append(_require_str(block.get("text"), f"{_where(i, j)}.text"))
             self.system_cache = caching.client_breakpoint(block) or self.system_cache
         return parts
 
@@ -207,25 +231,32 @@ class _RequestBuilder:
                 )
                 pending[call_id] = True
 
-    def assistant(self, blocks: list[tuple[Any, str]]) -> dict[str, Any] | None:
+    def assistant(self, blocks: list[_Block]) -> dict[str, Any] | None:
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
         seen_ids: set[str] = set()
-        for block, path in blocks:
-            kind = _block_type(block, path)
+        for block, i, j in blocks:
+            kind = block.get("type") if type(block) is dict else None
+            if type(kind) is not str:
+                kind = _block_type(block, _where(i, j))
             if kind == "text":
-                text = _require_str(block.get("text"), f"{path}.text")
+                text = block.get("text")
+                if type(text) is not str:
+                    text = _require_str(text, f"{_where(i, j)}.text")
                 if text:
                     texts.append(text)
             elif kind == "tool_use":
-                call_id = _upstream_tool_id(
-                    _require_str(block.get("id"), f"{path}.id", empty_ok=False)
-                )
-                name = _require_str(block.get("name"), f"{path}.name", empty_ok=False)
+                raw_id, name = block.get("id"), block.get("name")
+                if type(raw_id) is not str or not raw_id:
+                    raw_id = _require_str(raw_id, f"{_where(i, j)}.id", empty_ok=False)
+                call_id = self.call_id(raw_id)
+                if type(name) is not str or not name:
+                    name = _require_str(name, f"{_where(i, j)}.name", empty_ok=False)
                 args = block.get("input")
                 if args is None:
                     args = {}
                 elif not isinstance(args, dict):
+                    path = _where(i, j)
                     raise RequestError(
                         f"{path}.input: expected an object, got {_type_name(args)}",
                         param=f"{path}.input",
@@ -239,7 +270,7 @@ class _RequestBuilder:
                         "type": "function",
                         "function": {
                             "name": self.name(name),
-                            "arguments": json.dumps(args, ensure_ascii=False),
+                            "arguments": _ARGUMENTS.get(raw_id, args),
                         },
                     }
                 )
@@ -255,18 +286,25 @@ class _RequestBuilder:
         return message
 
     def user(
-        self, blocks: list[tuple[Any, str]], out: list[dict[str, Any]], pending: dict[str, bool]
+        self, blocks: list[_Block], out: list[dict[str, Any]], pending: dict[str, bool]
     ) -> None:
         tool_messages: list[dict[str, Any]] = []
         moved: list[dict[str, Any]] = []  # images/files out of tool results
         parts: list[dict[str, Any]] = []
-        for block, path in blocks:
-            kind = _block_type(block, path)
+        for block, i, j in blocks:
+            kind = block.get("type") if type(block) is dict else None
+            if type(kind) is not str:
+                kind = _block_type(block, _where(i, j))
             if kind == "tool_result":
-                call_id = _upstream_tool_id(
-                    _require_str(block.get("tool_use_id"), f"{path}.tool_use_id", empty_ok=False)
-                )
-                text, extra = self.tool_result_content(block.get("content"), f"{path}.content")
+                raw_id = block.get("tool_use_id")
+                if type(raw_id) is not str or not raw_id:
+                    raw_id = _require_str(raw_id, f"{_where(i, j)}.tool_use_id", empty_ok=False)
+                call_id = self.call_id(raw_id)
+                content = block.get("content")
+                if type(content) is str:
+                    text, extra = content, _NO_PARTS
+                else:
+                    text, extra = self.tool_result_content(content, f"{_where(i, j)}.content")
                 if block.get("is_error") is True:
                     text = f"Error: {text}" if text else "Error: the tool call failed."
                 if pending.get(call_id) is False:
@@ -284,18 +322,22 @@ class _RequestBuilder:
                         {"type": "text", "text": f"[Result of tool call {call_id}]\n{text}"}
                     )
                     parts.extend(extra)
+            elif kind == "text" and type(text := block.get("text")) is str:
+                if text:
+                    parts.append({"type": "text", "text": text})
             else:
-                parts.extend(self.user_block(kind, block, path))
+                parts.extend(self.user_block(kind, block, _where(i, j)))
         out.extend(tool_messages)
-        self._answer_missing(out, pending)
+        if pending:
+            self._answer_missing(out, pending)
         if moved or parts:
             out.append({"role": "user", "content": moved + parts})
 
     def tool_result_content(self, content: Any, path: str) -> tuple[str, list[dict[str, Any]]]:
         if content is None:
-            return "", []
+            return "", _NO_PARTS
         if isinstance(content, str):
-            return content, []
+            return content, _NO_PARTS
         if not isinstance(content, list):
             raise RequestError(
                 f"{path}: expected a string or an array of content blocks, "
@@ -305,6 +347,14 @@ class _RequestBuilder:
         texts: list[str] = []
         extra: list[dict[str, Any]] = []
         for j, block in enumerate(content):
+            if (
+                type(block) is dict
+                and block.get("type") == "text"
+                and type(text := block.get("text")) is str
+            ):
+                if text:
+                    texts.append(text)
+                continue
             bpath = f"{path}[{j}]"
             kind = _block_type(block, bpath)
             for part in self.user_block(kind, block, bpath):
@@ -441,6 +491,56 @@ class _RequestBuilder:
                 if _block_type(inner, ipath) == "text":
                     lines.append(_require_str(inner.get("text"), f"{ipath}.text"))
         return [{"type": "text", "text": "\n".join(lines)}]
+
+
+class _ArgumentsMemo:
+    """A tool_use's input as chat arguments text, remembered by tool_use id: a long
+    conversation sends every earlier call again on each turn (a Claude Code request: hundreds
+    of them), and writing them is the builder's largest cost. An entry is used only when the
+    input's compact JSON (orjson: ten times faster, and it tells 1, 1.0 and true apart) is the
+    one remembered; small inputs only, a bounded number of them."""
+
+    MAX_ENTRIES = 1024
+    MAX_BYTES = 2048
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[bytes, str]] = {}
+
+    def get(self, tool_id: str, args: dict[str, Any]) -> str:
+        try:
+            key = orjson.dumps(args)
+        except TypeError:  # what orjson refuses (integers beyond 64 bits, lone surrogates)
+            return dumps_spaced(args)
+        entry = self._entries.get(tool_id)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        text = dumps_spaced(args)
+        # orjson writes NaN and Infinity as null: such inputs are not remembered.
+        if len(key) <= self.MAX_BYTES and b"null" not in key:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                del self._entries[next(iter(self._entries))]  # the oldest
+            # A copy of its exact size (orjson's buffer is larger).
+            self._entries[tool_id] = (bytes(memoryview(key)), text)
+        return text
+
+
+_ARGUMENTS = _ArgumentsMemo()
+_Block = tuple[Any, int, int | None]  # (block, message index, block index or None)
+_NO_PARTS: list[dict[str, Any]] = []  # shared, never changed: read-only "no extra parts"
+
+
+def _where(i: int, j: int | None) -> str:
+    """The path of block j of message i, for error messages."""
+    return f"messages[{i}].content" if j is None else f"messages[{i}].content[{j}]"
+
+
+def _first_breakpoint(blocks: list[_Block]) -> dict[str, Any] | None:
+    for block, _, _ in blocks:
+        if isinstance(block, dict) and "cache_control" in block:
+            cc = caching.client_breakpoint(block)
+            if cc:
+                return cc
+    return None
 
 
 def _block_type(block: Any, path: str) -> str:

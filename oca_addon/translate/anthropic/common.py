@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import RequestError
+from ..count_tokens import count_tokens
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit; LiteLLM passes `stop` on to OpenAI models as is
@@ -54,6 +55,20 @@ class AnthropicContext:
     target_model: str = ""
     stream: bool = False  # whether the client asked for a streamed answer
     reasoning_effort: str | None = None  # what was sent upstream
+    # The request body while its input-token estimate waits (anthropic_to_chat with
+    # estimate_later): the estimate is not needed before OCA answers.
+    estimate_body: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def input_tokens(self) -> int:
+        """The estimate of the request's input tokens (made now if it waited)."""
+        self.settle()
+        return self.input_tokens_estimate
+
+    def settle(self) -> None:
+        """Make the estimate that waited, and let go of the request body."""
+        body, self.estimate_body = self.estimate_body, None
+        if body is not None:
+            self.input_tokens_estimate = count_tokens(body)
 
     def original_tool_name(self, name: str) -> str:
         return self.tool_names.get(name, name)
@@ -135,7 +150,7 @@ def _require_str(value: Any, path: str, *, empty_ok: bool = True) -> str:
 def _usage(usage: Any, ctx: AnthropicContext, output_estimate: int) -> dict[str, int]:
     if not isinstance(usage, dict):
         return {
-            "input_tokens": ctx.input_tokens_estimate,
+            "input_tokens": ctx.input_tokens(),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
             "output_tokens": output_estimate,

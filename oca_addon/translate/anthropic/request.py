@@ -34,8 +34,13 @@ def anthropic_to_chat(
     target_model: str,
     model_info: dict[str, Any] | None = None,
     reasoning_effort: str | None = None,
+    estimate_later: bool = False,
 ) -> tuple[dict[str, Any], AnthropicContext]:
-    """A Messages request body -> (OCA chat/completions body, context for the answer)."""
+    """A Messages request body -> (OCA chat/completions body, context for the answer).
+
+    `estimate_later`: the input-token estimate (a pass over the whole body) is left for
+    `ctx.settle()`, or made when first needed: the gateway makes it once the request has
+    gone to OCA, off the time to first token."""
     if not isinstance(body, dict):
         raise RequestError(f"request body must be a JSON object, got {_type_name(body)}")
     model = body.get("model")
@@ -142,11 +147,14 @@ def anthropic_to_chat(
     ctx = AnthropicContext(
         requested_model=model,
         tool_names=builder.tool_names,
-        input_tokens_estimate=count_tokens(body),
         target_model=target_model,
         stream=body.get("stream") is True,
         reasoning_effort=out.get("reasoning_effort"),
     )
+    if estimate_later:
+        ctx.estimate_body = body
+    else:
+        ctx.input_tokens_estimate = count_tokens(body)
     return out, ctx
 
 

@@ -80,7 +80,7 @@ class AnthropicStream:
                     "stop_reason": None,
                     "stop_sequence": None,
                     "usage": {
-                        "input_tokens": max(1, self.ctx.input_tokens_estimate),
+                        "input_tokens": max(1, self.ctx.input_tokens()),
                         "cache_creation_input_tokens": 0,
                         "cache_read_input_tokens": 0,
                         "output_tokens": 1,

@@ -51,6 +51,24 @@ def _text_of(content: Any, where: str) -> str:
     return "".join(texts)
 
 
+def _output_text(content: Any) -> str | None:
+    """_text_of for the usual assistant message (a string, or output_text parts); None for
+    anything else (then _text_of, which also says what is wrong)."""
+    if type(content) is str:
+        return content
+    if type(content) is not list:
+        return None
+    texts: list[str] = []
+    for part in content:
+        if type(part) is dict and part.get("type") == "output_text":
+            text = part.get("text")
+            if type(text) is str:
+                texts.append(text)
+                continue
+        return None
+    return "".join(texts)
+
+
 def _file_part(part: dict[str, Any]) -> dict[str, Any]:
     data = part.get("file_data")
     filename = part.get("filename") if isinstance(part.get("filename"), str) else None
@@ -230,32 +248,34 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
             results.append((cid, out_text, images))
         emit_tool_block(results)
 
+    # A Codex request holds hundreds of items: an item's path for error messages
+    # ("input[12]") is only written when it is needed.
     for i, item in enumerate(items):
-        where = f"input[{i}]"
         if not isinstance(item, dict):
-            raise RequestError(f"{where} must be an object", param=where)
+            raise RequestError(f"input[{i}] must be an object", param=f"input[{i}]")
         kind = item.get("type")
         if kind is None or kind == "message":
             role = item.get("role")
             if role not in _ROLES:
                 raise RequestError(
-                    f"{where}.role must be one of 'user', 'assistant', 'system', 'developer'",
-                    param=f"{where}.role",
+                    f"input[{i}].role must be one of 'user', 'assistant', 'system', 'developer'",
+                    param=f"input[{i}].role",
                 )
             content = item.get("content")
             if role in ("system", "developer"):
-                text = _text_of(content, where)
+                text = _text_of(content, f"input[{i}]")
                 if text:
                     system.append(text)
             elif role == "assistant":
-                text = _text_of(content, where)
+                said = _output_text(content)
+                text = _text_of(content, f"input[{i}]") if said is None else said
                 if turn is not None and turn.calls:
                     flush()
                 if turn is None:
                     turn = _Turn()
                 turn.texts.append(text)
             else:
-                user_content = _user_content(content, where)
+                user_content = _user_content(content, f"input[{i}]")
                 flush()
                 messages.append({"role": "user", "content": user_content})
         elif kind in _CALL_TYPES:
@@ -265,11 +285,13 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
             name = item.get("name")
             if not isinstance(name, str) or not name:
                 raise RequestError(
-                    f"{where}.name must be a non-empty string", param=f"{where}.name"
+                    f"input[{i}].name must be a non-empty string", param=f"input[{i}].name"
                 )
             ns = item.get("namespace")
-            flat = flat_tool_name(ns if isinstance(ns, str) else None, name)
-            args = _call_arguments(item, where)
+            flat = flat_tool_name(ns, name) if isinstance(ns, str) else name
+            args = item.get("arguments") if kind == "function_call" else None
+            if type(args) is not str or not args:  # the usual JSON text goes as it is
+                args = _call_arguments(item, f"input[{i}]")
             if cid in used_ids:
                 continue
             used_ids.add(cid)

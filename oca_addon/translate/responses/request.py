@@ -199,7 +199,8 @@ def responses_to_chat(
     client_effort = body.get("reasoning", {}).get("effort") if isinstance(body.get("reasoning"), dict) else None  # fmt: skip
     effort = _effort(client_effort, reasoning_effort, model_info)
     ctx = _context_from_body(body, effort if not client_effort else None, history)
-    ctx.input_items = items
+    if ctx.store is not False:  # kept for previous_response_id (history): not stored, not kept
+        ctx.input_items = items
 
     system: list[str] = []
     instructions = _instructions_text(body.get("instructions"))
