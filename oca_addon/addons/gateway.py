@@ -15,6 +15,7 @@ error           -> what failed, for Traffic's record (the client's error body co
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
