@@ -1,5 +1,5 @@
 """In-process cost of translating a stream: recorded chat chunks (the simulator's exact
-bytes) fed one by one through `gateway.StreamDriver` with each translator, against the
+bytes) fed one by one through `oca_addon.streams.StreamDriver` with each translator, against the
 `PassthroughTap` that native answers take. No network, no mitmproxy: just the addon's
 per-chunk work, in microseconds of CPU time per chunk."""
 
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from oca_addon import gateway
+from oca_addon import streams as answer_streams
 from oca_addon.config import Settings
 from oca_addon.modelinfo import Catalog
 from oca_addon.routing import Endpoint
@@ -59,10 +60,10 @@ def _factories() -> dict[str, Callable[[], Callable[[bytes], Any]]]:
     assert anthropic.make_translator and responses.make_translator
     make_a, make_r = anthropic.make_translator, responses.make_translator
     return {
-        "passthrough": lambda: gateway.PassthroughTap(CAPTURE_LIMIT, lambda m: b""),
-        "driver_parse_only": lambda: gateway.StreamDriver(_NullTranslator(), CAPTURE_LIMIT),
-        "anthropic": lambda: gateway.StreamDriver(make_a(), CAPTURE_LIMIT),
-        "responses": lambda: gateway.StreamDriver(make_r(), CAPTURE_LIMIT),
+        "passthrough": lambda: answer_streams.PassthroughTap(CAPTURE_LIMIT, lambda m: b""),
+        "driver_parse_only": lambda: answer_streams.StreamDriver(_NullTranslator(), CAPTURE_LIMIT),
+        "anthropic": lambda: answer_streams.StreamDriver(make_a(), CAPTURE_LIMIT),
+        "responses": lambda: answer_streams.StreamDriver(make_r(), CAPTURE_LIMIT),
     }
 
 

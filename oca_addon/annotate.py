@@ -25,10 +25,10 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .contentview import META_KEY
-from .gateway import PassthroughTap, StreamDriver
 from .routing import Endpoint, classify
 from .security import escape_controls
 from .stats import RequestRecord
+from .streams import PassthroughTap, StreamDriver
 
 log = logging.getLogger("oca_addon.traffic")
 

@@ -12,8 +12,8 @@ from mitmproxy.test import taddons, tflow
 from mitmproxy.tools.web import webaddons
 
 from oca_addon import annotate
-from oca_addon.gateway import PassthroughTap, StreamDriver
 from oca_addon.stats import RequestRecord
+from oca_addon.streams import PassthroughTap, StreamDriver
 
 TOKEN = "at-secret-0123456789"
 

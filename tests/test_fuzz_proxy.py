@@ -24,10 +24,11 @@ from hypothesis import strategies as st
 from oca_addon import sse
 from oca_addon.config import MappingTarget, Settings
 from oca_addon.errors import ApiError
-from oca_addon.gateway import StreamDriver, prepare
+from oca_addon.gateway import prepare
 from oca_addon.modelinfo import Catalog
 from oca_addon.routing import Endpoint
 from oca_addon.sim.models import model_info_payload
+from oca_addon.streams import StreamDriver
 from oca_addon.translate.chat import prepare_chat_request, validate_chat_request
 from oca_addon.translate.responses import ResponseHistory
 

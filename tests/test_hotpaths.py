@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oca_addon import annotate, jsonio, sse
-from oca_addon.gateway import PassthroughTap, StreamDriver
+from oca_addon.streams import PassthroughTap, StreamDriver
 
 # -- jsonio ------------------------------------------------------------------------------
 

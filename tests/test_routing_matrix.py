@@ -21,16 +21,10 @@ from upstream_streams import Script, upstream_sse
 
 from oca_addon.config import Settings
 from oca_addon.errors import ApiError, anthropic_error, openai_error
-from oca_addon.gateway import (
-    Exchange,
-    PassthroughTap,
-    StreamDriver,
-    completions_via_chat,
-    prepare,
-    terminal_error_frame,
-)
+from oca_addon.gateway import Exchange, completions_via_chat, prepare
 from oca_addon.modelinfo import Catalog
 from oca_addon.routing import Endpoint, plan_route
+from oca_addon.streams import PassthroughTap, StreamDriver, terminal_error_frame
 
 try:  # anthropic >= 2.x runs on httpx2
     import httpx2

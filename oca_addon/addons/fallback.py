@@ -24,8 +24,9 @@ from mitmproxy import ctx, http
 
 from .. import jsonio
 from ..errors import ApiError, upstream_error_message
-from ..gateway import Exchange, StreamDriver, completions_via_chat, token_counts
+from ..gateway import Exchange, completions_via_chat
 from ..routing import Endpoint
+from ..streams import StreamDriver, token_counts
 from .replies import reply_error
 from .state import CLIENT_HEADERS, InFlight, ProxyState
 

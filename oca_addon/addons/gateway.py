@@ -26,19 +26,16 @@ from mitmproxy import ctx, http
 
 from .. import annotate, jsonio, mitm_patches, sse
 from ..errors import ApiError, ApiFlavor, upstream_error_message
-from ..gateway import (
-    Exchange,
+from ..gateway import Exchange, explain_upstream_error, parse_json_body, prepare
+from ..routing import Endpoint, classify
+from ..stats import RequestRecord
+from ..streams import (
     PassthroughTap,
     StreamDriver,
-    explain_upstream_error,
-    parse_json_body,
-    prepare,
     terminal_error_frame,
     token_counts,
     usage_from_stream,
 )
-from ..routing import Endpoint, classify
-from ..stats import RequestRecord
 from ..translate.anthropic import client_error_message
 from .fallback import CompletionsFallback, route_label
 from .replies import JSON, reply_error

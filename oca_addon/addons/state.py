@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from mitmproxy import http
 
     from ..config import Settings, SettingsFile
-    from ..gateway import Exchange, PassthroughTap, StreamDriver
+    from ..gateway import Exchange
+    from ..streams import PassthroughTap, StreamDriver
     from ..tokens import TokenManager
 
 # Known OCA clients name themselves on every request; so does oca-proxy, where the calling

@@ -14,8 +14,8 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .. import annotate, contentview
-from ..gateway import token_counts, usage_from_stream
 from ..stats import RequestRecord
+from ..streams import token_counts, usage_from_stream
 from .state import InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
