@@ -315,9 +315,18 @@ class LocalSite:
         tokens_mgr = self.state.tokens
         try:
             tokens = await asyncio.to_thread(tokens_mgr.idcs.exchange_code, code, login)
+        except IdcsError as e:
+            return self._login_failed(f"The login could not be completed: {e}.")
+        try:
             await asyncio.to_thread(tokens_mgr.save_login, tokens)
         except IdcsError as e:
             return self._login_failed(f"The login could not be completed: {e}.")
+        except OSError as e:  # a full disk or a read-only home must not lose a good login
+            await tokens_mgr.hold_login(tokens, e)
+            port = self.state.listen_port()
+            return http.Response.make(
+                200, pages.login_success_page(port, tokens_mgr.save_problem), HTML
+            )
         tokens_mgr.adopt(tokens)
         log.info("Logged in to OCA; refresh token saved to %s", tokens_mgr.store.path)
         return http.Response.make(200, pages.login_success_page(self.state.listen_port()), HTML)

@@ -37,11 +37,16 @@ def message_page(title: str, text: str, *, ok: bool, actions: list[tuple[str, st
     )
 
 
-def login_success_page(port: int) -> str:
+def login_success_page(port: int, warning: str | None = None) -> str:
     base = f"http://localhost:{port}"
+    note = (
+        f"<p class=bad><strong>{escape(warning)}</strong> (saving is retried every minute)</p>"
+        if warning
+        else ""
+    )
     return page(
         "Logged in to OCA",
-        f"""<div class=card><h1 class=ok>You are logged in to Oracle Code Assist</h1>
+        f"""<div class=card><h1 class=ok>You are logged in to Oracle Code Assist</h1>{note}
 <p>oca-proxy keeps the login fresh from now on. Point your tools at it:</p>
 <pre>export OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=dummy
 export ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN=dummy</pre>

@@ -361,6 +361,22 @@ class TokenManager:
             except Exception:  # the lock timed out, or worse: try again next time
                 log.exception("Could not save the OCA login")
 
+    async def hold_login(self, tokens: TokenSet, error: OSError) -> None:
+        """A fresh login whose refresh token could not be written: serve from memory, say
+        so, and keep trying to save it (as after a rotation that could not be saved)."""
+        try:
+            on_disk = await asyncio.to_thread(self.store.read)
+        except TokenFileError:
+            on_disk = None
+        self.adopt(tokens)
+        self._unsaved, self._stale = tokens.refresh_token, on_disk
+        self.save_problem = (
+            f"login held in memory only: cannot write {self.store.path}: "
+            f"{error.strerror or type(error).__name__}"
+        )
+        log.error("%s (retrying every %d s)", self.save_problem, self.SAVE_RETRY_S)
+        self._watch_unsaved()
+
     def save_login(self, tokens: TokenSet) -> None:
         """Blocking: save the refresh token from a fresh login (under the lock)."""
         if not tokens.refresh_token:

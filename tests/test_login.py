@@ -417,3 +417,35 @@ def test_failed_token_write_keeps_serving(proxy_factory, fresh_sim: Sim) -> None
     assert json.loads(p.token_file.read_text())["refresh_token"] != dead
     assert p.health()["login_problem"] is None
     assert fresh_sim.state()["counters"]["refresh_failures"] == 0  # never the revoked one
+
+
+def test_login_that_cannot_be_saved_is_held_in_memory(proxy_factory, fresh_sim: Sim) -> None:
+    """A fresh login into an unwritable ~/.oca (full disk, read-only home) is not lost."""
+    p = proxy_factory(sim=fresh_sim, logged_in=False)
+    folder = p.token_file.parent
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / "refresh_token.json.lock").touch(mode=0o600)
+    if not _chattr("+i", folder):
+        pytest.skip("needs chattr +i (an unwritable folder even for root)")
+    try:
+        with browser() as b:
+            done = b.get(f"{p.url}/login")
+        assert done.status_code == 200 and "logged in" in done.text.lower()
+        assert "held in memory only" in done.text
+        assert not p.token_file.exists()
+        health = p.health()
+        assert health["logged_in"] is True
+        assert health["login_problem"].startswith("login held in memory only: cannot write")
+        r = httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30)
+        assert r.status_code == 200, r.text
+    finally:
+        _chattr("-i", folder)
+    fresh_sim.config(revoke_access_tokens=True)  # the next refresh saves the login
+    r = httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30)
+    assert r.status_code in (200, 401)  # 401 asks the SDK to retry after the refresh
+    deadline = time.time() + 10
+    while not p.token_file.exists() and time.time() < deadline:
+        httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30)
+        time.sleep(0.2)
+    assert json.loads(p.token_file.read_text())["refresh_token"]
+    assert p.health()["login_problem"] is None
