@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import strategies as st
 
 from oca_addon.sim import MODELS, SimConfig, SimServer
 from oca_addon.sim.config import GUESSES, GUESSES_ENV, guesses_on
@@ -438,3 +439,42 @@ def test_cli_serves_a_model_info_file() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- bad input never makes the simulator fail ------------------------------------------------
+
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3)
+    ),
+    max_leaves=8,
+)
+_FIELDS = ("messages", "input", "prompt", "tools", "tool_choice", "max_tokens", "reasoning",
+           "thinking", "stream_options", "system", "reasoning_effort")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path", ["/chat/completions", "/responses", "/completions", "/v1/messages"]
+)
+def test_generated_bodies_get_answers_not_500s(client: httpx.Client, path: str) -> None:
+    # A gateway answers malformed input with a 4xx; a 500 from the simulator would make the
+    # proxy's own fuzz tests fail for the simulator's sake (and is not how OCA answers).
+    from hypothesis import HealthCheck, given, settings
+
+    model = "oca/claude-sonnet-4" if path == "/v1/messages" else "oca/gpt-4.1"
+    hello = [{"role": "user", "content": "hi"}]
+    valid = {  # a good body, some of whose fields each example replaces
+        "/chat/completions": {"messages": hello},
+        "/responses": {"input": "hi"},
+        "/completions": {"prompt": "hi"},
+        "/v1/messages": {"messages": hello, "max_tokens": 10},
+    }[path]
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(extra=st.dictionaries(st.sampled_from(_FIELDS), _ANY_JSON, max_size=3))
+    def check(extra: dict[str, Any]) -> None:
+        r = client.post(path, json={"model": model, "stream": True, **valid, **extra})
+        assert r.status_code < 500, (extra, r.text[:300])
+
+    check()

@@ -105,6 +105,7 @@ class ApiHandler(ApiBase):
             if body.get("stream") is not True and cfg.stream_only:
                 raise ApiError(400, 'Streaming is required by this gateway: send "stream": true')
             self.check_body(model, body)
+            check_tools(body.get("tools"))
         except ApiError as e:
             return self.fail(e)
         await self.answer(model, body)
@@ -327,3 +328,14 @@ def _parts(message: Any) -> list[dict[str, Any]]:
     """Content parts/blocks of a message-like item (empty for string content)."""
     content = message.get("content") if isinstance(message, dict) else None
     return [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+
+
+def check_tools(tools: Any) -> None:
+    """A gateway answers malformed tools with a 400 (as LiteLLM's validation does), never a 500."""
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise ApiError(400, "tools: Input should be a valid list")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise ApiError(400, f"tools[{i}]: Input should be a valid dictionary")
