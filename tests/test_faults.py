@@ -24,6 +24,8 @@ import httpx
 import pytest
 from conftest import Proxy, Sim, free_port, sse_events, start_proxy, start_sim
 
+from oca_addon.sim.config import GUESSES_ENV, guesses_on
+
 IDLE = 2  # oca_upstream_idle_timeout for these proxies, seconds
 MAX_BODY = 1_000_000  # oca_max_body for these proxies
 MAPPING = {
@@ -67,9 +69,31 @@ API_IDS = [a.name for a in APIS]
 
 @pytest.fixture(scope="module")
 def fproxy(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    p = start_proxy(sim, tmp_path_factory.mktemp("faults"), settings=MAPPING, options=OPTIONS)
+    # Refusals of /completions remembered, so that "completions-translated" streams through
+    # mitmproxy like every other translated call (the one retry is tested in test_first_contact).
+    options = {**OPTIONS, "oca_completions_refusal_ttl": "3600"}
+    p = start_proxy(sim, tmp_path_factory.mktemp("faults"), settings=MAPPING, options=options)
     yield p
     p.stop()
+
+
+@pytest.fixture(autouse=True)
+def completions_way(request: pytest.FixtureRequest, sim: Sim) -> Iterator[None]:
+    """OCA serving /completions or not (a simulator guess), as each completions case needs."""
+    api = getattr(getattr(request.node, "callspec", None), "params", {}).get("api")
+    name = api.name if isinstance(api, Api) else ""
+    if not name.startswith("completions"):
+        yield
+        return
+    sim.config(serves_completions=name == "completions-native")
+    if name == "completions-translated" and "fproxy" in request.fixturenames:
+        # OCA refuses once; the proxy remembers and translates from then on.
+        proxy = request.getfixturevalue("fproxy")
+        httpx.post(
+            f"{proxy.url}/v1/completions", json={"model": api.model, "prompt": "warm"}, timeout=30
+        )
+    yield
+    sim.config(serves_completions="serves_completions" in guesses_on(os.environ.get(GUESSES_ENV)))
 
 
 def api_error(r: httpx.Response, flavor: str) -> tuple[int, str]:
@@ -464,6 +488,7 @@ def wait_until(cond: Any, timeout: float = 10.0) -> bool:
 
 def test_client_disconnect_closes_upstream_and_leaks_nothing(tmp_path: Path) -> None:
     own_sim = start_sim()  # its connection count is this test's alone
+    own_sim.config(serves_completions=True)  # completions stream natively here
     p = start_proxy(own_sim, tmp_path / "h", settings=MAPPING, options=OPTIONS)
     sim_port = int(own_sim.url.rsplit(":", 1)[1])
     try:

@@ -243,3 +243,31 @@ def test_a_refused_completions_model_goes_translated_from_then_on(sim: Sim, tmp_
             serves_completions="serves_completions" in guesses_on(os.environ.get(GUESSES_ENV))
         )
         p.stop()
+
+
+def test_the_one_completions_retry_fails_in_the_clients_shape(proxy: Proxy) -> None:
+    # OCA refuses /completions, and then the translated retry breaks: the client still
+    # gets its API's error (a 502 JSON error, or the terminal event of its stream).
+    proxy.sim.config(serves_completions=False)
+    try:
+        url = f"{proxy.url}/v1/completions"
+        html = httpx.post(url, json={"model": "oca/gpt-4.1", "prompt": "SIM:html"}, timeout=30)
+        assert html.status_code == 502 and "HTML" in html.json()["error"]["message"]
+        html_stream = httpx.post(
+            url, json={"model": "oca/gpt-4.1", "prompt": "SIM:html", "stream": True}, timeout=30
+        )
+        assert html_stream.status_code == 502 and html_stream.json()["error"]["message"]
+        cut = httpx.post(
+            url,
+            json={"model": "oca/gpt-4.1", "prompt": "SIM:cut SIM:chunks=6", "stream": True},
+            timeout=30,
+        )
+        assert cut.status_code == 200
+        events = [line[5:].strip() for line in cut.text.splitlines() if line.startswith("data:")]
+        assert events[-1] == "[DONE]"
+        assert "answer was cut off" in json.loads(events[-2])["error"]["message"], cut.text[-300:]
+        assert proxy.health()["inflight"] == 0
+    finally:
+        proxy.sim.config(
+            serves_completions="serves_completions" in guesses_on(os.environ.get(GUESSES_ENV))
+        )

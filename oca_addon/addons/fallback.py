@@ -112,6 +112,8 @@ class CompletionsFallback:
             upstream_error(flow, st)
             return
         st.record.status = 200
+        if "text/event-stream" not in kept.get("content-type", kept.get("Content-Type", "")):
+            streamed = False  # HTML or JSON where a stream belongs: said as an error below
         if streamed:
             assert driver is not None
             out = driver.translate(body)
@@ -153,7 +155,7 @@ def _why(e: requests.RequestException, timeout: float | None) -> str:
     text = f"{type(e).__name__}: {e}"
     if isinstance(e, requests.Timeout) or "timed out" in text.lower():
         return f"OCA sent nothing for {timeout or 0:g} s (oca_upstream_idle_timeout); oca-proxy gave up"
-    if isinstance(e, requests.ConnectionError) and got_cut(text):
+    if got_cut(text):
         return "OCA's answer was cut off"
     return f"OCA could not be asked again: {type(e).__name__}"
 
