@@ -28,6 +28,7 @@ from .translate.chat import (
     prepare_chat_request,
     validate_chat_request,
 )
+from .translate.memo import ConversationMemo
 from .translate.upstream import ADAPTERS, AdaptedStream, answer_chunks
 
 ANTHROPIC_VERSION = "2023-06-01"  # the Messages API version the Messages adapter speaks
@@ -227,8 +228,10 @@ def prepare(
     settings: Settings,
     catalog: Catalog | None,
     history: responses.ResponseHistory | None = None,
+    memo: ConversationMemo | None = None,
 ) -> Exchange:
-    """Map the model, pick native or translated, and build OCA's request body."""
+    """Map the model, pick native or translated, and build OCA's request body (`memo`:
+    conversations translated lately, translate/memo.py)."""
     requested = _model_field(body, endpoint)
     client_stream = _stream_flag(body) if endpoint is not Endpoint.EMBEDDINGS else False
     choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
@@ -275,6 +278,7 @@ def prepare(
                 model_info=info,
                 reasoning_effort=effort,
                 estimate_later=True,  # Exchange.settle()
+                memo=memo,
             )
             ex.ctx = ctx
             ex.send_chat(chat, lambda: anthropic.AnthropicStream(ctx))

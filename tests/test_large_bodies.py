@@ -98,17 +98,17 @@ def test_anthropic_estimate_made_later_is_the_same_number() -> None:
     now_chat, now = anthropic_to_chat(body, target_model=MODEL)
     later_chat, later = anthropic_to_chat(body, target_model=MODEL, estimate_later=True)
     assert now_chat == later_chat
-    assert later.estimate_body is body  # waiting, holding the body
+    assert later.estimate is not None  # waiting
     assert later.input_tokens() == now.input_tokens_estimate == count_tokens(body) > 50_000
-    assert later.estimate_body is None  # made, and the body let go
+    assert later.estimate is None  # made, and what it needed let go
 
 
 def test_prepare_leaves_the_estimate_to_settle() -> None:
     body = json.loads(big("anthropic"))
     ex = prepare(Endpoint.MESSAGES, body, Settings(), CATALOG, ResponseHistory())
-    assert ex.ctx.estimate_body is body
+    assert ex.ctx.estimate is not None
     ex.settle()
-    assert ex.ctx.estimate_body is None
+    assert ex.ctx.estimate is None
     assert ex.ctx.input_tokens_estimate == count_tokens(body)
 
 

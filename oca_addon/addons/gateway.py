@@ -70,8 +70,20 @@ class Gateway:
             "translated for this many seconds (0: ask /completions natively every time).",
         )
 
+        loader.add_option(
+            "oca_conversation_memo",
+            int,
+            8,
+            "Conversations whose last translated request is kept, so that their next turn "
+            "translates only its new messages (0: translate every turn whole). Each costs "
+            "memory of about three times its request's size.",
+        )
+
     def configure(self, updated: set[str]) -> None:
         self.state.models_ttl = ctx.options.oca_models_ttl
+        if "oca_conversation_memo" in updated:
+            self.state.conversations.size = max(0, ctx.options.oca_conversation_memo)
+            self.state.conversations.clear()
 
     # -- request -----------------------------------------------------------------------
 
@@ -111,7 +123,9 @@ class Gateway:
         body = parse_json_body(req.raw_content, req.headers.get("content-type"))
         token = await self._access_token(endpoint.flavor)
         catalog = await state.catalog(token)
-        ex = prepare(endpoint, body, state.current_settings(), catalog, state.history)
+        ex = prepare(
+            endpoint, body, state.current_settings(), catalog, state.history, state.conversations
+        )
         ex = self.fallback.plan(ex)  # completions OCA refused lately: translated at once
         request_id = secrets.token_hex(16)
         record = RequestRecord(

@@ -26,6 +26,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from .. import __version__
 from ..modelinfo import Catalog
 from ..stats import RequestRecord, Stats
+from ..translate.memo import ConversationMemo
 from ..translate.responses import ResponseHistory
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class ProxyState:
         self.upstream: Upstream | None = None
         self.stats = Stats()
         self.history = ResponseHistory()
+        # The last translated request of a few conversations, for their next turns.
+        self.conversations = ConversationMemo()
         self.inflight: dict[str, InFlight] = {}
         # Replays of requests already made for OCA (addons/replay.py), until Traffic closes them.
         self.replays: dict[str, RequestRecord] = {}

@@ -26,30 +26,47 @@ def client_breakpoint(block: Any) -> dict[str, Any] | None:
 
 def apply(messages: list[dict[str, Any]], *, enabled: bool) -> None:
     """Move the builder's marks onto content parts (or drop them when the model does not
-    cache); with no marks at all, mark the system message and the last two user messages."""
-    marked = [m for m in messages if m.get(MARK)]
-    marks = {id(m): m.pop(MARK) for m in marked}
+    cache); with no marks at all, mark the system message and the last two user messages.
+
+    Never changes a message: a marked one is replaced in `messages` by a copy (the messages
+    may be a remembered turn's, shared with the conversation's next request; translate/memo.py).
+    """
+    marks = {i: m[MARK] for i, m in enumerate(messages) if MARK in m}
+    for i in marks:
+        messages[i] = {k: v for k, v in messages[i].items() if k != MARK}
     if not enabled:
         return
     if not marks:
-        users = [m for m in messages if m.get("role") == "user"][-2:]
-        system = [m for m in messages[:1] if m.get("role") == "system"]
-        marked = system + users
-        marks = {id(m): dict(EPHEMERAL) for m in marked}
-    if len(marked) > MAX_BREAKPOINTS:  # the system prompt and the latest turns matter most
-        keep = [m for m in marked if m.get("role") == "system"][:1]
-        marked = keep + [m for m in marked if m not in keep][-(MAX_BREAKPOINTS - len(keep)) :]
-    for m in marked:
-        _put(m, marks[id(m)])
+        users: list[int] = []
+        for i in range(len(messages) - 1, -1, -1):
+            if messages[i].get("role") == "user":
+                users.insert(0, i)
+                if len(users) == 2:
+                    break
+        system = [0] if messages and messages[0].get("role") == "system" else []
+        marks = {i: dict(EPHEMERAL) for i in system + users}
+    chosen = sorted(marks)
+    if len(chosen) > MAX_BREAKPOINTS:  # the system prompt and the latest turns matter most
+        keep = [i for i in chosen if messages[i].get("role") == "system"][:1]
+        chosen = keep + [i for i in chosen if i not in keep][-(MAX_BREAKPOINTS - len(keep)) :]
+    for i in chosen:
+        messages[i] = _put(messages[i], marks[i])
 
 
-def _put(message: dict[str, Any], cc: dict[str, Any]) -> None:
+def _put(message: dict[str, Any], cc: dict[str, Any]) -> dict[str, Any]:
+    """`message` with `cc` on its last text part (or its last part): a copy."""
     content = message.get("content")
     if isinstance(content, str):
         if content:
-            message["content"] = [{"type": "text", "text": content, "cache_control": cc}]
+            return {**message, "content": [{"type": "text", "text": content, "cache_control": cc}]}
     elif isinstance(content, list) and content:
-        texts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        part = texts[-1] if texts else content[-1]
+        texts = [
+            k for k, p in enumerate(content) if isinstance(p, dict) and p.get("type") == "text"
+        ]
+        k = texts[-1] if texts else len(content) - 1
+        part = content[k]
         if isinstance(part, dict):
-            part["cache_control"] = cc
+            parts = list(content)
+            parts[k] = {**part, "cache_control": cc}
+            return {**message, "content": parts}
+    return message

@@ -10,6 +10,7 @@ network and never raises, whatever the body holds.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from ..jsonio import dumps_spaced_any
@@ -26,17 +27,33 @@ PDF_BYTES_PER_TOKEN = 30  # a base64 PDF's decoded size / 30 (~2k tokens per 60 
 
 def count_tokens(body: dict[str, Any]) -> int:
     """Estimated input tokens of a Messages request body (system, messages, tools)."""
+    return estimate(body)[0]
+
+
+@dataclass(eq=False)
+class Sums:
+    """Running totals over a conversation's messages, `chars[i]` and `fixed[i]` covering
+    `messages[:i]`: what a conversation's next turn need not count again (translate/memo.py)."""
+
+    chars: list[int]
+    fixed: list[int]
+
+
+def estimate(
+    body: dict[str, Any], known: Sums | None = None, same: int = 0
+) -> tuple[int, Sums | None]:
+    """count_tokens, and the running totals over the messages. `known`: the totals of an
+    earlier request whose first `same` messages are equal to these (they are not counted
+    again)."""
     counter = _Counter()
+    sums = None
     if isinstance(body, dict):
         counter.system(body.get("system"))
         messages = body.get("messages")
         if isinstance(messages, list):
-            counter.fixed += MESSAGE_OVERHEAD * len(messages)
-            for message in messages:
-                if isinstance(message, dict):
-                    counter.content(message.get("content"))
-                else:
-                    counter.any(message)
+            sums = _message_sums(messages, known, same)
+            counter.chars += sums.chars[-1]
+            counter.fixed += sums.fixed[-1]
         tools = body.get("tools")
         if isinstance(tools, list):
             for tool in tools:
@@ -44,7 +61,24 @@ def count_tokens(body: dict[str, Any]) -> int:
                 counter.any(tool)
         if body.get("tool_choice") is not None:
             counter.any(body.get("tool_choice"))
-    return max(1, counter.total())
+    return max(1, counter.total()), sums
+
+
+def _message_sums(messages: list[Any], known: Sums | None, same: int) -> Sums:
+    n = min(same, len(known.chars) - 1) if known is not None else 0
+    sums = Sums(known.chars[: n + 1], known.fixed[: n + 1]) if known else Sums([0], [0])
+    counter = _Counter()
+    counter.chars, counter.fixed = sums.chars[-1], sums.fixed[-1]
+    for i in range(n, len(messages)):
+        message = messages[i]
+        counter.fixed += MESSAGE_OVERHEAD
+        if isinstance(message, dict):
+            counter.content(message.get("content"))
+        else:
+            counter.any(message)
+        sums.chars.append(counter.chars)
+        sums.fixed.append(counter.fixed)
+    return sums
 
 
 class _Counter:

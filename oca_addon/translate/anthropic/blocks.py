@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from bisect import bisect_left
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
@@ -118,10 +120,37 @@ class _RequestBuilder:
     # messages ("messages[3].content[1].text") is only written when there is an error: each
     # block goes around as (block, i, j), message i, block j (None: string content).
 
-    def messages(self, messages: list[Any], system_parts: list[str]) -> list[dict[str, Any]]:
+    def messages(
+        self,
+        messages: list[Any],
+        system_parts: list[str],
+        resume: tuple[Turns, int] | None = None,
+    ) -> tuple[list[dict[str, Any]], Turns | None]:
+        """The chat messages, and what is kept for the conversation's next turn (None when it
+        cannot be: a system message among the messages). `resume`: the previous turn's
+        Turns and how many leading messages are equal to its; the turns they hold are
+        taken from it, not translated again."""
+        out: list[dict[str, Any]] = []
+        pending: dict[str, bool] = {}  # tool_call ids of the last assistant message -> answered
+        starts: list[int] = []
+        before: list[tuple[int, tuple[str, ...]]] = []
+        begin = 0
+        if resume is not None:
+            done, same = resume
+            t = bisect_left(done.starts, same) - 1  # the last turn that starts in the prefix
+            if t > 0:  # turns 0..t-1 end before it: theirs are the same chat messages
+                begin = done.starts[t]
+                starts, before = done.starts[:t], done.before[:t]
+                size, unanswered = done.before[t]
+                out = done.out[:size]
+                pending = dict.fromkeys(unanswered, False)
+                self.tool_names.update(done.tool_names)
+
         # Anthropic merges consecutive same-role messages; so do we, before converting.
-        turns: list[tuple[str, list[_Block]]] = []
-        for i, message in enumerate(messages):
+        turns: list[tuple[str, list[_Block], int]] = []
+        has_system = False
+        for i in range(begin, len(messages)):
+            message = messages[i]
             if not isinstance(message, dict):
                 path = f"messages[{i}]"
                 raise RequestError(
@@ -147,16 +176,16 @@ class _RequestBuilder:
                 )
             if role == "system":
                 system_parts.extend(self.system_message(blocks))
+                has_system = True
                 continue
             if turns and turns[-1][0] == role:
                 turns[-1][1].extend(blocks)
             else:
-                turns.append((role, blocks))
+                turns.append((role, blocks, i))
 
-        out: list[dict[str, Any]] = []
-        pending: dict[str, bool] = {}  # tool_call ids of the last assistant message -> answered
-        for role, blocks in turns:
-            before = len(out)
+        for role, blocks, first in turns:
+            starts.append(first)
+            before.append((len(out), tuple(pending)))
             if role == "assistant":
                 if pending:
                     self._answer_missing(out, pending)
@@ -166,43 +195,36 @@ class _RequestBuilder:
                     pending = {c["id"]: False for c in message.get("tool_calls", ())}
                 else:
                     pending = {}
+                wrote = message is not None
             else:
-                self.user(blocks, out, pending)
+                size = len(out)
+                last = out[-1] if out else None
+                wrote = self.user(blocks, out, pending)
                 pending = {}
+                if size and out[size - 1] is not last:
+                    # Merged into the message before (after an assistant turn that had
+                    # nothing to send): the turns since that message's cannot be resumed.
+                    while before and before[-1][0] >= size:
+                        del starts[-1], before[-1]
             # A client's cache breakpoint covers its turn: it goes where that turn ends.
-            cc = _first_breakpoint(blocks)
-            if cc and len(out) > before:
-                out[-1][caching.MARK] = cc
-        self._answer_missing(out, pending)
-
-        # An assistant turn that had nothing to send leaves two user messages in a row.
-        merged: list[dict[str, Any]] = []
-        last_role = None
-        for message in out:
-            role = message["role"]
-            if role == "user" and last_role == "user":
-                merged[-1]["content"].extend(message["content"])
-                if caching.MARK in message:
-                    merged[-1][caching.MARK] = message[caching.MARK]
-            else:
-                merged.append(message)
-                last_role = role
-        if not merged:
+            cc = _first_breakpoint(blocks) if wrote else None
+            if cc:
+                out[-1][caching.MARK] = cc  # a message this turn made (never a kept one)
+        done_turns = None if has_system else Turns(starts, before, out, self.tool_names)
+        chat = list(out)
+        self._answer_missing(chat, pending)
+        if not chat:
             raise RequestError(
                 "messages: nothing to send, every message is empty", param="messages"
             )
-        for message in merged:
-            if message["role"] == "user":
-                parts = message["content"]
-                if len(parts) == 1 and parts[0]["type"] == "text":
-                    message["content"] = parts[0]["text"]
 
         system = "\n\n".join(p for p in (_strip_billing(s) for s in system_parts) if p)
         if system:
-            merged.insert(0, {"role": "system", "content": system})
+            head: dict[str, Any] = {"role": "system", "content": system}
             if self.system_cache:
-                merged[0][caching.MARK] = self.system_cache
-        return merged
+                head[caching.MARK] = self.system_cache
+            chat.insert(0, head)
+        return chat, done_turns
 
     def system_message(self, blocks: list[_Block]) -> list[str]:
         parts = []
@@ -287,7 +309,9 @@ class _RequestBuilder:
 
     def user(
         self, blocks: list[_Block], out: list[dict[str, Any]], pending: dict[str, bool]
-    ) -> None:
+    ) -> bool:
+        """Adds the turn's messages to `out`; whether it added any, or changed the last."""
+        size = len(out)
         tool_messages: list[dict[str, Any]] = []
         moved: list[dict[str, Any]] = []  # images/files out of tool results
         parts: list[dict[str, Any]] = []
@@ -330,8 +354,22 @@ class _RequestBuilder:
         out.extend(tool_messages)
         if pending:
             self._answer_missing(out, pending)
-        if moved or parts:
-            out.append({"role": "user", "content": moved + parts})
+        if not (moved or parts):
+            return len(out) > size
+        content = moved + parts
+        last = out[-1] if out else None
+        if last is not None and last["role"] == "user":
+            # An assistant turn that had nothing to send leaves two user turns in a row:
+            # one message (a new one: `last` may be a kept turn's, never changed).
+            said = last["content"]
+            if isinstance(said, str):
+                said = [{"type": "text", "text": said}]
+            out[-1] = {**last, "content": said + content}
+        elif len(content) == 1 and content[0]["type"] == "text":
+            out.append({"role": "user", "content": content[0]["text"]})
+        else:
+            out.append({"role": "user", "content": content})
+        return True
 
     def tool_result_content(self, content: Any, path: str) -> tuple[str, list[dict[str, Any]]]:
         if content is None:
@@ -491,6 +529,18 @@ class _RequestBuilder:
                 if _block_type(inner, ipath) == "text":
                     lines.append(_require_str(inner.get("text"), f"{ipath}.text"))
         return [{"type": "text", "text": "\n".join(lines)}]
+
+
+@dataclass(eq=False)
+class Turns:
+    """The builder's work on a conversation's messages, kept for its next turn: where each
+    turn starts, what was written before it, and the chat messages the turns gave (shared
+    with later turns' requests: never changed once made)."""
+
+    starts: list[int]  # the message index each turn starts at
+    before: list[tuple[int, tuple[str, ...]]]  # per turn: len(out), unanswered call ids
+    out: list[dict[str, Any]]
+    tool_names: dict[str, str]
 
 
 class _ArgumentsMemo:

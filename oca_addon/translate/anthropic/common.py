@@ -9,11 +9,11 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import RequestError
-from ..count_tokens import count_tokens
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit; LiteLLM passes `stop` on to OpenAI models as is
@@ -55,9 +55,9 @@ class AnthropicContext:
     target_model: str = ""
     stream: bool = False  # whether the client asked for a streamed answer
     reasoning_effort: str | None = None  # what was sent upstream
-    # The request body while its input-token estimate waits (anthropic_to_chat with
-    # estimate_later): the estimate is not needed before OCA answers.
-    estimate_body: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # The input-token estimate while it waits (anthropic_to_chat with estimate_later): a
+    # pass over the whole request, not needed before OCA answers.
+    estimate: Callable[[], int] | None = field(default=None, repr=False, compare=False)
 
     def input_tokens(self) -> int:
         """The estimate of the request's input tokens (made now if it waited)."""
@@ -65,10 +65,10 @@ class AnthropicContext:
         return self.input_tokens_estimate
 
     def settle(self) -> None:
-        """Make the estimate that waited, and let go of the request body."""
-        body, self.estimate_body = self.estimate_body, None
-        if body is not None:
-            self.input_tokens_estimate = count_tokens(body)
+        """Make the estimate that waited, and let go of what it needed."""
+        make, self.estimate = self.estimate, None
+        if make is not None:
+            self.input_tokens_estimate = make()
 
     def original_tool_name(self, name: str) -> str:
         return self.tool_names.get(name, name)

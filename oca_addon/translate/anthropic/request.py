@@ -13,7 +13,8 @@ from typing import Any
 from ...errors import RequestError
 from ...modelinfo import caches_prompts, fit_effort, takes_thinking
 from .. import caching
-from ..count_tokens import count_tokens
+from ..count_tokens import estimate
+from ..memo import ConversationMemo, Remembered
 from .blocks import _RequestBuilder
 from .common import (
     _CLIENT_EFFORT,
@@ -35,12 +36,16 @@ def anthropic_to_chat(
     model_info: dict[str, Any] | None = None,
     reasoning_effort: str | None = None,
     estimate_later: bool = False,
+    memo: ConversationMemo | None = None,
 ) -> tuple[dict[str, Any], AnthropicContext]:
     """A Messages request body -> (OCA chat/completions body, context for the answer).
 
     `estimate_later`: the input-token estimate (a pass over the whole body) is left for
     `ctx.settle()`, or made when first needed: the gateway makes it once the request has
-    gone to OCA, off the time to first token."""
+    gone to OCA, off the time to first token.
+
+    `memo`: the conversations translated lately; the turns this request shares with one
+    are taken from it, and this request's are kept for the next turn."""
     if not isinstance(body, dict):
         raise RequestError(f"request body must be a JSON object, got {_type_name(body)}")
     model = body.get("model")
@@ -62,7 +67,11 @@ def anthropic_to_chat(
     builder = _RequestBuilder(info)
     system_parts = builder.system(body.get("system"))
     tools = builder.tools(body.get("tools"))
-    chat_messages = builder.messages(messages, system_parts)
+    key = (builder.vision, builder.pdf)  # what else shapes a turn's chat messages
+    previous, same = memo.match(messages, key) if memo is not None else (None, 0)
+    chat_messages, turns = builder.messages(
+        messages, system_parts, (previous.state, same) if previous is not None else None
+    )
     caching.apply(chat_messages, enabled=caches_prompts(info))
 
     out: dict[str, Any] = {"model": target_model, "messages": chat_messages}
@@ -151,10 +160,25 @@ def anthropic_to_chat(
         stream=body.get("stream") is True,
         reasoning_effort=out.get("reasoning_effort"),
     )
+    remembered = None
+    if memo is not None and turns is not None:
+        # The equal messages as they were parsed before: the kept turns' chat messages
+        # hold their text already, this request's copy of it can go.
+        kept = previous.messages[:same] + messages[same:] if previous is not None else messages
+        remembered = Remembered(kept, key, turns)
+        memo.keep(remembered, replaces=previous)
+    known = previous.extra.get("sums") if previous is not None else None
+
+    def input_tokens() -> int:
+        total, sums = estimate(body, known, same)
+        if remembered is not None:
+            remembered.extra["sums"] = sums
+        return total
+
     if estimate_later:
-        ctx.estimate_body = body
+        ctx.estimate = input_tokens
     else:
-        ctx.input_tokens_estimate = count_tokens(body)
+        ctx.input_tokens_estimate = input_tokens()
     return out, ctx
 
 
