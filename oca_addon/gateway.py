@@ -296,6 +296,7 @@ def prepare(
                 model_info=info,
                 reasoning_effort=effort,
                 history=history,
+                memo=memo,
             )
             ex.ctx = rctx
             ex.send_chat(chat, lambda: responses.ResponsesStream(rctx))

@@ -20,6 +20,7 @@ from oca_addon.routing import Endpoint
 from oca_addon.sim.models import model_info_payload
 from oca_addon.translate.anthropic import anthropic_to_chat
 from oca_addon.translate.memo import ConversationMemo, Remembered, common_prefix
+from oca_addon.translate.responses import responses_to_chat
 
 CACHING = {"supports_caching": True}
 NO_VISION = {"supports_vision": False, "supports_pdf_input": False}
@@ -260,3 +261,140 @@ def test_prepare_shares_the_memo_across_routes() -> None:
             assert ex.route == fresh.route
     # One conversation, remembered once per way its images go (grok3 takes none).
     assert len(memo) == 2
+
+
+# -- Responses items ---------------------------------------------------------------------
+
+
+@st.composite
+def _items(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Input items as Codex (and odder clients) send them: messages of every role, calls
+    whose outputs come right after, later, twice or never, outputs with no call, reasoning."""
+    items: list[dict[str, Any]] = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}
+    ]
+    late: list[dict[str, Any]] = []
+    for n in range(draw(st.integers(1, 14))):
+        kind = draw(
+            st.sampled_from(
+                ["call", "call", "call", "say", "user", "developer", "reasoning", "orphan", "late"]
+            )
+        )
+        if kind == "say":
+            items.append(
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": draw(_text)}],
+                }
+            )
+        elif kind == "user":
+            items.append({"type": "message", "role": "user", "content": draw(_text)})
+        elif kind == "developer":
+            items.append({"type": "message", "role": "developer", "content": "rules " + str(n)})
+        elif kind == "reasoning":
+            items.append({"type": "reasoning", "summary": []})
+        elif kind == "orphan":
+            items.append({"type": "function_call_output", "call_id": f"orphan{n}", "output": "o"})
+        elif kind == "late" and late:
+            items.append(late.pop(0))
+        else:
+            cid = draw(st.sampled_from([f"call_{n}", "call_dup"]))
+            custom = draw(st.integers(0, 5)) == 0
+            call: dict[str, Any] = (
+                {"type": "custom_tool_call", "call_id": cid, "name": "apply_patch", "input": "x"}
+                if custom
+                else {
+                    "type": "function_call",
+                    "call_id": cid,
+                    "name": draw(st.sampled_from(["shell", "read"])),
+                    "arguments": draw(st.sampled_from(['{"cmd":"ls"}', "", '{"n":1}'])),
+                }
+            )
+            items.append(call)
+            output: dict[str, Any] = {
+                "type": "custom_tool_call_output" if custom else "function_call_output",
+                "call_id": cid,
+                "output": draw(
+                    st.sampled_from(
+                        ["done", "", [{"type": "input_text", "text": "t"}], {"ok": True}]
+                    )
+                ),
+            }
+            when = draw(st.sampled_from(["now", "now", "now", "later", "never", "twice"]))
+            if when in ("now", "twice"):
+                items.append(output)
+            if when == "twice":
+                items.append({**output, "output": "again"})
+            if when == "later":
+                late.append(output)
+    return items
+
+
+@st.composite
+def item_series(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
+    full = draw(_items())
+    series = []
+    end = draw(st.integers(1, len(full)))
+    for _ in range(draw(st.integers(2, 6))):
+        items = copy.deepcopy(full[:end])
+        change = draw(st.sampled_from(["grow", "grow", "grow", "edit", "cut"]))
+        if change == "edit":
+            i = draw(st.integers(0, len(items) - 1))
+            items[i] = {"type": "message", "role": "user", "content": "edited"}
+        elif change == "cut":
+            end = max(1, end // 2)
+        series.append(items)
+        end = min(len(full), end + draw(st.integers(0, 4)))
+    return series
+
+
+@settings(max_examples=300, deadline=None)
+@given(series=item_series(), instructions=st.sampled_from([None, "Be Codex."]))
+def test_property_remembered_items_translate_as_fresh_ones(
+    series: list[list[dict[str, Any]]], instructions: str | None
+) -> None:
+    memo = ConversationMemo(size=2)
+    made: list[tuple[Any, str]] = []
+    for items in series:
+        body: dict[str, Any] = {"model": "gpt-5", "input": items, "store": False}
+        if instructions:
+            body["instructions"] = instructions
+        try:
+            expected, _ = responses_to_chat(copy.deepcopy(body), target_model="oca/x")
+        except Exception as e:
+            with pytest.raises(type(e)):
+                responses_to_chat(body, target_model="oca/x", memo=memo)
+            continue
+        chat, _ = responses_to_chat(body, target_model="oca/x", memo=memo)
+        assert chat == expected
+        made.append((chat, json.dumps(chat, sort_keys=True)))
+    for chat, text in made:
+        assert json.dumps(chat, sort_keys=True) == text
+
+
+def test_a_growing_codex_conversation_translates_as_fresh() -> None:
+    memo = ConversationMemo()
+    full = json.loads(bigbody.make_body("responses", 300_000, "next?", "gpt-5"))
+    items = full["input"]
+    for end in range(len(items) - 12, len(items) + 1, 3):
+        body = {**full, "input": copy.deepcopy(items[:end])}
+        expected, _ = responses_to_chat(copy.deepcopy(body), target_model="oca/x")
+        chat, _ = responses_to_chat(body, target_model="oca/x", memo=memo)
+        assert chat == expected
+    assert len(memo) == 1
+
+
+def test_a_call_whose_output_comes_in_a_later_request_is_paired_with_it() -> None:
+    """Request 1 ends with a call that has no output yet (its tool message says so);
+    request 2 brings the output after a user message: the call takes it, as fresh."""
+    memo = ConversationMemo()
+    user = {"type": "message", "role": "user", "content": "go"}
+    call = {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": "{}"}
+    items = [user, call, {"type": "message", "role": "user", "content": "wait"}]
+    responses_to_chat({"model": "m", "input": items}, target_model="x", memo=memo)
+    later = [*items, {"type": "function_call_output", "call_id": "c1", "output": "ok"}]
+    expected, _ = responses_to_chat({"model": "m", "input": copy.deepcopy(later)}, target_model="x")
+    chat, _ = responses_to_chat({"model": "m", "input": later}, target_model="x", memo=memo)
+    assert chat == expected
+    assert {"role": "tool", "tool_call_id": "c1", "content": "ok"} in chat["messages"]

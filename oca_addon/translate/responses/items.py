@@ -5,7 +5,9 @@ files, function/custom tool calls paired with their outputs.
 from __future__ import annotations
 
 import mimetypes
+from bisect import bisect_left, bisect_right
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import RequestError
@@ -200,20 +202,69 @@ class _Turn:
         self.calls: list[dict[str, Any]] = []
 
 
-def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, Any]]:
-    """Input items -> chat messages (system texts collected into `system`)."""
+@dataclass(eq=False)
+class Converted:
+    """The conversion of a conversation's items, kept for its next turn (translate/memo.py):
+    the points it could start again from, and what it had written by each. The messages are
+    shared with later turns' requests: never changed once made."""
+
+    marks: list[int]  # item indexes where nothing was left open (no turn, no output ahead)
+    sizes: list[tuple[int, int]]  # per mark: len(messages), len(system)
+    messages: list[dict[str, Any]]
+    system: list[str]  # system and developer texts of the items
+    used: list[str]  # call ids taken, in order
+    used_at: list[int]  # the item index where each was taken
+    unanswered: list[tuple[int, str]]  # (item index, call id): calls that found no output
+
+
+def _items_to_messages(
+    items: list[Any], resume: tuple[Converted, int] | None = None
+) -> tuple[list[dict[str, Any]], list[str], Converted]:
+    """Input items -> (chat messages, the items' system texts, what the next turn can start
+    from). `resume`: an earlier request's Converted and how many leading items are equal."""
+    messages: list[dict[str, Any]] = []
+    system: list[str] = []
+    used: list[str] = []
+    used_at: list[int] = []
+    unanswered: list[tuple[int, str]] = []
+    marks: list[int] = []
+    sizes: list[tuple[int, int]] = []
+    begin = 0
+    if resume is not None:
+        done, same = resume
+        m = bisect_right(done.marks, same) - 1  # the last point within the equal items
+        if m > 0:
+            begin = done.marks[m]
+            open_calls = {cid for at, cid in done.unanswered if at < begin}
+            # A call that found no output would take one that comes later: start again.
+            if not any(_call_id_of(items[i]) in open_calls for i in range(begin, len(items))):
+                n_messages, n_system = done.sizes[m]
+                messages, system = done.messages[:n_messages], done.system[:n_system]
+                cut = bisect_left(done.used_at, begin)
+                used, used_at = done.used[:cut], done.used_at[:cut]
+                unanswered = [u for u in done.unanswered if u[0] < begin]
+                marks, sizes = done.marks[:m], done.sizes[:m]
+            else:
+                begin = 0
+
     # Where is each call's output? (call_id -> positions in `items`, in order)
     outputs: dict[str, deque[int]] = {}
-    for i, item in enumerate(items):
+    for i in range(begin, len(items)):
+        item = items[i]
         if isinstance(item, dict) and item.get("type") in _OUTPUT_TYPES:
             cid = item.get("call_id")
             if isinstance(cid, str) and cid:
                 outputs.setdefault(cid, deque()).append(i)
 
-    messages: list[dict[str, Any]] = []
     consumed: set[int] = set()
-    used_ids: set[str] = set()
+    horizon = -1  # the furthest output a call has taken
+    used_ids = set(used)
     turn: _Turn | None = None
+
+    def use(cid: str, i: int) -> None:
+        used_ids.add(cid)
+        used.append(cid)
+        used_at.append(i)
 
     def emit_tool_block(results: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
         images: list[dict[str, Any]] = []
@@ -224,8 +275,8 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
             intro = {"type": "text", "text": "Images returned by the tool calls above:"}
             messages.append({"role": "user", "content": [intro, *images]})
 
-    def flush() -> None:
-        nonlocal turn
+    def flush(at: int) -> None:
+        nonlocal turn, horizon
         current, turn = turn, None
         if current is None:
             return
@@ -242,15 +293,21 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
             if queue:
                 pos = queue.popleft()
                 consumed.add(pos)
+                horizon = max(horizon, pos)
                 out_text, images = _tool_output(items[pos])
             else:
+                unanswered.append((at, cid))
                 out_text, images = _NO_OUTPUT_TEXT, []
             results.append((cid, out_text, images))
         emit_tool_block(results)
 
     # A Codex request holds hundreds of items: an item's path for error messages
     # ("input[12]") is only written when it is needed.
-    for i, item in enumerate(items):
+    for i in range(begin, len(items)):
+        if turn is None and horizon < i:  # nothing open: the next turn may start here
+            marks.append(i)
+            sizes.append((len(messages), len(system)))
+        item = items[i]
         if not isinstance(item, dict):
             raise RequestError(f"input[{i}] must be an object", param=f"input[{i}]")
         kind = item.get("type")
@@ -270,13 +327,13 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
                 said = _output_text(content)
                 text = _text_of(content, f"input[{i}]") if said is None else said
                 if turn is not None and turn.calls:
-                    flush()
+                    flush(i)
                 if turn is None:
                     turn = _Turn()
                 turn.texts.append(text)
             else:
                 user_content = _user_content(content, f"input[{i}]")
-                flush()
+                flush(i)
                 messages.append({"role": "user", "content": user_content})
         elif kind in _CALL_TYPES:
             cid = item.get("call_id")
@@ -294,14 +351,14 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
                 args = _call_arguments(item, f"input[{i}]")
             if cid in used_ids:
                 continue
-            used_ids.add(cid)
+            use(cid, i)
             if turn is None:
                 turn = _Turn()
             turn.calls.append(
                 {"id": cid, "type": "function", "function": {"name": flat, "arguments": args}}
             )
         elif kind in _OUTPUT_TYPES:
-            flush()
+            flush(i)
             if i in consumed:
                 continue
             cid = item.get("call_id")
@@ -312,7 +369,7 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
                 queue.remove(i)
             if cid in used_ids:
                 continue
-            used_ids.add(cid)
+            use(cid, i)
             name = item.get("name") if isinstance(item.get("name"), str) else None
             ns = item.get("namespace")
             flat = flat_tool_name(ns if isinstance(ns, str) else None, name or "unknown_tool")
@@ -333,5 +390,21 @@ def _items_to_messages(items: list[Any], system: list[str]) -> list[dict[str, An
             out_text, images = _tool_output(item)
             emit_tool_block([(cid, out_text, images)])
         # reasoning items, item references and built-in tool calls are dropped
-    flush()
-    return messages
+    end = len(items)
+    if turn is None and horizon < end:
+        marks.append(end)
+        sizes.append((len(messages), len(system)))
+    converted = Converted(marks, sizes, messages, system, used, used_at, unanswered)
+    chat = list(messages)  # the last flush's messages are this request's only
+    kept, messages = messages, chat
+    flush(end)
+    converted.messages = kept
+    return messages, system, converted
+
+
+def _call_id_of(item: Any) -> Any:
+    return (
+        item.get("call_id")
+        if isinstance(item, dict) and item.get("type") in _OUTPUT_TYPES
+        else None
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...errors import RequestError
 from ...modelinfo import fit_effort
+from ..memo import ConversationMemo, Remembered
 from .common import (
     _int,
     _is_number,
@@ -190,8 +191,12 @@ def responses_to_chat(
     model_info: dict[str, Any] | None = None,
     reasoning_effort: str | None = None,
     history: ResponseHistory | None = None,
+    memo: ConversationMemo | None = None,
 ) -> tuple[dict[str, Any], ResponsesContext]:
-    """A Responses request -> (OCA /chat/completions request, context for the answer)."""
+    """A Responses request -> (OCA /chat/completions request, context for the answer).
+
+    `memo`: the conversations translated lately; the items this request shares with one are
+    taken from it, and this request's are kept for the next turn."""
     _check_body(body)
     items = _input_items(body, history)
     is_reasoning = isinstance(model_info, dict) and model_info.get("is_reasoning_model") is True
@@ -202,11 +207,12 @@ def responses_to_chat(
     if ctx.store is not False:  # kept for previous_response_id (history): not stored, not kept
         ctx.input_items = items
 
-    system: list[str] = []
     instructions = _instructions_text(body.get("instructions"))
-    if instructions:
-        system.append(instructions)
-    messages = _items_to_messages(items, system)
+    previous, same = memo.match(items, _MEMO_KEY) if memo is not None else (None, 0)
+    messages, item_system, converted = _items_to_messages(
+        items, (previous.state, same) if previous is not None else None
+    )
+    system = [instructions, *item_system] if instructions else item_system
     if not messages:
         raise RequestError(
             "'input' must contain at least one message or tool output", param="input"
@@ -257,4 +263,11 @@ def responses_to_chat(
 
     chat["stream"] = True
     chat["stream_options"] = {"include_usage": True}
+    if memo is not None:
+        # The equal items as they were parsed before (the kept messages hold their text).
+        kept = previous.messages[:same] + items[same:] if previous is not None else items
+        memo.keep(Remembered(kept, _MEMO_KEY, converted), replaces=previous)
     return chat, ctx
+
+
+_MEMO_KEY = "responses"  # nothing about the model shapes the items' chat messages
