@@ -4,6 +4,11 @@ each client API through the addon, and the same size of chat through bare mitmpr
 What a user notices with a big conversation is the proxy's work on the request body before
 OCA sees it: parsing, translation, estimates, the copy kept for mitmweb, writing the
 upstream body. So: the time to the first token and the proxy's CPU time per request.
+
+Each column's requests are one conversation going on, a turn (a tool call and its result)
+longer each time, as an agent sends them; the proxy remembers a conversation's last
+translated request (translate/memo.py). The "new" columns send the same size as the first
+request of a new conversation every time: nothing remembered, all of it translated.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from .load import median, percentile
 from .phases import Setup, addon_target
 from .procs import Proc, rss_kib
 
-COLUMNS = ("sim", "bare", "chat", "anthropic", "responses")
+COLUMNS = ("sim", "bare", "chat", "anthropic", "responses", "anthropic_new", "responses_new")
 TRANSLATED = ("anthropic", "responses")
+NEW = {"anthropic_new": "anthropic", "responses_new": "responses"}  # column -> client API
 IDLE_S = 1.5  # the addon collects (and hands memory back) once idle for 1 s
 
 
@@ -41,13 +47,24 @@ def _targets(setup: Setup) -> list[tuple[Target, Proc | None]]:
         (upstream_target("sim", setup.sim.port, setup.token), None),
         (upstream_target("bare", setup.bare.port, setup.token), setup.bare),
         *((addon_target(k, setup.addon), setup.addon) for k in ("chat", *TRANSLATED)),
+        *((addon_target(k, setup.addon, name), setup.addon) for name, k in NEW.items()),
     ]
 
 
-def _payloads(targets: list[Target], size: int, text: str) -> dict[str, bytes]:
-    return {
-        t.name: t.request_bytes(text, bigbody.make_body(t.kind, size, text, MODEL)) for t in targets
-    }
+def _payloads(targets: list[Target], size: int, text: str, turns: int) -> dict[str, list[bytes]]:
+    """Per column, the bodies of `turns` turns of its conversation (each one turn longer)."""
+    bodies: dict[str, list[bytes]] = {}
+    for kind in {t.kind for t in targets}:
+        bodies[kind] = [bigbody.make_body(kind, size, text, MODEL, more=j) for j in range(turns)]
+    return {t.name: [t.request_bytes(text, b) for b in bodies[t.kind]] for t in targets}
+
+
+_sessions = iter(range(1, 10**6))  # a new conversation per request of the "new" columns
+
+
+def _payload(name: str, payloads: dict[str, list[bytes]], turn: int) -> bytes:
+    raw = payloads[name][turn]
+    return bigbody.new_conversation(raw, next(_sessions)) if name in NEW else raw
 
 
 async def _one(
@@ -65,7 +82,7 @@ async def _one(
 
 async def _round(
     targets: list[tuple[Target, Proc | None]],
-    payloads: dict[str, bytes],
+    payloads: dict[str, list[bytes]],
     requests: int,
     settle: float,
 ) -> dict[str, dict[str, Any]]:
@@ -79,7 +96,8 @@ async def _round(
             k = i % len(targets)
             for j in [*range(k, len(targets)), *range(k)]:
                 target, proxy = targets[j]
-                r, ms = await _one(conns[j], payloads[target.name], proxy, settle)
+                payload = _payload(target.name, payloads, i)
+                r, ms = await _one(conns[j], payload, proxy, settle)
                 ttft[target.name].append(r.ttft if r.ok else float("nan"))
                 if ms is not None:
                     cpu[target.name].append(ms)
@@ -96,7 +114,7 @@ async def _round(
             "requests": requests,
             "errors": len(errors[name]),
             "first_error": errors[name][0] if errors[name] else "",
-            "body_bytes": len(payloads[name]),
+            "body_bytes": len(payloads[name][0]),
             "ttft_p50_ms": percentile(times, 50) * 1000,
             "ttft_p99_ms": percentile(times, 99) * 1000,
             "proxy_cpu_ms_per_request": median(cpu[name]) if cpu[name] else None,
@@ -128,11 +146,12 @@ async def large_requests(
     result: dict[str, Any] = {"sizes": sizes, "rounds": rounds, "requests": requests}
     by_size: dict[str, Any] = {}
     for size in sizes:
-        payloads = _payloads([t for t, _ in targets], size, text)
+        payloads = _payloads([t for t, _ in targets], size, text, requests)
         for target, _ in targets:  # code paths and connections warm with this size
             conn = Conn(target)
-            for _ in range(warm):
-                r = await conn.request("", timeout=120, payload=payloads[target.name])
+            for w in range(warm):
+                payload = _payload(target.name, payloads, w % requests)
+                r = await conn.request("", timeout=120, payload=payload)
                 if not r.ok:
                     raise RuntimeError(f"large request to {target.name} failed: {r}")
             conn.close()

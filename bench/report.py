@@ -30,6 +30,9 @@ HEADERS = ("simulator", "bare mitm", "min. addon", "addon chat", "addon anthr.",
 # Which columns each table has ("floor": bench/floor_addon.py, in the latency table only).
 LONG_COLUMNS = ("sim", "bare", "chat", "anthropic", "responses")
 LONG_HEADERS = tuple(h for c, h in zip(COLUMNS, HEADERS, strict=True) if c in LONG_COLUMNS)
+# Large requests add the first request of a new conversation (nothing remembered).
+LARGE_COLUMNS = (*LONG_COLUMNS, "anthropic_new", "responses_new")
+LARGE_HEADERS = (*LONG_HEADERS, "anthr. new", "resp. new")
 
 
 def _num(x: Any) -> float:
@@ -355,35 +358,40 @@ def _large_table(large: dict[str, Any]) -> list[str]:
         "Large requests: Claude-Code-shaped turns (system prompt, tools, tool_use/tool_result "
         f"history);\nmedians of {large['rounds']} interleaved rounds of {large['requests']} "
         "requests per column (ms)",
-        _row("", list(LONG_HEADERS)),
+        _row("", list(LARGE_HEADERS), width=12),
     ]
-    translated_only = ["", "", ""]
+    cols = LARGE_COLUMNS
+    translated = [c for c in cols if c.startswith(("anthropic", "responses"))]
     for size_key, block in large["by_size"].items():
         med = block["median"]
         mb = _mb(int(size_key))
+
+        def cells(
+            key: str, digits: int = 1, only: list[str] | None = None, med: Any = med
+        ) -> list[str]:
+            return [
+                _f(med[c].get(key), digits) if c in med and (only is None or c in only) else ""
+                for c in cols
+            ]
+
         lines += [
             _row(
                 f"{mb} body KB",
-                [_f(med[c]["body_bytes"] / 1000, 0) if c in med else "-" for c in LONG_COLUMNS],
+                [_f(med[c]["body_bytes"] / 1000, 0) if c in med else "-" for c in cols],
+                width=12,
             ),
-            _row(f"{mb} TTFT p50", [_f(med.get(c, {}).get("ttft_p50_ms")) for c in LONG_COLUMNS]),
-            _row(f"{mb} TTFT p99", [_f(med.get(c, {}).get("ttft_p99_ms")) for c in LONG_COLUMNS]),
-            _row(
-                f"{mb} proxy CPU ms/request",
-                [_f(med.get(c, {}).get("proxy_cpu_ms_per_request"), 2) for c in LONG_COLUMNS],
-            ),
+            _row(f"{mb} TTFT p50", cells("ttft_p50_ms"), width=12),
+            _row(f"{mb} TTFT p99", cells("ttft_p99_ms"), width=12),
+            _row(f"{mb} proxy CPU ms/request", cells("proxy_cpu_ms_per_request", 2), width=12),
             _row(
                 f"{mb} TTFT over bare (paired)",
-                ["", ""]
-                + [_f(med[c].get("ttft_over_bare_paired_ms"), 2) for c in LONG_COLUMNS[2:]],
+                cells("ttft_over_bare_paired_ms", 2, [c for c in cols if c not in ("sim", "bare")]),
+                width=12,
             ),
             _row(
                 f"{mb} TTFT over addon chat",
-                translated_only
-                + [
-                    _f(med[c].get("ttft_over_chat_paired_ms"), 2)
-                    for c in ("anthropic", "responses")
-                ],
+                cells("ttft_over_chat_paired_ms", 2, translated),
+                width=12,
             ),
         ]
     growth = [
@@ -402,8 +410,10 @@ def _large_table(large: dict[str, Any]) -> list[str]:
             )
         )
     lines.append(
-        "  bare mitmproxy and the simulator get the chat body; paired: median of each "
-        "request's TTFT\n  minus the other column's in the same turn; proxy CPU: the "
+        "  each column's requests are a conversation going on (one turn longer each time); "
+        "'new': the\n  first request of a new conversation each time (nothing remembered). "
+        "Bare mitmproxy and the\n  simulator get the chat body; paired: median of each "
+        "request's TTFT minus the other column's\n  in the same turn; proxy CPU: the "
         "proxy process's, per request"
     )
     return lines

@@ -59,7 +59,7 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     assert [int(k) for k in large["by_size"]] == [500_000, 2_000_000]
     for size, block in large["by_size"].items():
         med = block["median"]
-        for col in COLUMNS:
+        for col in (*COLUMNS, "anthropic_new", "responses_new"):
             row = med[col]
             assert row["errors"] == 0, (size, col, row)
             # the same size of body in every API (within one turn of history)
@@ -67,11 +67,11 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
             assert 0 < row["ttft_p50_ms"] <= row["ttft_p99_ms"] < 60_000, (size, col, row)
             if col != "sim":
                 assert positive(row["proxy_cpu_ms_per_request"]), (size, col, row)
-        for kind in ("anthropic", "responses"):
+        for kind in ("anthropic", "responses", "anthropic_new", "responses_new"):
             assert math.isfinite(med[kind]["ttft_over_chat_paired_ms"]), (size, kind)
             assert math.isfinite(med[kind]["ttft_over_bare_paired_ms"]), (size, kind)
         assert math.isfinite(block["addon_rss_growth_kib_per_request"])
-    assert "Large requests" in run.stdout
+    assert "Large requests" in run.stdout and "anthr. new" in run.stdout
 
     long = data["long_stream"]
     assert all(positive(long["total_ms"][c]) for c in COLUMNS)

@@ -71,7 +71,9 @@ def test_keep_replaces_what_it_continues_and_stays_bounded() -> None:
 # -- remembered == fresh -----------------------------------------------------------------
 
 _text = st.text(alphabet="abc xyz\n", min_size=0, max_size=12)
-_cache = st.sampled_from([None, None, None, {"type": "ephemeral"}, {"type": "ephemeral", "ttl": "1h"}])
+_cache = st.sampled_from(
+    [None, None, None, {"type": "ephemeral"}, {"type": "ephemeral", "ttl": "1h"}]
+)
 
 
 def _with_cache(block: dict[str, Any], cc: Any) -> dict[str, Any]:
@@ -398,3 +400,16 @@ def test_a_call_whose_output_comes_in_a_later_request_is_paired_with_it() -> Non
     chat, _ = responses_to_chat({"model": "m", "input": later}, target_model="x", memo=memo)
     assert chat == expected
     assert {"role": "tool", "tool_call_id": "c1", "content": "ok"} in chat["messages"]
+
+
+def test_conversations_unused_for_long_are_forgotten() -> None:
+    memo = ConversationMemo(size=4, max_idle=60)
+    old = Remembered([{"c": 0}], None, "old", used=1000.0)
+    new = Remembered([{"c": 1}], None, "new", used=1050.0)
+    memo.keep(old)
+    memo.keep(new)
+    assert len(memo) == 2
+    memo.expire(now=1070.0)  # old: 70 s unused
+    assert memo.match([{"c": 0}], None) == (None, 0) and len(memo) == 1
+    memo.keep(Remembered([{"c": 2}], None, "later", used=1200.0))  # expires the rest too
+    assert len(memo) == 1

@@ -99,13 +99,15 @@ class Keepalive:
     # -- silent upstreams ----------------------------------------------------------------
 
     async def _watch_idle(self) -> None:
-        """Fail requests whose upstream stays silent longer than oca_upstream_idle_timeout.
+        """Fail requests whose upstream stays silent longer than oca_upstream_idle_timeout (and
+        forget the conversations unused for long, translate/memo.py).
 
         mitmproxy would wait for OCA as long as the TCP connection lives; a client must get
         a clear error instead (504, or its API's terminal error event mid-stream)."""
         while True:
             limit = ctx.options.oca_upstream_idle_timeout
             await asyncio.sleep(min(5.0, max(0.25, limit / 4)) if limit > 0 else 5.0)
+            self.state.conversations.expire()  # an idle proxy gives their memory back
             if limit <= 0:
                 continue
             try:

@@ -12,13 +12,14 @@ settings (`key`), and the translators remember only work that depends on nothing
 
 A few conversations are remembered at once (Claude Code's subagents are conversations of
 their own); each is its last request's parsed messages plus the translation, so the memory
-is bounded: `size` conversations.
+is bounded: `size` conversations, each forgotten once unused for `max_idle` seconds.
 """
 
 from __future__ import annotations
 
 import itertools
 import operator
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,11 +33,13 @@ class Remembered:
     key: Hashable  # the settings the translation depended on
     state: Any  # what the translator keeps (its checkpoints and output)
     extra: dict[str, Any] = field(default_factory=dict)  # later work (token counts)
+    used: float = field(default_factory=time.monotonic)
 
 
 class ConversationMemo:
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, max_idle: float = 1800.0) -> None:
         self.size = size
+        self.max_idle = max_idle
         self._entries: list[Remembered] = []  # the most recently used first
 
     def __len__(self) -> int:
@@ -63,10 +66,16 @@ class ConversationMemo:
         """Remember `entry` (most recent first), in place of the one it continues."""
         if self.size <= 0:
             return
+        self.expire(entry.used)
         entries = [e for e in self._entries if e is not replaces]
         entries.insert(0, entry)
         del entries[self.size :]
         self._entries = entries
+
+    def expire(self, now: float | None = None) -> None:
+        """Forget the conversations unused for max_idle seconds (their memory goes back)."""
+        now = time.monotonic() if now is None else now
+        self._entries = [e for e in self._entries if now - e.used < self.max_idle]
 
     def clear(self) -> None:
         self._entries = []

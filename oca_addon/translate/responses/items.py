@@ -304,8 +304,8 @@ def _items_to_messages(
     # A Codex request holds hundreds of items: an item's path for error messages
     # ("input[12]") is only written when it is needed.
     for i in range(begin, len(items)):
-        if turn is None and horizon < i:  # nothing open: the next turn may start here
-            marks.append(i)
+        if turn is None and horizon < i and (not marks or i - marks[-1] >= _MARK_EVERY):
+            marks.append(i)  # nothing open: the next turn may start here
             sizes.append((len(messages), len(system)))
         item = items[i]
         if not isinstance(item, dict):
@@ -400,6 +400,11 @@ def _items_to_messages(
     flush(end)
     converted.messages = kept
     return messages, system, converted
+
+
+# A point to start again from every so many items at most (and always at the end, where the
+# next turn goes on): resuming converts up to this many again, and the points cost memory.
+_MARK_EVERY = 8
 
 
 def _call_id_of(item: Any) -> Any:
