@@ -413,3 +413,25 @@ def test_conversations_unused_for_long_are_forgotten() -> None:
     assert memo.match([{"c": 0}], None) == (None, 0) and len(memo) == 1
     memo.keep(Remembered([{"c": 2}], None, "later", used=1200.0))  # expires the rest too
     assert len(memo) == 1
+
+
+def test_what_is_pushed_out_is_freed_on_release() -> None:
+    """keep() only sets pushed-out conversations aside (freeing MBs takes milliseconds, which
+    the gateway spends once the request has gone); release() lets go of them."""
+    import gc
+    import weakref
+
+    class Messages(list):  # type: ignore[type-arg]  # a list that can be weakly referenced
+        pass
+
+    memo = ConversationMemo(size=1)
+    first = Remembered(Messages([{"c": 0}]), None, "first")
+    ref = weakref.ref(first.messages)
+    memo.keep(first)
+    del first
+    memo.keep(Remembered([{"c": 1}], None, "second"))  # pushes the first out
+    gc.collect()
+    assert ref() is not None  # set aside, still alive
+    memo.release()
+    gc.collect()
+    assert ref() is None

@@ -41,6 +41,9 @@ class ConversationMemo:
         self.size = size
         self.max_idle = max_idle
         self._entries: list[Remembered] = []  # the most recently used first
+        # Pushed out, not yet freed: freeing a conversation of MBs takes milliseconds, which
+        # the caller spends once the request has gone (release()).
+        self._dropped: list[Remembered] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -69,16 +72,27 @@ class ConversationMemo:
         self.expire(entry.used)
         entries = [e for e in self._entries if e is not replaces]
         entries.insert(0, entry)
+        self._dropped += entries[self.size :]
+        if replaces is not None:
+            self._dropped.append(replaces)
         del entries[self.size :]
         self._entries = entries
 
+    def release(self) -> None:
+        """Free what keep() pushed out."""
+        self._dropped = []
+
     def expire(self, now: float | None = None) -> None:
-        """Forget the conversations unused for max_idle seconds (their memory goes back)."""
+        """Forget the conversations unused for max_idle seconds (release() frees them)."""
         now = time.monotonic() if now is None else now
-        self._entries = [e for e in self._entries if now - e.used < self.max_idle]
+        fresh = [e for e in self._entries if now - e.used < self.max_idle]
+        if len(fresh) < len(self._entries):
+            self._dropped += [e for e in self._entries if e not in fresh]
+            self._entries = fresh
 
     def clear(self) -> None:
         self._entries = []
+        self._dropped = []
 
 
 def common_prefix(a: list[Any], b: list[Any]) -> int:
