@@ -358,7 +358,7 @@ def _large_table(large: dict[str, Any]) -> list[str]:
         "Large requests: Claude-Code-shaped turns (system prompt, tools, tool_use/tool_result "
         f"history);\nmedians of {large['rounds']} interleaved rounds of {large['requests']} "
         "requests per column (ms)",
-        _row("", list(LARGE_HEADERS), width=12),
+        _row("", list(LARGE_HEADERS), width=13),
     ]
     cols = LARGE_COLUMNS
     translated = [c for c in cols if c.startswith(("anthropic", "responses"))]
@@ -378,20 +378,20 @@ def _large_table(large: dict[str, Any]) -> list[str]:
             _row(
                 f"{mb} body KB",
                 [_f(med[c]["body_bytes"] / 1000, 0) if c in med else "-" for c in cols],
-                width=12,
+                width=13,
             ),
-            _row(f"{mb} TTFT p50", cells("ttft_p50_ms"), width=12),
-            _row(f"{mb} TTFT p99", cells("ttft_p99_ms"), width=12),
-            _row(f"{mb} proxy CPU ms/request", cells("proxy_cpu_ms_per_request", 2), width=12),
+            _row(f"{mb} TTFT p50", cells("ttft_p50_ms"), width=13),
+            _row(f"{mb} TTFT p99", cells("ttft_p99_ms"), width=13),
+            _row(f"{mb} proxy CPU ms/request", cells("proxy_cpu_ms_per_request", 2), width=13),
             _row(
                 f"{mb} TTFT over bare (paired)",
                 cells("ttft_over_bare_paired_ms", 2, [c for c in cols if c not in ("sim", "bare")]),
-                width=12,
+                width=13,
             ),
             _row(
                 f"{mb} TTFT over addon chat",
                 cells("ttft_over_chat_paired_ms", 2, translated),
-                width=12,
+                width=13,
             ),
         ]
     growth = [
