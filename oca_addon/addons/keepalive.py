@@ -28,9 +28,6 @@ except (OSError, AttributeError):
     _malloc_trim = None
 
 
-GC_YOUNG_THRESHOLD = 20_000  # allocations between collections of the youngest generation
-
-
 class Keepalive:
     IDLE_GC_S = 1.0
 
@@ -66,12 +63,6 @@ class Keepalive:
         # Modules, classes and options live as long as the process: out of the garbage
         # collector's way, so that its full passes (see _collect_when_idle) are short.
         gc.freeze()
-        # A big request allocates tens of thousands of containers (its parse, translation
-        # and upstream body), nearly all freed by reference counting when it ends; with the
-        # default threshold (700) the collector walks them dozens of times on the way.
-        # Measured in process, interleaved: 10-15% off the request hook of a 2 MB request
-        # (chat and translated alike). Cycles (finished flows) still go at the idle pass.
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     def done(self) -> None:
         if self._keepalive:

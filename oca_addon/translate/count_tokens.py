@@ -32,36 +32,51 @@ def count_tokens(body: dict[str, Any]) -> int:
 
 @dataclass(eq=False)
 class Sums:
-    """Running totals over a conversation's messages, `chars[i]` and `fixed[i]` covering
-    `messages[:i]`: what a conversation's next turn need not count again (translate/memo.py)."""
+    """What a conversation's next turn need not count again (translate/memo.py): running
+    totals over its messages, `chars[i]` and `fixed[i]` covering `messages[:i]`, and the
+    count of its system prompt and tools (`head`), which Claude Code sends alike each turn."""
 
     chars: list[int]
     fixed: list[int]
+    head: tuple[Any, Any, Any] = (None, None, None)  # system, tools, tool_choice
+    head_chars: int = 0
+    head_fixed: int = 0
 
 
 def estimate(
     body: dict[str, Any], known: Sums | None = None, same: int = 0
 ) -> tuple[int, Sums | None]:
-    """count_tokens, and the running totals over the messages. `known`: the totals of an
-    earlier request whose first `same` messages are equal to these (they are not counted
-    again)."""
+    """count_tokens, and what a later turn can take from it. `known`: what an earlier
+    request's estimate left, whose first `same` messages are equal to these (they are not
+    counted again, nor its system prompt and tools if they are equal too)."""
+    if not isinstance(body, dict):
+        return max(1, _Counter().total()), None
     counter = _Counter()
-    sums = None
-    if isinstance(body, dict):
-        counter.system(body.get("system"))
-        messages = body.get("messages")
-        if isinstance(messages, list):
-            sums = _message_sums(messages, known, same)
-            counter.chars += sums.chars[-1]
-            counter.fixed += sums.fixed[-1]
-        tools = body.get("tools")
-        if isinstance(tools, list):
-            for tool in tools:
-                counter.fixed += TOOL_OVERHEAD
-                counter.any(tool)
-        if body.get("tool_choice") is not None:
-            counter.any(body.get("tool_choice"))
+    head = (body.get("system"), body.get("tools"), body.get("tool_choice"))
+    if known is not None and known.head == head:
+        head = known.head  # the equal one kept before: this request's copy can go
+        head_chars, head_fixed = known.head_chars, known.head_fixed
+    else:
+        head_chars, head_fixed = _count_head(*head)
+    messages = body.get("messages")
+    sums = _message_sums(messages, known, same) if isinstance(messages, list) else Sums([0], [0])
+    sums.head, sums.head_chars, sums.head_fixed = head, head_chars, head_fixed
+    counter.chars += sums.chars[-1] + head_chars
+    counter.fixed += sums.fixed[-1] + head_fixed
     return max(1, counter.total()), sums
+
+
+def _count_head(system: Any, tools: Any, tool_choice: Any) -> tuple[int, int]:
+    counter = _Counter()
+    counter.fixed = 0
+    counter.system(system)
+    if isinstance(tools, list):
+        for tool in tools:
+            counter.fixed += TOOL_OVERHEAD
+            counter.any(tool)
+    if tool_choice is not None:
+        counter.any(tool_choice)
+    return counter.chars, counter.fixed
 
 
 def _message_sums(messages: list[Any], known: Sums | None, same: int) -> Sums:
