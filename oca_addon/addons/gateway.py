@@ -148,16 +148,16 @@ class Gateway:
             self._after_send, flow, ex, client_body, state.capture_limit, body
         )
 
+    @staticmethod
     def _after_send(
-        self, flow: http.HTTPFlow, ex: Exchange, client_body: bytes, limit: int, parsed: Any
+        flow: http.HTTPFlow, ex: Exchange, client_body: bytes, limit: int, parsed: Any
     ) -> None:
         annotate.keep_client_body(flow, client_body, limit)  # the text, for mitmweb
         ex.settle()
         # The bytes on the flow are the request now: the parsed bodies (as large) need not
-        # live as long as the answer; nor conversations the memo pushed out.
+        # live as long as the answer.
         ex.upstream_body = {}
         del parsed
-        self.state.conversations.release()
 
     def _rewrite_upstream(
         self, flow: http.HTTPFlow, ex: Exchange, token: str, request_id: str

@@ -146,6 +146,9 @@ class Keepalive:
         a long time. So once nothing has been in flight for a second, collect."""
         self._last_done = time.monotonic()
         self._done_since_gc += 1
+        # Conversations the memo pushed out (MBs each): freed while nobody waits for them,
+        # not on the way to a first token (translate/memo.py).
+        self.state.conversations.release()
         if self._idle_gc is None and not self.state.inflight:
             loop = asyncio.get_running_loop()
             self._idle_gc = loop.call_later(self.IDLE_GC_S, self._collect_when_idle)

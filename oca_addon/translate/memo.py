@@ -42,7 +42,7 @@ class ConversationMemo:
         self.max_idle = max_idle
         self._entries: list[Remembered] = []  # the most recently used first
         # Pushed out, not yet freed: freeing a conversation of MBs takes milliseconds, which
-        # the caller spends once the request has gone (release()).
+        # the caller spends when nobody waits (release(): the addon, as a call ends).
         self._dropped: list[Remembered] = []
 
     def __len__(self) -> int:
