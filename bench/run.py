@@ -164,6 +164,22 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
                 text=answer,
                 levels={1: cfg.requests_1, cfg.clients: cfg.requests_n},
             )
+        if "memory" in only:
+            # The same (warm) proxies: their level after the small requests above is the
+            # start (before the large ones, whose conversations the addon remembers).
+            _log(f"memory: {cfg.mem_waves} waves of {cfg.mem_streams} streams")
+            text = f"Benchmark memory SIM:chunks={cfg.mem_chunks} SIM:slow={cfg.mem_slow_ms}"
+            results["memory"] = await phases.memory(
+                [
+                    ("bare", bare, [upstream_target("bare", bare.port, token)]),
+                    ("addon", addon, [phases.addon_target(k, addon) for k in phases.ADDON_KINDS]),
+                ],
+                streams=cfg.mem_streams,
+                text=text,
+                waves=cfg.mem_waves,
+                settle=cfg.mem_settle_s,
+                warm_text=answer,
+            )
         if "large" in only:
             _log(
                 f"large requests: {cfg.large_sizes} bytes, {cfg.large_rounds} rounds of "
@@ -180,21 +196,6 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
             _log(f"long streams: {cfg.long_chunks} chunks, {cfg.long_rounds} rounds")
             results["long_stream"] = await phases.long_stream(
                 setup, rounds=cfg.long_rounds, chunks=cfg.long_chunks
-            )
-        if "memory" in only:
-            # The same (warm) proxies: their level after all the above is the start.
-            _log(f"memory: {cfg.mem_waves} waves of {cfg.mem_streams} streams")
-            text = f"Benchmark memory SIM:chunks={cfg.mem_chunks} SIM:slow={cfg.mem_slow_ms}"
-            results["memory"] = await phases.memory(
-                [
-                    ("bare", bare, [upstream_target("bare", bare.port, token)]),
-                    ("addon", addon, [phases.addon_target(k, addon) for k in phases.ADDON_KINDS]),
-                ],
-                streams=cfg.mem_streams,
-                text=text,
-                waves=cfg.mem_waves,
-                settle=cfg.mem_settle_s,
-                warm_text=answer,
             )
         for p in (addon, bare):
             p.stop()
