@@ -108,3 +108,20 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     names = {t["target"] for t in data["targets"]}
     assert len(names) == len(data["targets"]) >= 11
     assert all(t["ok"] in (True, False) for t in data["targets"])
+
+
+def test_floors_tells_where_the_first_token_time_goes() -> None:
+    """bench/floors.py: bare mitmproxy, the minimal addon read whole and streamed, and the
+    addon, a few requests each (the numbers themselves are for a real run, not a test)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.floors", "--requests", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    for label in ("bare mitmproxy", "reads the request whole", "request streamed on", "oca-addon"):
+        line = next(ln for ln in run.stdout.splitlines() if label in ln)
+        p50, over = (float(x) for x in line.split()[-2:])
+        assert p50 > 0 and math.isfinite(over), line
