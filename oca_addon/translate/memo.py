@@ -63,6 +63,8 @@ class ConversationMemo:
             n = common_prefix(old, messages)
             if n > best_n:
                 best, best_n = entry, n
+                if n == len(messages):
+                    break  # none can share more
         return best, best_n
 
     def keep(self, entry: Remembered, replaces: Remembered | None = None) -> None:
@@ -75,6 +77,8 @@ class ConversationMemo:
         self._dropped += entries[self.size :]
         if replaces is not None:
             self._dropped.append(replaces)
+        if len(self._dropped) > self.size:  # release() not called lately: never hold more
+            self._dropped = []
         del entries[self.size :]
         self._entries = entries
 
