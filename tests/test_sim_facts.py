@@ -478,3 +478,28 @@ def test_generated_bodies_get_answers_not_500s(client: httpx.Client, path: str) 
         assert r.status_code < 500, (extra, r.text[:300])
 
     check()
+
+
+@pytest.mark.parametrize(
+    ("path", "tool"),
+    [
+        ("/chat/completions", {"type": "function", "function": {"name": "f", "parameters": True}}),
+        ("/chat/completions", {"type": "function", "function": {"name": "", "parameters": [1]}}),
+        ("/responses", {"type": "function", "name": "f", "parameters": "x"}),
+        ("/v1/messages", {"name": "f", "input_schema": 3}),
+    ],
+)
+def test_a_tool_schema_that_is_not_an_object_gets_a_400(
+    client: httpx.Client, path: str, tool: dict[str, Any]
+) -> None:
+    """Found by the proxy's fuzz test: `parameters: true` made the simulator answer 500."""
+    model = "oca/claude-sonnet-4" if path == "/v1/messages" else "oca/gpt-4.1"
+    body: dict[str, Any] = {"model": model, "tools": [tool], "max_tokens": 10, "stream": True}
+    body.update(
+        {"input": "hi"}
+        if path == "/responses"
+        else {"messages": [{"role": "user", "content": "hi"}]}
+    )
+    r = client.post(path, json=body)
+    assert r.status_code == 400, r.text[:300]
+    assert "Input should be a valid dictionary" in r.text

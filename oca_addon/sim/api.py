@@ -339,3 +339,14 @@ def check_tools(tools: Any) -> None:
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise ApiError(400, f"tools[{i}]: Input should be a valid dictionary")
+        # The schema of a chat function, a Responses function or a Messages tool.
+        fn = tool.get("function")
+        where = (
+            [(f"tools[{i}].function.parameters", fn.get("parameters"))]
+            if isinstance(fn, dict)
+            else []
+        )
+        where += [(f"tools[{i}].{key}", tool.get(key)) for key in ("parameters", "input_schema")]
+        for path, schema in where:
+            if schema is not None and not isinstance(schema, dict):
+                raise ApiError(400, f"{path}: Input should be a valid dictionary")
