@@ -4,7 +4,8 @@ from, at 1 client with small requests, in one interleaved run:
 - bare mitmproxy (`stream_large_bodies`: the request goes on while it arrives);
 - the minimal addon (bench/floor_addon.py: reads the whole request, then sends it);
 - the minimal addon deciding at `requestheaders` and streaming the request on
-  (bench/floor_stream_addon.py), which a proxy that routes by the body cannot do;
+  (bench/floor_addon.py with BENCH_STREAM_REQUEST=1), which a proxy that routes by the body
+  cannot do;
 - oca-addon passing chat through.
 
     uv run python -m bench.floors [--requests 600]
@@ -21,7 +22,7 @@ from .client import Conn, Target, upstream_target
 from .phases import addon_target
 from .procs import _start_mitmdump, start_addon, start_bare, start_floor, start_sim
 
-STREAMED = Path(__file__).resolve().parent / "floor_stream_addon.py"
+FLOOR = Path(__file__).resolve().parent / "floor_addon.py"
 LABELS = {
     "bare": "bare mitmproxy",
     "floor": "min. addon (reads the request whole)",
@@ -59,7 +60,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         bare = start_bare(sim)
         floor = start_floor(sim, token)
         streamed = _start_mitmdump(
-            "streamed", sim, ["-s", str(STREAMED)], env={"BENCH_TOKEN": token}
+            "streamed",
+            sim,
+            ["-s", str(FLOOR)],
+            env={"BENCH_TOKEN": token, "BENCH_STREAM_REQUEST": "1"},
         )
         addon = start_addon(sim)
         procs += [bare, floor, streamed, addon]

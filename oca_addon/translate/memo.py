@@ -82,6 +82,22 @@ class ConversationMemo:
         del entries[self.size :]
         self._entries = entries
 
+    def remember(
+        self,
+        messages: list[Any],
+        key: Hashable,
+        state: Any,
+        previous: Remembered | None = None,
+        same: int = 0,
+    ) -> Remembered:
+        """Keep a translated request (`state`) in place of the `previous` one it continued
+        (its first `same` messages equal to these): those as they were parsed before, as the
+        kept translation holds their text already, so this request's copy of it can go."""
+        kept = previous.messages[:same] + messages[same:] if previous is not None else messages
+        entry = Remembered(kept, key, state)
+        self.keep(entry, replaces=previous)
+        return entry
+
     def release(self) -> None:
         """Free what keep() pushed out."""
         self._dropped = []

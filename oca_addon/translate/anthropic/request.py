@@ -14,7 +14,7 @@ from ...errors import RequestError
 from ...modelinfo import caches_prompts, fit_effort, takes_thinking
 from .. import caching
 from ..count_tokens import estimate
-from ..memo import ConversationMemo, Remembered
+from ..memo import ConversationMemo
 from .blocks import _RequestBuilder
 from .common import (
     _CLIENT_EFFORT,
@@ -162,11 +162,7 @@ def anthropic_to_chat(
     )
     remembered = None
     if memo is not None and turns is not None:
-        # The equal messages as they were parsed before: the kept turns' chat messages
-        # hold their text already, this request's copy of it can go.
-        kept = previous.messages[:same] + messages[same:] if previous is not None else messages
-        remembered = Remembered(kept, key, turns)
-        memo.keep(remembered, replaces=previous)
+        remembered = memo.remember(messages, key, turns, previous, same)
     known = previous.extra.get("sums") if previous is not None else None
 
     def input_tokens() -> int:

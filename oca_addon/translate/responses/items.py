@@ -395,10 +395,8 @@ def _items_to_messages(
         marks.append(end)
         sizes.append((len(messages), len(system)))
     converted = Converted(marks, sizes, messages, system, used, used_at, unanswered)
-    chat = list(messages)  # the last flush's messages are this request's only
-    kept, messages = messages, chat
+    messages = list(messages)  # what the last flush adds is this request's only (flush() too)
     flush(end)
-    converted.messages = kept
     return messages, system, converted
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ...errors import RequestError
 from ...modelinfo import fit_effort
-from ..memo import ConversationMemo, Remembered
+from ..memo import ConversationMemo
 from .common import (
     _int,
     _is_number,
@@ -264,9 +264,7 @@ def responses_to_chat(
     chat["stream"] = True
     chat["stream_options"] = {"include_usage": True}
     if memo is not None:
-        # The equal items as they were parsed before (the kept messages hold their text).
-        kept = previous.messages[:same] + items[same:] if previous is not None else items
-        memo.keep(Remembered(kept, _MEMO_KEY, converted), replaces=previous)
+        memo.remember(items, _MEMO_KEY, converted, previous, same)
     return chat, ctx
 
 
