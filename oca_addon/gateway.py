@@ -52,6 +52,7 @@ class Exchange:
     retry_route: Route | None = None  # legacy completions: where the one retry goes
     # Headers the upstream API wants that the client's did not carry (Messages adapter).
     upstream_headers: dict[str, str] = field(default_factory=dict)
+    memo: ConversationMemo | None = None  # what the translation left there, for settle()
 
     @property
     def flavor(self) -> ApiFlavor:
@@ -83,9 +84,13 @@ class Exchange:
     def settle(self) -> None:
         """What may wait until the request has gone to OCA, done now: the input-token
         estimate of a translated Anthropic request (a pass over the whole body, needed
-        only once OCA answers). The addon calls it right after the request hook."""
+        only once OCA answers), and where the request's messages sit in its bytes, for the
+        conversation's next turn (translate/memo.py). The addon calls it right after the
+        request hook."""
         if isinstance(self.ctx, anthropic.AnthropicContext):
             self.ctx.settle()
+        if self.memo is not None:
+            self.memo.settle()
 
     def client_body(self, upstream: bytes) -> dict[str, Any]:
         """A buffered (non-streamed) answer for the client, from OCA's streamed body."""
@@ -229,9 +234,11 @@ def prepare(
     catalog: Catalog | None,
     history: responses.ResponseHistory | None = None,
     memo: ConversationMemo | None = None,
+    raw: bytes | None = None,
 ) -> Exchange:
     """Map the model, pick native or translated, and build OCA's request body (`memo`:
-    conversations translated lately, translate/memo.py)."""
+    conversations translated lately, translate/memo.py; `raw`: the bytes `body` was parsed
+    from, which it compares when it can)."""
     requested = _model_field(body, endpoint)
     client_stream = _stream_flag(body) if endpoint is not Endpoint.EMBEDDINGS else False
     choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
@@ -279,7 +286,9 @@ def prepare(
                 reasoning_effort=effort,
                 estimate_later=True,  # Exchange.settle()
                 memo=memo,
+                raw=raw,
             )
+            ex.memo = memo
             ex.ctx = ctx
             ex.send_chat(chat, lambda: anthropic.AnthropicStream(ctx))
     elif endpoint is Endpoint.RESPONSES:
@@ -297,7 +306,9 @@ def prepare(
                 reasoning_effort=effort,
                 history=history,
                 memo=memo,
+                raw=raw,
             )
+            ex.memo = memo
             ex.ctx = rctx
             ex.send_chat(chat, lambda: responses.ResponsesStream(rctx))
     elif endpoint is Endpoint.COMPLETIONS:

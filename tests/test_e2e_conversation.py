@@ -60,6 +60,16 @@ def _turns(endpoint: Endpoint, model: str) -> list[dict[str, Any]]:
     return bodies
 
 
+# How the client writes its JSON: compact, as Claude Code and httpx do (the memo compares
+# the turns' bytes), or spaced and ASCII-escaped, as json.dumps does by default (the memo
+# compares the parsed messages: translate/layout.py).
+ENCODINGS = {
+    "compact": lambda body: json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+    "spaced": json.dumps,
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
 @pytest.mark.parametrize(
     ("endpoint", "model"),
     [
@@ -70,12 +80,17 @@ def _turns(endpoint: Endpoint, model: str) -> list[dict[str, Any]]:
     ],
 )
 def test_each_turn_reaches_oca_as_a_fresh_translation(
-    conv_proxy: Proxy, sim: Sim, endpoint: Endpoint, model: str
+    conv_proxy: Proxy, sim: Sim, endpoint: Endpoint, model: str, encoding: str
 ) -> None:
     bodies = _turns(endpoint, model)
     upstream_path = prepare(endpoint, bodies[0], Settings(), CATALOG).route.upstream_path
     for body in bodies:
-        r = httpx.post(f"{conv_proxy.url}{PATHS[endpoint]}", json=body, timeout=30)
+        r = httpx.post(
+            f"{conv_proxy.url}{PATHS[endpoint]}",
+            content=ENCODINGS[encoding](body).encode(),
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
     sent = _upstream_bodies(sim, upstream_path, len(bodies))
     assert len(sent) == len(bodies)

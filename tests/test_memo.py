@@ -18,6 +18,7 @@ from oca_addon.gateway import prepare
 from oca_addon.modelinfo import Catalog
 from oca_addon.routing import Endpoint
 from oca_addon.sim.models import model_info_payload
+from oca_addon.translate import memo as memo_module
 from oca_addon.translate.anthropic import anthropic_to_chat
 from oca_addon.translate.memo import ConversationMemo, Remembered, common_prefix
 from oca_addon.translate.responses import responses_to_chat
@@ -189,6 +190,25 @@ def _body(messages: list[dict[str, Any]], system: Any) -> dict[str, Any]:
     return body
 
 
+# How the client wrote the request: no bytes given (the memo compares the parsed
+# messages), compact (it compares the bytes, once settle() has found where the messages sit:
+# translate/layout.py), or spaced (no layout: the parsed messages again).
+WIRES: dict[str, Any] = {
+    "none": None,
+    "compact": lambda body: json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+    "spaced": json.dumps,
+}
+
+
+def _sent(body: dict[str, Any], wire: str) -> tuple[bytes | None, dict[str, Any]]:
+    """(the bytes the client sent, the body parsed from them)."""
+    write = WIRES[wire]
+    if write is None:
+        return None, body
+    raw = write(body).encode()
+    return raw, json.loads(raw)
+
+
 def _fresh(body: dict[str, Any], info: dict[str, Any] | None) -> tuple[Any, int]:
     chat, ctx = anthropic_to_chat(copy.deepcopy(body), target_model="oca/x", model_info=info)
     return chat, ctx.input_tokens()
@@ -200,12 +220,16 @@ def _fresh(body: dict[str, Any], info: dict[str, Any] | None) -> tuple[Any, int]
     system=st.sampled_from([None, "You are helpful.", [{"type": "text", "text": "S"}]]),
     infos=st.lists(st.sampled_from([None, CACHING, NO_VISION]), min_size=1, max_size=2),
     system_message_at=st.none() | st.integers(0, 20),
+    wire=st.sampled_from(sorted(WIRES)),
+    settled=st.booleans(),
 )
 def test_property_remembered_turns_translate_as_fresh_ones(
     series: list[list[dict[str, Any]]],
     system: Any,
     infos: list[Any],
     system_message_at: int | None,
+    wire: str,
+    settled: bool,
 ) -> None:
     memo = ConversationMemo(size=2)
     made: list[tuple[Any, str]] = []
@@ -213,18 +237,20 @@ def test_property_remembered_turns_translate_as_fresh_ones(
         if system_message_at is not None and system_message_at < len(messages):
             messages = [*messages]
             messages.insert(system_message_at, {"role": "system", "content": "be brief"})
-        body = _body(messages, system)
+        raw, body = _sent(_body(messages, system), wire)
         info = infos[n % len(infos)]
         try:
             expected = _fresh(body, info)
         except Exception as e:  # the same refusal either way
             with pytest.raises(type(e)):
-                anthropic_to_chat(body, target_model="oca/x", model_info=info, memo=memo)
+                anthropic_to_chat(body, target_model="oca/x", model_info=info, memo=memo, raw=raw)
             continue
         chat, ctx = anthropic_to_chat(
-            body, target_model="oca/x", model_info=info, memo=memo, estimate_later=True
+            body, target_model="oca/x", model_info=info, memo=memo, estimate_later=True, raw=raw
         )
         assert (chat, ctx.input_tokens()) == expected
+        if settled:
+            memo.settle()
         made.append((chat, json.dumps(chat, sort_keys=True)))
     for chat, text in made:  # no later request changed an earlier one's translation
         assert json.dumps(chat, sort_keys=True) == text
@@ -246,6 +272,34 @@ def test_a_growing_claude_code_conversation_translates_as_fresh() -> None:
         chat, ctx = anthropic_to_chat(body, target_model="oca/x", model_info=CACHING, memo=memo)
         assert (chat, ctx.input_tokens()) == expected
     assert len(memo) == 1  # one conversation, its last request
+
+
+@pytest.mark.parametrize(("kind", "field"), [("anthropic", "messages"), ("responses", "input")])
+def test_a_compact_conversation_is_compared_by_its_bytes(
+    kind: str, field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claude Code and Codex write compact JSON: once the first request has settled, each
+    next turn is compared by its bytes, never by its parsed messages, and translates as a
+    fresh one."""
+    catalog = Catalog.from_model_info(model_info_payload())
+    endpoint = Endpoint.MESSAGES if kind == "anthropic" else Endpoint.RESPONSES
+    memo = ConversationMemo()
+    turns = [bigbody.make_body(kind, 100_000, "next?", "oca/grok3", more=j) for j in range(4)]
+    ex = prepare(endpoint, json.loads(turns[0]), Settings(), catalog, memo=memo, raw=turns[0])
+    ex.settle()  # the first request's layout, found once it has gone
+    monkeypatch.setattr(memo_module, "common_prefix", _never)
+    for raw in turns[1:]:
+        fresh = prepare(endpoint, json.loads(raw), Settings(), catalog)
+        ex = prepare(endpoint, json.loads(raw), Settings(), catalog, memo=memo, raw=raw)
+        assert ex.upstream_body == fresh.upstream_body
+        ex.settle()
+    (entry,) = memo._entries
+    assert entry.layout is not None and entry.layout.raw is turns[-1]
+    assert len(entry.layout.ends) == len(json.loads(turns[-1])[field])
+
+
+def _never(*args: Any) -> int:
+    raise AssertionError("compared the parsed messages")
 
 
 def test_prepare_shares_the_memo_across_routes() -> None:
@@ -352,9 +406,14 @@ def item_series(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(series=item_series(), instructions=st.sampled_from([None, "Be Codex."]))
+@given(
+    series=item_series(),
+    instructions=st.sampled_from([None, "Be Codex."]),
+    wire=st.sampled_from(sorted(WIRES)),
+    settled=st.booleans(),
+)
 def test_property_remembered_items_translate_as_fresh_ones(
-    series: list[list[dict[str, Any]]], instructions: str | None
+    series: list[list[dict[str, Any]]], instructions: str | None, wire: str, settled: bool
 ) -> None:
     memo = ConversationMemo(size=2)
     made: list[tuple[Any, str]] = []
@@ -362,14 +421,17 @@ def test_property_remembered_items_translate_as_fresh_ones(
         body: dict[str, Any] = {"model": "gpt-5", "input": items, "store": False}
         if instructions:
             body["instructions"] = instructions
+        raw, body = _sent(body, wire)
         try:
             expected, _ = responses_to_chat(copy.deepcopy(body), target_model="oca/x")
         except Exception as e:
             with pytest.raises(type(e)):
-                responses_to_chat(body, target_model="oca/x", memo=memo)
+                responses_to_chat(body, target_model="oca/x", memo=memo, raw=raw)
             continue
-        chat, _ = responses_to_chat(body, target_model="oca/x", memo=memo)
+        chat, _ = responses_to_chat(body, target_model="oca/x", memo=memo, raw=raw)
         assert chat == expected
+        if settled:
+            memo.settle()
         made.append((chat, json.dumps(chat, sort_keys=True)))
     for chat, text in made:
         assert json.dumps(chat, sort_keys=True) == text

@@ -124,7 +124,13 @@ class Gateway:
         token = await self._access_token(endpoint.flavor)
         catalog = await state.catalog(token)
         ex = prepare(
-            endpoint, body, state.current_settings(), catalog, state.history, state.conversations
+            endpoint,
+            body,
+            state.current_settings(),
+            catalog,
+            state.history,
+            state.conversations,
+            raw=req.raw_content,
         )
         ex = self.fallback.plan(ex)  # completions OCA refused lately: translated at once
         request_id = secrets.token_hex(16)

@@ -6,9 +6,10 @@ per MB in Python; with the previous turn's translation remembered, a turn costs 
 comparison of the messages (in C, about 0.35 ms per MB) and the translation of what is new.
 
 The rule that keeps this exact: a remembered translation is used only for a prefix of
-messages equal (`==`, the parsed JSON) to the ones it was made from, under the same
-settings (`key`), and the translators remember only work that depends on nothing else.
-`tests/test_memo.py` checks remembered == fresh over many kinds of edits.
+messages equal to the ones it was made from, under the same settings (`key`), and the
+translators remember only work that depends on nothing else. Equal is told by the bytes
+where the client writes compact JSON (translate/layout.py: memcmp), else by `==` on the
+parsed JSON. `tests/test_memo.py` checks remembered == fresh over many kinds of edits.
 
 A few conversations are remembered at once (Claude Code's subagents are conversations of
 their own); each is its last request's parsed messages plus the translation, so the memory
@@ -24,6 +25,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import layout as layouts
+from .layout import Layout
+
 
 @dataclass(eq=False)
 class Remembered:
@@ -34,6 +38,19 @@ class Remembered:
     state: Any  # what the translator keeps (its checkpoints and output)
     extra: dict[str, Any] = field(default_factory=dict)  # later work (token counts)
     used: float = field(default_factory=time.monotonic)
+    layout: Layout | None = None  # where the messages sit in the request's bytes
+    pending: RawBody | None = None  # the request, until settle() finds its layout
+
+
+@dataclass(eq=False)
+class RawBody:
+    """A request as the client sent it (`raw`), as parsed (`body`), and the field holding its
+    messages; `layout` is set by match() when the bytes told what the turn shares."""
+
+    raw: bytes
+    body: dict[str, Any]
+    field: str
+    layout: Layout | None = None
 
 
 class ConversationMemo:
@@ -48,23 +65,38 @@ class ConversationMemo:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def match(self, messages: list[Any], key: Hashable) -> tuple[Remembered | None, int]:
+    def match(
+        self, messages: list[Any], key: Hashable, raw: RawBody | None = None
+    ) -> tuple[Remembered | None, int]:
         """The remembered conversation that shares the longest prefix of messages with
-        `messages` (under the same key), and the length of that prefix (0: none)."""
+        `messages` (under the same key), and the length of that prefix (0: none). `raw`:
+        the request's bytes, compared with each remembered request's where both have a
+        layout (its own layout then goes into `raw.layout`)."""
         best: Remembered | None = None
         best_n = 0
+        best_layout: Layout | None = None
         if not messages:
             return None, 0
         first = messages[0]
         for entry in self._entries:
             old = entry.messages
-            if entry.key != key or not old or old[0] != first:
+            if entry.key != key or not old:
                 continue
-            n = common_prefix(old, messages)
+            by_bytes = None
+            if raw is not None and entry.layout is not None and entry.layout.field == raw.field:
+                by_bytes = layouts.extend(entry.layout, raw.raw, raw.body)
+            if by_bytes is not None:
+                n, found = by_bytes
+            elif old[0] != first:
+                continue
+            else:
+                n, found = common_prefix(old, messages), None
             if n > best_n:
-                best, best_n = entry, n
+                best, best_n, best_layout = entry, n, found
                 if n == len(messages):
                     break  # none can share more
+        if raw is not None:
+            raw.layout = best_layout
         return best, best_n
 
     def keep(self, entry: Remembered, replaces: Remembered | None = None) -> None:
@@ -89,14 +121,29 @@ class ConversationMemo:
         state: Any,
         previous: Remembered | None = None,
         same: int = 0,
+        raw: RawBody | None = None,
     ) -> Remembered:
         """Keep a translated request (`state`) in place of the `previous` one it continued
         (its first `same` messages equal to these): those as they were parsed before, as the
-        kept translation holds their text already, so this request's copy of it can go."""
+        kept translation holds their text already, so this request's copy of it can go.
+        `raw`: the request's bytes (as given to match()), for the next turn's comparison."""
         kept = previous.messages[:same] + messages[same:] if previous is not None else messages
         entry = Remembered(kept, key, state)
+        if raw is not None:
+            if raw.layout is not None:
+                entry.layout = raw.layout
+            else:
+                entry.pending = raw
         self.keep(entry, replaces=previous)
         return entry
+
+    def settle(self) -> None:
+        """Find the layout of the requests remembered without one: a pass over the body
+        (orjson writing it again), which the caller makes once the request has gone."""
+        for entry in self._entries:
+            raw, entry.pending = entry.pending, None
+            if raw is not None:
+                entry.layout = layouts.index(raw.raw, raw.body, raw.field)
 
     def release(self) -> None:
         """Free what keep() pushed out."""

@@ -14,7 +14,7 @@ from ...errors import RequestError
 from ...modelinfo import caches_prompts, fit_effort, takes_thinking
 from .. import caching
 from ..count_tokens import estimate
-from ..memo import ConversationMemo
+from ..memo import ConversationMemo, RawBody
 from .blocks import _RequestBuilder
 from .common import (
     _CLIENT_EFFORT,
@@ -37,6 +37,7 @@ def anthropic_to_chat(
     reasoning_effort: str | None = None,
     estimate_later: bool = False,
     memo: ConversationMemo | None = None,
+    raw: bytes | None = None,
 ) -> tuple[dict[str, Any], AnthropicContext]:
     """A Messages request body -> (OCA chat/completions body, context for the answer).
 
@@ -45,7 +46,8 @@ def anthropic_to_chat(
     gone to OCA, off the time to first token.
 
     `memo`: the conversations translated lately; the turns this request shares with one
-    are taken from it, and this request's are kept for the next turn."""
+    are taken from it, and this request's are kept for the next turn. `raw`: the bytes
+    `body` was parsed from, which the memo compares when it can (translate/layout.py)."""
     if not isinstance(body, dict):
         raise RequestError(f"request body must be a JSON object, got {_type_name(body)}")
     model = body.get("model")
@@ -68,7 +70,8 @@ def anthropic_to_chat(
     system_parts = builder.system(body.get("system"))
     tools = builder.tools(body.get("tools"))
     key = (builder.vision, builder.pdf)  # what else shapes a turn's chat messages
-    previous, same = memo.match(messages, key) if memo is not None else (None, 0)
+    source = RawBody(raw, body, "messages") if memo is not None and raw is not None else None
+    previous, same = memo.match(messages, key, source) if memo is not None else (None, 0)
     chat_messages, turns = builder.messages(
         messages, system_parts, (previous.state, same) if previous is not None else None
     )
@@ -162,7 +165,7 @@ def anthropic_to_chat(
     )
     remembered = None
     if memo is not None and turns is not None:
-        remembered = memo.remember(messages, key, turns, previous, same)
+        remembered = memo.remember(messages, key, turns, previous, same, source)
     known = previous.extra.get("sums") if previous is not None else None
 
     def input_tokens() -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ...errors import RequestError
 from ...modelinfo import fit_effort
-from ..memo import ConversationMemo
+from ..memo import ConversationMemo, RawBody
 from .common import (
     _int,
     _is_number,
@@ -192,11 +192,13 @@ def responses_to_chat(
     reasoning_effort: str | None = None,
     history: ResponseHistory | None = None,
     memo: ConversationMemo | None = None,
+    raw: bytes | None = None,
 ) -> tuple[dict[str, Any], ResponsesContext]:
     """A Responses request -> (OCA /chat/completions request, context for the answer).
 
     `memo`: the conversations translated lately; the items this request shares with one are
-    taken from it, and this request's are kept for the next turn."""
+    taken from it, and this request's are kept for the next turn. `raw`: the bytes `body`
+    was parsed from, which the memo compares when it can (translate/layout.py)."""
     _check_body(body)
     items = _input_items(body, history)
     is_reasoning = isinstance(model_info, dict) and model_info.get("is_reasoning_model") is True
@@ -208,7 +210,12 @@ def responses_to_chat(
         ctx.input_items = items
 
     instructions = _instructions_text(body.get("instructions"))
-    previous, same = memo.match(items, _MEMO_KEY) if memo is not None else (None, 0)
+    # The bytes tell only about the client's own list (not one a previous_response_id extends).
+    own_list = isinstance(body.get("input"), list) and not body.get("previous_response_id")
+    source = (
+        RawBody(raw, body, "input") if memo is not None and raw is not None and own_list else None
+    )
+    previous, same = memo.match(items, _MEMO_KEY, source) if memo is not None else (None, 0)
     messages, item_system, converted = _items_to_messages(
         items, (previous.state, same) if previous is not None else None
     )
@@ -264,7 +271,7 @@ def responses_to_chat(
     chat["stream"] = True
     chat["stream_options"] = {"include_usage": True}
     if memo is not None:
-        memo.remember(items, _MEMO_KEY, converted, previous, same)
+        memo.remember(items, _MEMO_KEY, converted, previous, same, source)
     return chat, ctx
 
 
