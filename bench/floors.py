@@ -2,10 +2,12 @@
 from, at 1 client with small requests, in one interleaved run:
 
 - bare mitmproxy (`stream_large_bodies`: the request goes on while it arrives);
-- the minimal addon (bench/floor_addon.py: reads the whole request, then sends it);
+- mitmproxy reading the request whole before sending it, with no addon code on the way
+  (bench/floor_addon.py, BENCH_FLOOR_MODE=buffer): what waiting for the body costs itself;
+- the minimal addon (bench/floor_addon.py: reads the whole request, points it at OCA, then
+  sends it);
 - the minimal addon deciding at `requestheaders` and streaming the request on
-  (bench/floor_addon.py with BENCH_STREAM_REQUEST=1), which a proxy that routes by the body
-  cannot do;
+  (BENCH_FLOOR_MODE=stream), which a proxy that routes by the body cannot do;
 - oca-addon passing chat through.
 
     uv run python -m bench.floors [--requests 600]
@@ -25,6 +27,7 @@ from .procs import _start_mitmdump, start_addon, start_bare, start_floor, start_
 FLOOR = Path(__file__).resolve().parent / "floor_addon.py"
 LABELS = {
     "bare": "bare mitmproxy",
+    "buffered": "mitmproxy reading the request whole",
     "floor": "min. addon (reads the request whole)",
     "streamed": "min. addon, request streamed on",
     "chat": "oca-addon, chat pass-through",
@@ -58,17 +61,21 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     try:
         token = sim.mint()["access_token"]
         bare = start_bare(sim)
+        buffered = _start_mitmdump(
+            "buffered", sim, ["-s", str(FLOOR)], env={"BENCH_FLOOR_MODE": "buffer"}
+        )
         floor = start_floor(sim, token)
         streamed = _start_mitmdump(
             "streamed",
             sim,
             ["-s", str(FLOOR)],
-            env={"BENCH_TOKEN": token, "BENCH_STREAM_REQUEST": "1"},
+            env={"BENCH_TOKEN": token, "BENCH_FLOOR_MODE": "stream"},
         )
         addon = start_addon(sim)
-        procs += [bare, floor, streamed, addon]
+        procs += [bare, buffered, floor, streamed, addon]
         targets = [
             upstream_target("bare", bare.port, token),
+            upstream_target("buffered", buffered.port, token),
             upstream_target("floor", floor.port, token),
             upstream_target("streamed", streamed.port, token),
             addon_target("chat", addon),

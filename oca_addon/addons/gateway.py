@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import ctx, http
@@ -52,6 +53,19 @@ _CLIENT_FIELDS = [(k.encode(), v.encode()) for k, v in CLIENT_HEADERS.items()]
 # OCA's response headers a stream to the client replaces (translated: the length too).
 _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
+
+
+def after_send(callback: Callable[..., None], *args: Any) -> None:
+    """Call `callback(*args)` once mitmproxy has written the request this hook is making.
+
+    mitmproxy runs a hook inside its connection's event handler, which holds a lock: the
+    hook's task resumes (and sends) only when woken in the loop's next round, behind any
+    callback the hook scheduled. A callback scheduled from that callback runs after it
+    (checked against mitmproxy 12.3.1, tests/test_gateway_timing.py; were that to change,
+    the work would only be done before the send again, never skipped). Were the
+    connection to OCA still opening, the work runs meanwhile."""
+    loop = asyncio.get_running_loop()
+    loop.call_soon(loop.call_soon, callback, *args)
 
 
 class Gateway:
@@ -147,12 +161,10 @@ class Gateway:
         client_body = annotate.keep_client_head(flow)
         self._rewrite_upstream(flow, ex, token, request_id)
         state.inflight[flow.id] = InFlight(ex, record, token, flow=flow)
-        # Once mitmproxy has sent the request (it does so as this hook returns): the work
-        # OCA's answer does not wait for, off the time to first token. Freeing the parsed
-        # bodies is part of it (a few ms for a Claude Code request of 2 MB).
-        asyncio.get_running_loop().call_soon(
-            self._after_send, flow, ex, client_body, state.capture_limit, body
-        )
+        # Once mitmproxy has sent the request: the work OCA's answer does not wait for, off
+        # the time to first token. Freeing the parsed bodies is part of it (a few ms for a
+        # Claude Code request of 2 MB), so are the token estimate and the memo's layout.
+        after_send(self._after_send, flow, ex, client_body, state.capture_limit, body)
 
     @staticmethod
     def _after_send(
