@@ -24,6 +24,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
+from . import headerfields
 from .contentview import META_KEY
 from .routing import Endpoint, classify
 from .security import escape_controls
@@ -38,6 +39,7 @@ REDACTED_BEARER = f"Bearer {REDACTED}"
 SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"}
 )
+_SECRET_FIELDS = frozenset(h.encode() for h in SECRET_HEADERS)
 MARK_FAILED = ":red_circle:"  # OCA or the connection failed (5xx, broken stream)
 MARK_REFUSED = ":warning:"  # the request was refused (4xx)
 API_LABELS = {"messages": "anthropic", "count_tokens": "anthropic count_tokens"}
@@ -67,7 +69,7 @@ def kept(data: bytes, limit: int) -> dict[str, Any]:
 
 
 def safe_headers(headers: http.Headers) -> list[list[str]]:
-    return [[k, REDACTED if k.lower() in SECRET_HEADERS else v] for k, v in headers.items(True)]
+    return headerfields.listed(headers, _SECRET_FIELDS, REDACTED)
 
 
 # -- request -----------------------------------------------------------------------------
@@ -84,7 +86,9 @@ def keep_client_head(flow: http.HTTPFlow) -> bytes:
     once the request has gone (decoding a body of megabytes is not needed before)."""
     req = flow.request
     try:
-        body = req.content or b""
+        # req.content, without its header lookup when nothing is to be decoded
+        encoded = headerfields.get(req.headers, b"content-encoding")
+        body = (req.content if encoded else req.raw_content) or b""
     except ValueError:  # an encoding we cannot undo: keep it as it came
         body = req.raw_content or b""
     meta(flow)["client_request"] = {
@@ -106,7 +110,7 @@ def keep_client_body(flow: http.HTTPFlow, body: bytes, limit: int) -> None:
 def redact(flow: http.HTTPFlow) -> None:
     """Replace the bearer token on a request that has already gone to OCA."""
     headers = flow.request.headers
-    if headers.get("authorization", REDACTED_BEARER) != REDACTED_BEARER:
+    if headerfields.get(headers, b"authorization", REDACTED_BEARER) != REDACTED_BEARER:
         headers["authorization"] = REDACTED_BEARER
     _unredacted.discard(flow)
 
@@ -127,7 +131,7 @@ def keep_oca_head(flow: http.HTTPFlow) -> None:
         meta(flow)["oca_response"] = {
             "status_code": resp.status_code,
             "reason": resp.reason,
-            "content_type": resp.headers.get("content-type", ""),
+            "content_type": headerfields.get(resp.headers, b"content-type", ""),
             "headers": safe_headers(resp.headers),
         }
     redact(flow)

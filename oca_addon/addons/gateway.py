@@ -25,7 +25,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .. import annotate, jsonio, mitm_patches, sse
+from .. import annotate, headerfields, jsonio, mitm_patches, sse
 from ..errors import ApiError, ApiFlavor, upstream_error_message
 from ..gateway import Exchange, explain_upstream_error, parse_json_body, prepare
 from ..routing import Endpoint, classify
@@ -134,7 +134,7 @@ class Gateway:
         req = flow.request
         if req.method != "POST":
             raise ApiError(405, f"{req.path.split('?')[0]} takes POST, not {req.method}")
-        body = parse_json_body(req.raw_content, req.headers.get("content-type"))
+        body = parse_json_body(req.raw_content, headerfields.get(req.headers, b"content-type"))
         token = await self._access_token(endpoint.flavor)
         catalog = await state.catalog(token)
         ex = prepare(
@@ -278,7 +278,7 @@ class Gateway:
         streaming = (
             resp.status_code == 200
             and ex.client_stream
-            and "text/event-stream" in resp.headers.get("content-type", "")
+            and "text/event-stream" in (headerfields.get(resp.headers, b"content-type") or "")
         )
         if not streaming:
             return  # buffered: shaped for the client in the response hook

@@ -14,7 +14,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode
 
-from .. import security
+from .. import headerfields, security
 from ..errors import ApiError, ApiFlavor
 from ..routing import classify, is_api_path
 from .hardening import client_headers
@@ -135,7 +135,7 @@ class Guard:
         refusal = security.check_request(
             method=req.method,
             host_header=req.host_header,
-            origin=req.headers.get("origin"),
+            origin=headerfields.get(req.headers, b"origin"),
             headers=client_headers(req),  # the real keys (the flow shows placeholders)
             peer=peer,
             port=self.state.listen_port(),
