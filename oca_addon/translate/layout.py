@@ -39,37 +39,23 @@ class Layout:
 def index(raw: bytes, body: dict[str, Any], field: str) -> Layout | None:
     """The layout of `raw` (which parsed into `body`), if it is the compact serialization
     of `body` and `body[field]` is a list; None otherwise."""
-    if not raw.startswith(b"{"):
+    items = body.get(field)
+    if not isinstance(items, list) or not raw.startswith(b"{"):
         return None
-    pos = 1
-    ends: list[int] = []
-    end = -1
+    keys = list(body)
+    at = keys.index(field)
     try:
-        for i, (key, value) in enumerate(body.items()):
-            pos = _skip(raw, pos + (i > 0), orjson.dumps(key) + b":", i > 0)
-            if pos < 0:
-                return None
-            if key != field:
-                pos = _skip(raw, pos, orjson.dumps(value))
-                if pos < 0:
-                    return None
-                continue
-            if not (isinstance(value, list) and raw.startswith(b"[", pos)):
-                return None
-            pos += 1
-            for j, item in enumerate(value):
-                pos = _skip(raw, pos + (j > 0), orjson.dumps(item), j > 0)
-                if pos < 0:
-                    return None
-                ends.append(pos)
-            if not raw.startswith(b"]", pos):
-                return None
-            end, pos = pos, pos + 1
-    except orjson.JSONEncodeError:  # what orjson will not write (a lone surrogate)
+        pos = _fields(raw, 1, body, keys[:at], comma=False)
+        pos = _piece(raw, pos, (b"," if at else b"") + orjson.dumps(field) + b":[")
+        ends: list[int] = []
+        for j, item in enumerate(items):
+            pos = _piece(raw, _piece(raw, pos, b",") if j else pos, orjson.dumps(item))
+            ends.append(pos)
+    except (_NotCompact, orjson.JSONEncodeError):  # JSONEncodeError: a lone surrogate
         return None
-    if end < 0 or raw[pos:].rstrip(_JSON_SPACE) != b"}":
+    if not _closes(raw, pos, body, field):
         return None
-    return Layout(raw, field, ends, end)
+    return Layout(raw, field, ends, pos)
 
 
 def extend(old: Layout, raw: bytes, body: dict[str, Any]) -> tuple[int, Layout] | None:
@@ -86,18 +72,14 @@ def extend(old: Layout, raw: bytes, body: dict[str, Any]) -> tuple[int, Layout] 
     pos = ends[-1]
     try:
         for item in itertools.islice(items, shared, None):
-            pos = _skip(raw, pos + 1, orjson.dumps(item), True)
-            if pos < 0:
-                return None
+            pos = _piece(raw, _piece(raw, pos, b","), orjson.dumps(item))
             ends.append(pos)
-    except orjson.JSONEncodeError:
+    except (_NotCompact, orjson.JSONEncodeError):
         return None
-    if not raw.startswith(b"]", pos):
-        return None
+    # The rest of the object: byte for byte the old one's (checked then), or checked now.
     rest = memoryview(old.raw)[old.end :]
-    if not (len(raw) - pos == len(rest) and raw.startswith(rest, pos)) and not _rest_checks(
-        raw, pos + 1, body, old.field
-    ):
+    same_rest = len(raw) - pos == len(rest) and raw.startswith(rest, pos)
+    if not (same_rest or _closes(raw, pos, body, old.field)):
         return None
     return shared, Layout(raw, old.field, ends, pos)
 
@@ -123,24 +105,32 @@ def common_bytes(a: bytes, b: bytes, limit: int) -> int:
     return n
 
 
-def _skip(raw: bytes, pos: int, piece: bytes, comma: bool = False) -> int:
-    """The offset past `piece` at `pos` (after a comma before it, when `comma`); -1 if the
-    bytes there are not that."""
-    if comma and not raw.startswith(b",", pos - 1):
-        return -1
-    return pos + len(piece) if raw.startswith(piece, pos) else -1
+class _NotCompact(Exception):
+    """The bytes are not the compact serialization of what was parsed."""
 
 
-def _rest_checks(raw: bytes, pos: int, body: dict[str, Any], field: str) -> bool:
-    """Whether raw from `pos` (just past the list) is the compact serialization of the
-    fields that follow `field` in `body`, then the closing brace."""
+def _piece(raw: bytes, pos: int, piece: bytes) -> int:
+    """The offset past `piece`, which must be at `pos`."""
+    if not raw.startswith(piece, pos):
+        raise _NotCompact
+    return pos + len(piece)
+
+
+def _fields(raw: bytes, pos: int, body: dict[str, Any], keys: list[str], comma: bool) -> int:
+    """The offset past `"key":value` for each of `keys`, comma-separated (a comma before
+    the first one too, when `comma`)."""
+    for i, key in enumerate(keys):
+        head = (b"," if i or comma else b"") + orjson.dumps(key) + b":"
+        pos = _piece(raw, _piece(raw, pos, head), orjson.dumps(body[key]))
+    return pos
+
+
+def _closes(raw: bytes, pos: int, body: dict[str, Any], field: str) -> bool:
+    """Whether raw from `pos` (its list `field`'s closing bracket) is that bracket, the
+    compact serialization of the fields after `field` in `body`, then the closing brace."""
     keys = list(body)
     try:
-        for key in keys[keys.index(field) + 1 :]:
-            pos = _skip(raw, pos + 1, orjson.dumps(key) + b":", True)
-            pos = _skip(raw, pos, orjson.dumps(body[key])) if pos >= 0 else -1
-            if pos < 0:
-                return False
-    except orjson.JSONEncodeError:
+        pos = _fields(raw, _piece(raw, pos, b"]"), body, keys[keys.index(field) + 1 :], True)
+    except (_NotCompact, orjson.JSONEncodeError):
         return False
     return raw[pos:].rstrip(_JSON_SPACE) == b"}"
