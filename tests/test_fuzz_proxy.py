@@ -507,6 +507,18 @@ def test_running_proxy_survives_generated_requests(fuzz_proxy: Proxy, endpoint: 
     assert "Traceback" not in fuzz_proxy.log(), fuzz_proxy.log()[-3000:]
 
 
+@pytest.mark.parametrize("model", ["oca/gpt-5-codex", "oca/claude-opus-4"])
+def test_found_by_the_fuzz_tools_not_an_array_through_an_adapter(
+    fuzz_proxy: Proxy, model: str
+) -> None:
+    """A chat request with `"tools": true` for a model reached through an upstream adapter
+    (Responses-only, Messages-only) was a 500; it cannot be translated: a 400 saying so."""
+    body = {"model": model, "messages": [{"role": "user"}], "tools": True}
+    r = httpx.post(fuzz_proxy.url + PATHS[Endpoint.CHAT], json=body, timeout=30)
+    check_answer(r, Endpoint.CHAT)
+    assert r.status_code == 400 and "'tools' must be an array" in r.json()["error"]["message"]
+
+
 @settings(
     max_examples=max(20, EXAMPLES // 5), deadline=None, suppress_health_check=list(HealthCheck)
 )

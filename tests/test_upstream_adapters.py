@@ -130,6 +130,19 @@ def test_chat_request_as_responses() -> None:
     assert "stop" not in out and "stream_options" not in out and "messages" not in out
 
 
+@pytest.mark.parametrize("adapter", [up_responses, up_messages])
+def test_tools_that_are_not_an_array_get_a_400(adapter: Any) -> None:
+    """Found by the proxy's fuzz test: a chat client's `"tools": true` on a model reached
+    through an adapter was a 500 (TypeError); it cannot be translated, so it is a 400."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": True}
+    with pytest.raises(ApiError) as e:
+        adapter.request(chat)
+    assert e.value.status == 400 and "'tools' must be an array" in str(e.value)
+    # Tools of other kinds are left out, as before.
+    chat["tools"] = [{"type": "web_search"}, "x"]
+    assert "tools" not in adapter.request(chat)
+
+
 def test_responses_request_reasoning_from_a_thinking_budget_and_plain_models() -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
             "thinking": {"type": "enabled", "budget_tokens": 20000}}  # fmt: skip

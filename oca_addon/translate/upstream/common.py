@@ -14,7 +14,7 @@ import uuid
 from typing import Any, Protocol
 
 from ... import jsonio, sse
-from ...errors import ApiError, openai_error_type
+from ...errors import ApiError, RequestError, openai_error_type
 
 
 class UpstreamAnswer(Protocol):
@@ -79,6 +79,17 @@ class Chunks:
     def end(self, finish_reason: str, usage: dict[str, Any]) -> list[dict[str, Any]]:
         """The finish chunk, then the usage chunk (no choices), as LiteLLM sends them."""
         return [self.delta({}, finish_reason), {**self.base, "choices": [], "usage": usage}]
+
+
+def function_tools(chat: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat request's function tools, as the adapters translate them (other kinds have no
+    equivalent upstream). A `tools` that is not an array cannot be translated: a 400."""
+    tools = chat.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise RequestError("'tools' must be an array of tools", param="tools")
+    return [t for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)]
 
 
 def error_chunk(status: int, message: str) -> dict[str, Any]:

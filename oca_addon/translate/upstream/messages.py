@@ -26,7 +26,7 @@ from ..anthropic.common import (
     budget_for_effort,
     fit_budget,
 )
-from .common import Chunks, chat_usage, count, data_url, error_chunk, text_of
+from .common import Chunks, chat_usage, count, data_url, error_chunk, function_tools, text_of
 
 DEFAULT_MAX_TOKENS = 8192  # Messages requires max_tokens; chat clients often send none
 _FINISH = {
@@ -60,7 +60,7 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
     if stops:
         out["stop_sequences"] = stops
 
-    tools = [_tool(t) for t in chat.get("tools") or () if _is_function(t)]
+    tools = [_tool(t) for t in function_tools(chat)]
     forced = False
     if tools:
         out["tools"] = tools
@@ -232,10 +232,6 @@ def _tool_result(m: dict[str, Any]) -> dict[str, Any]:
     elif text_of(content):
         block["content"] = text_of(content)
     return block
-
-
-def _is_function(tool: Any) -> bool:
-    return isinstance(tool, dict) and isinstance(tool.get("function"), dict)
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ...modelinfo import fit_effort
 from ..anthropic.common import effort_for_budget
-from .common import Chunks, chat_usage, count, error_chunk, text_of
+from .common import Chunks, chat_usage, count, error_chunk, function_tools, text_of
 
 MIN_OUTPUT_TOKENS = 16  # the Responses API's floor for max_output_tokens
 # Responses error codes -> HTTP status, for the client's terminal error.
@@ -44,7 +44,7 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
     if instructions:
         out["instructions"] = instructions
 
-    tools = [_tool(t) for t in chat.get("tools") or () if _is_function(t)]
+    tools = [_tool(t) for t in function_tools(chat)]
     if tools:
         out["tools"] = tools
         choice = _tool_choice(chat.get("tool_choice"))
@@ -153,10 +153,6 @@ def _user_parts(content: Any) -> list[dict[str, Any]]:
                     part[key] = file[key]
             parts.append(part)
     return parts
-
-
-def _is_function(tool: Any) -> bool:
-    return isinstance(tool, dict) and isinstance(tool.get("function"), dict)
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
