@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -69,6 +70,7 @@ def default_knobs(sim: SimServer) -> Iterator[None]:
             "error_shape": "litellm",
             "lost_login": "invalid_grant",
             "model_info": None,
+            "refusals": {},
             "guesses": "all",
         },
     )
@@ -761,6 +763,178 @@ def test_single_api_models_refuse_other_apis(sim: SimServer, client: httpx.Clien
     sim.admin("config", {"rejects_unlisted_api": False})
     assert client.post("/chat/completions", json=chat).status_code == 200
     assert client.post("/v1/messages", json=codex_messages).status_code == 200
+
+
+# --- refusals: what a model really refuses, whatever its list announces ------------------
+
+MSGS = [{"role": "user", "content": "Reply with the word OK."}]
+# Each path with a model whose list names it; each listed with efforts low/medium/high
+# (llama-4 none) and an output maximum far above 1000.
+REFUSAL_PATHS: dict[str, tuple[str, dict[str, Any]]] = {
+    "/chat/completions": ("oca/gpt-5", {"messages": MSGS}),
+    "/responses": ("oca/gpt-5", {"input": "Reply with the word OK."}),
+    "/v1/messages": ("oca/claude-sonnet-4", {"messages": MSGS, "max_tokens": 16}),
+    "/completions": ("oca/llama-4", {"prompt": "Reply with the word OK."}),
+}
+LIMIT_KEY = {"/responses": "max_output_tokens"}
+UNSUPPORTED = (
+    "litellm.UnsupportedParamsError: openai does not support parameters: {names}, "
+    "for model={model}. To drop these, set litellm.drop_params=True or for proxy:\n\n"
+    "`litellm_settings:\n drop_params: true`\n\n"
+    "Received Model Group={model}\nAvailable Model Group Fallbacks=None"
+)
+
+
+def refused(client: httpx.Client, path: str, **extra: Any) -> str:
+    """The message of a refusal in LiteLLM's shape (type and param null, code "400")."""
+    model, body = REFUSAL_PATHS[path]
+    resp = client.post(path, json={"model": model, "stream": True, **body, **extra})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == (None, None, "400")
+    assert set(error) == {"message", "type", "param", "code"}
+    return str(error["message"])
+
+
+def taken(client: httpx.Client, path: str, **extra: Any) -> None:
+    model, body = REFUSAL_PATHS[path]
+    resp = client.post(path, json={"model": model, "stream": True, **body, **extra})
+    assert resp.status_code == 200, resp.text
+
+
+def refuse(sim: SimServer, **spec: Any) -> None:
+    models = {model for model, _ in REFUSAL_PATHS.values()}
+    sim.admin("config", {"refusals": {m: spec for m in models}})
+
+
+@pytest.mark.parametrize("path", list(REFUSAL_PATHS))
+def test_refused_params(sim: SimServer, client: httpx.Client, path: str) -> None:
+    model = REFUSAL_PATHS[path][0]
+    taken(client, path, temperature=0.5)
+    refuse(sim, params=["temperature", "top_p", "reasoning.effort"])
+    message = refused(client, path, temperature=0.5)
+    assert message == UNSUPPORTED.format(names="['temperature']", model=model)
+    message = refused(client, path, top_p=0.9, temperature=0.1)
+    assert message == UNSUPPORTED.format(names="['temperature', 'top_p']", model=model)
+    if path == "/responses":  # a dotted name: a nested field
+        message = refused(client, path, reasoning={"effort": "low"})
+        assert message == UNSUPPORTED.format(names="['reasoning.effort']", model=model)
+    taken(client, path, temperature=None)  # null is not carried
+    taken(client, path)
+
+
+@pytest.mark.parametrize("path", list(REFUSAL_PATHS))
+def test_refused_efforts(sim: SimServer, client: httpx.Client, path: str) -> None:
+    key = "reasoning.effort" if path == "/responses" else "reasoning_effort"
+
+    def effort(value: str) -> dict[str, Any]:
+        return {"reasoning": {"effort": value}} if path == "/responses" else {key: value}
+
+    if path != "/completions":
+        taken(client, path, **effort("medium"))  # the list announces it
+    refuse(sim, efforts=["low", "high"])
+    assert refused(client, path, **effort("medium")) == (
+        f"litellm.BadRequestError: OpenAIException - Unsupported value: '{key}' does not "
+        "support 'medium' with this model. Supported values are: 'low' and 'high'."
+    )
+    taken(client, path, **effort("high"))
+    refuse(sim, efforts=["minimal", "low", "high"])
+    assert refused(client, path, **effort("xhigh")).endswith(
+        "Supported values are: 'minimal', 'low', and 'high'."
+    )
+    refuse(sim, efforts=[])  # no effort at all: the parameter itself is refused
+    assert "does not support parameters: ['" + key + "']" in refused(client, path, **effort("low"))
+    taken(client, path)
+
+
+@pytest.mark.parametrize("path", list(REFUSAL_PATHS))
+def test_refused_output_maximum(sim: SimServer, client: httpx.Client, path: str) -> None:
+    model = REFUSAL_PATHS[path][0]
+    key = LIMIT_KEY.get(path, "max_tokens")
+    taken(client, path, **{key: 4000})
+    refuse(sim, max_output_tokens=1000)
+    message = refused(client, path, **{key: 4000})
+    if path == "/responses":
+        assert message == (
+            "litellm.BadRequestError: OpenAIException - Invalid 'max_output_tokens': integer "
+            "above maximum value. Expected a value <= 1000, but got 4000 instead."
+        )
+    elif path == "/v1/messages":
+        assert message.endswith(
+            f"max_tokens: 4000 > 1000, which is the maximum allowed number of output tokens "
+            f"for {model}"
+        )
+    else:
+        assert message == (
+            "litellm.BadRequestError: OpenAIException - max_tokens is too large: 4000. This "
+            "model supports at most 1000 completion tokens, whereas you provided 4000."
+        )
+    if path == "/chat/completions":
+        message = refused(client, path, max_completion_tokens=1001)
+        assert "max_completion_tokens is too large: 1001." in message
+    taken(client, path, **{key: 1000})
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/v1/messages"])
+def test_thinking_budget_must_stay_under_max_tokens(
+    sim: SimServer, client: httpx.Client, path: str
+) -> None:
+    sim.admin("config", {"refusals": {"oca/claude-sonnet-4": {}}})
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    body = {"model": "oca/claude-sonnet-4", "messages": MSGS, "stream": True}
+    resp = client.post(path, json={**body, "thinking": thinking, "max_tokens": 1024})
+    assert resp.status_code == 400
+    assert "`max_tokens` must be greater than `thinking.budget_tokens`" in resp.text
+    resp = client.post(path, json={**body, "thinking": thinking, "max_tokens": 2048})
+    assert resp.status_code == 200
+
+
+def test_refusals_win_over_the_guesses(sim: SimServer, client: httpx.Client) -> None:
+    """Checked before enforce_effort_options, enforce_max_tokens and the API-list guess."""
+    refuse(sim, efforts=["low"], max_output_tokens=1000)
+    message = refused(client, "/chat/completions", reasoning_effort="max")
+    assert "Supported values are: 'low'." in message
+    message = refused(client, "/chat/completions", max_tokens=10**6)
+    assert "supports at most 1000 completion tokens" in message
+    sim.admin("config", {"refusals": {"oca/llama-4": {"params": ["temperature"]}}})
+    resp = client.post(
+        "/responses",
+        json={"model": "oca/llama-4", "input": "hi", "stream": True, "temperature": 0},
+    )
+    assert resp.status_code == 400 and "UnsupportedParamsError" in resp.text
+    # The model list stays as it was.
+    listed = {e["litellm_params"]["model"]: e for e in client.get("/v1/model/info").json()["data"]}
+    assert listed["oca/gpt-5"]["model_info"]["reasoning_effort_options"] == [
+        "low",
+        "medium",
+        "high",
+    ]
+
+
+def test_refusals_knob_is_checked(sim: SimServer) -> None:
+    for bad in (
+        [],
+        {"oca/x": []},
+        {"oca/x": {"params": "temperature"}},
+        {"oca/x": {"effort": ["low"]}},
+        {"oca/x": {"max_output_tokens": 0}},
+        {"oca/x": {"max_output_tokens": True}},
+    ):
+        with pytest.raises(urllib.error.HTTPError):
+            sim.admin("config", {"refusals": bad})
+    spec = {"oca/x": {"params": ["temperature"], "efforts": ["low"], "max_output_tokens": 9}}
+    assert sim.admin("config", {"refusals": spec})["refusals"] == spec
+
+
+def test_refusals_cli_flag(tmp_path: Any) -> None:
+    from oca_addon.sim.server import build_parser, config_from_args
+
+    spec = {"oca/x": {"efforts": ["low"]}}
+    inline = config_from_args(build_parser().parse_args(["--refusals", json.dumps(spec)]))
+    assert inline.refusals == spec
+    path = tmp_path / "refusals.json"
+    path.write_text(json.dumps(spec))
+    assert config_from_args(build_parser().parse_args(["--refusals", str(path)])).refusals == spec
 
 
 # --- completions and embeddings -----------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
-from . import cache, llm, streams, whole
+from . import cache, llm, refusals, streams, whole
 from .base import BaseHandler
 from .models import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES, SimModel
 from .state import SimState
@@ -46,9 +46,12 @@ _SPLIT_PAUSE = 0.001  # seconds between split writes, so they reach the client a
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, shape: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, shape: str | None = None, body: Any = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.shape = status, message, shape
+        self.body = body  # sent as it is (LiteLLM's own refusals), instead of the usual shape
 
 
 class ApiBase(BaseHandler):
@@ -60,6 +63,8 @@ class ApiBase(BaseHandler):
 
     def fail(self, e: ApiError) -> None:
         self.sim.api_errors[str(e.status)] += 1
+        if e.body is not None:
+            return self.send_json(e.body, e.status)
         self.send_error_json(e.status, e.message, e.shape)
 
 
@@ -127,6 +132,11 @@ class ApiHandler(ApiBase):
             if self.sim.config.unknown_model_message:
                 raise ApiError(400, invalid)
             raise ApiError(404, f"Model {name} not found")
+        # What the model really refuses wins over every guess below (refusals.py).
+        spec = self.sim.config.refusals.get(name) if self.api != EMBEDDINGS else None
+        refused = refusals.check(self.api, name, body, spec)
+        if refused is not None:
+            raise ApiError(400, refused, body=refusals.error_body(refused))
         if not self.made_for(model) and self.sim.config.rejects_unlisted_api:
             raise ApiError(
                 400,

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .refusals import validate as validate_refusals
+
 # The two public OCA client ids (internal and external IDCS), see OCA-FACTS.md.
 DEFAULT_CLIENT_IDS: tuple[str, ...] = (
     "a8331954c0cf48ba99b5dd223a14c6ea",
@@ -96,6 +98,10 @@ class SimConfig:
     # Serve this /v1/model/info payload verbatim ({"data": [...]} or a bare array) and
     # accept requests for its ids; None serves the built-in CATALOGUE.
     model_info: Any = None
+    # What each model REALLY refuses or takes, whatever its list entry announces (not a
+    # guess: LiteLLM's wordings, see refusals.py): {"oca/x": {"params": [...], "efforts":
+    # [...], "max_output_tokens": N}}.
+    refusals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # --- guesses (see GUESSES) ---
     # Reject requests without "stream": true.
@@ -117,6 +123,7 @@ class SimConfig:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {list(allowed)}")
+        self.refusals = validate_refusals(self.refusals)
 
     def accepted_client_ids(self) -> set[str]:
         return set(DEFAULT_CLIENT_IDS) | set(self.client_ids)
@@ -148,6 +155,8 @@ def _coerce(key: str, current: Any, value: Any) -> Any:
         if value not in CHOICES[key]:
             raise ValueError(f"{key} must be one of {list(CHOICES[key])}")
         return value
+    if key == "refusals":
+        return validate_refusals(value)
     if key == "model_info":
         if value is not None and not isinstance(value, dict | list):
             raise ValueError("model_info must be a JSON object, an array or null")

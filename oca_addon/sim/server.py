@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help='serve this /v1/model/info payload verbatim ({"data": [...]} or a bare array)',
     )
+    p.add_argument(
+        "--refusals",
+        metavar="JSON_OR_FILE",
+        help='what models really refuse: {"oca/x": {"params": [...], "efforts": [...], '
+        '"max_output_tokens": N}} (JSON, or a file holding it)',
+    )
     for knob, choices in CHOICES.items():
         p.add_argument("--" + knob.replace("_", "-"), choices=choices, default=choices[0])
     p.add_argument("--log-level", default="WARNING")
@@ -95,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         error_shape=args.error_shape,
         lost_login=args.lost_login,
         model_info=_load_json(args.model_info) if args.model_info else None,
+        refusals=_json_or_file(args.refusals) if args.refusals else {},
     )
     if args.guesses is not None:
         config.set_guesses(args.guesses)
@@ -106,10 +113,19 @@ def _load_json(path: str) -> Any:
         return json.load(f)
 
 
+def _json_or_file(value: str) -> Any:
+    """JSON given inline (starts with `{`) or the path of a file holding it."""
+    return json.loads(value) if value.lstrip().startswith("{") else _load_json(value)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
 
     def ready(port: int) -> None:
         print(f"OCA simulator listening on http://{config.host}:{port}", flush=True)
