@@ -201,6 +201,10 @@ def describe(rec: RequestRecord) -> str:
         first = f", first byte {duration(rec.ttfb_ms)}" if rec.ttfb_ms is not None else ""
         timing += f" (streamed{first})"
     parts.append(timing)
+    if rec.learned:  # changed as OCA said of this model before
+        parts.append(f"adapted: {rec.learned}")
+    if rec.retried:  # OCA refused the first try and said why
+        parts.append(f"retried: {rec.retried}")
     if failed(rec.status, rec.error):
         # A stream that broke after its 200 headers is a failure too: say what broke.
         status = str(rec.status) if rec.status >= 400 else "failed"
@@ -221,6 +225,15 @@ def _short(text: str, n: int = 140) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def note_retry(flow: http.HTTPFlow, status: int, change: str, refused_flow: str) -> None:
+    """The flow is sent again after OCA refused it: say so on it (the refused attempt, a flow
+    of its own in mitmweb when there is a view, is `refused_flow`)."""
+    data = meta(flow)
+    data["retry"] = {"refused_status": status, "change": change, "refused_flow": refused_flow}
+    where = f" (flow {refused_flow})" if refused_flow else ""
+    flow.comment = f"refused by OCA ({status}){where}; sent again: {change}"
+
+
 def _mark(flow: http.HTTPFlow, status: int) -> None:
     if not flow.marked:  # never override the user's own mark
         flow.marked = MARK_REFUSED if 400 <= status < 500 else MARK_FAILED
@@ -233,6 +246,9 @@ def finish(flow: http.HTTPFlow, rec: RequestRecord) -> None:
         comment = f"replay, as sent to OCA · {comment}"
     elif rec.replay_of:
         comment = f"replay of {rec.replay_of} · {comment}"
+    refused_flow = (meta(flow).get("retry") or {}).get("refused_flow")
+    if refused_flow:  # mitmweb shows OCA's refusal of the first try as a flow of its own
+        comment += f" (refused try: flow {refused_flow})"
     flow.comment = comment
     if failed(rec.status, rec.error):
         _mark(flow, rec.status)

@@ -259,6 +259,8 @@ def build_state(
         "totals": totals_rows(stats),
         "inflight": inflight,
         "view_note": view_note,  # mitmweb drops old flows (addons/viewlimit.py)
+        "learning": health.get("learning", True),
+        "learned": health.get("learned") or [],  # what OCA's refusals taught (addons/retry.py)
         "uptime_since": stats.started,
         "setup": setup_snippets(base, settings.default_model, settings.proxy_api_key),
     }

@@ -53,6 +53,7 @@ class Exchange:
     # Headers the upstream API wants that the client's did not carry (Messages adapter).
     upstream_headers: dict[str, str] = field(default_factory=dict)
     memo: ConversationMemo | None = None  # what the translation left there, for settle()
+    learned_changes: list[str] = field(default_factory=list)  # as OCA said of the model before
 
     @property
     def flavor(self) -> ApiFlavor:

@@ -44,6 +44,7 @@ class LocalSite:
             "/api/state": self.api_state,
             "/api/settings": self.api_settings,
             "/api/replay": self.api_replay,
+            "/api/learned": self.api_learned,
             "/api/event_logging/batch": self.ignore,
         }
         handler = routes.get(path)
@@ -106,6 +107,10 @@ class LocalSite:
             "port": state.listen_port(),
             "requests": sum(t["requests"] for t in state.stats.totals.values()),
             "inflight": len(state.inflight),  # API calls waiting on OCA right now
+            # What OCA's refusals taught about its models (addons/retry.py).
+            "learning": state.learning,
+            "learned": state.learned.snapshot(),
+            "learned_file": str(state.learned.path) if state.learned.path else None,
         }
 
     async def health(self, flow: http.HTTPFlow) -> http.Response:
@@ -209,6 +214,36 @@ class LocalSite:
         except ReplayError as e:
             return http.Response.make(400, json.dumps({"ok": False, "error": str(e)}), JSON)
         return http.Response.make(200, json.dumps({"ok": True, "flow": new_id}), JSON)
+
+    async def api_learned(self, flow: http.HTTPFlow) -> http.Response:
+        """GET: what OCA's refusals taught. POST {"model": id} or {"all": true} (the
+        dashboard's Forget buttons): forget it; the next call asks OCA as the list says."""
+        learned = self.state.learned
+        req = flow.request
+        if req.method == "GET":
+            return http.Response.make(200, json.dumps({"learned": learned.snapshot()}), JSON)
+        if req.method != "POST":
+            return http.Response.make(405, b"use GET or POST", {"allow": "GET, POST"})
+        refusal = self._write_refusal(flow)
+        if refusal:
+            return http.Response.make(403, json.dumps({"ok": False, "error": refusal}), JSON)
+        try:
+            payload = json.loads(req.get_text(strict=False) or "")
+        except (ValueError, RecursionError):
+            payload = None
+        model = payload.get("model") if isinstance(payload, dict) else None
+        if isinstance(payload, dict) and payload.get("all") is True:
+            gone = learned.forget()
+        elif isinstance(model, str) and model:
+            gone = learned.forget(model)
+        else:
+            return http.Response.make(
+                400, json.dumps({"ok": False, "error": 'send {"model": ID} or {"all": true}'}), JSON
+            )
+        log.info("Forgot %d fact(s) learned from OCA (%s)", gone, model or "all models")
+        return http.Response.make(
+            200, json.dumps({"ok": True, "forgotten": gone, "learned": learned.snapshot()}), JSON
+        )
 
     async def api_settings(self, flow: http.HTTPFlow) -> http.Response:
         """GET: the mapping. POST (from the dashboard): save a new mapping atomically."""

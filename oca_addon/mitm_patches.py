@@ -9,7 +9,11 @@ stream that broke midway without a word. API clients can do nothing with either,
   stream callable's `abort()`), then a proper end of the chunked body;
 - the OCA token is put into the request head on the wire only (`set_wire_headers`), so
   flows (mitmweb, saved flows) never hold it;
-- `close_upstream()` cuts a flow's upstream from outside a hook (the idle timeout).
+- `close_upstream()` cuts a flow's upstream from outside a hook (the idle timeout);
+- `resend()` makes mitmproxy send a flow's (changed) request to OCA again, from the response
+  hook, before anything reached the client: its answer then takes the usual way (hooks,
+  streaming), which no public hook offers for a second request (a refusal OCA explained,
+  retried: addons/retry.py).
 The client side only touches HTTP/1 (what local API clients speak); all are applied once, on
 load (the Gateway addon's).
 
@@ -37,8 +41,13 @@ from mitmproxy import http, version
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, server
-from mitmproxy.proxy.layers.http import _http1, _http2
-from mitmproxy.proxy.layers.http._events import RequestHeaders, ResponseProtocolError
+from mitmproxy.proxy.layers.http import HttpStream, SendHttp, _http1, _http2
+from mitmproxy.proxy.layers.http._events import (
+    RequestData,
+    RequestEndOfMessage,
+    RequestHeaders,
+    ResponseProtocolError,
+)
 
 from .errors import anthropic_error_type, openai_error_type
 
@@ -81,6 +90,17 @@ CHECKED: dict[str, tuple[str, tuple[str, ...]]] = {
     "proxy.server.ConnectionHandler.__init__": ("ffb8e6c9e6c6d020", ("self", "context")),
     "proxy.server.ConnectionIO": ("f498a46ab1b0f40f", ()),
     "proxy.server.TimeoutWatchdog.register_activity": ("41e033f7debf79d3", ("self",)),
+    # wrapped by _send_response (a request sent again after the response hook: resend())
+    "proxy.layers.http.HttpStream.send_response": (
+        "d581bc106152e369",
+        ("self", "already_streamed"),
+    ),
+    # called by _resend: how mitmproxy itself opens the upstream and sends a request
+    "proxy.layers.http.HttpStream.make_server_connection": ("ddc7bc72f4d2fbc7", ("self",)),
+    "proxy.layers.http.HttpStream.state_wait_for_response_headers": (
+        "10e32e91b2948164",
+        ("self", "event"),
+    ),
 }
 
 
@@ -390,6 +410,59 @@ def _read_headers(self: Any, event: Any) -> Generator[commands.Command, Any, Non
     yield from _original_read_headers(self, event)
 
 
+# -- the same request sent again --------------------------------------------------------------
+# OCA refused a call and said why (a parameter it does not take, say), before anything was
+# sent to the client: the gateway changes the request and asks for it to be sent once more.
+# mitmproxy sends a response right after the `response` hook; here, when the hook asked for
+# it, mitmproxy instead sends the flow's request upstream again, exactly as it sent the first
+# (its connection pool, upstream options and the wire-only token), and waits for the new
+# answer, which goes through responseheaders (streaming) and response like any other.
+
+RESEND_KEY = "oca.resend"  # flow.metadata: set by resend(), taken by the patch
+
+
+def resend(flow: http.HTTPFlow) -> None:
+    """From a `response` hook: send `flow.request` upstream again instead of answering."""
+    flow.metadata[RESEND_KEY] = True
+
+
+def resend_pending(flow: http.HTTPFlow) -> bool:
+    """True in the `response` hooks after the one that called resend(): not the answer yet."""
+    return bool(flow.metadata.get(RESEND_KEY))
+
+
+def _send_response(self: Any, already_streamed: bool = False) -> Generator[Any, Any, None]:
+    steps = _original_send_response(self, already_streamed)
+    result: Any = None
+    try:
+        command = next(steps)  # the response hook comes first
+        while True:
+            result = yield command
+            if self.flow.metadata.pop(RESEND_KEY, False) and not already_streamed:
+                steps.close()
+                yield from _resend(self)
+                return
+            command = steps.send(result)
+    except StopIteration:
+        return
+
+
+def _resend(self: Any) -> Generator[Any, Any, None]:
+    """mitmproxy's own way of sending a request (state_consume_request_body, 12.3.1)."""
+    flow = self.flow
+    flow.response = None
+    self.response_body_buf.clear()
+    if not (yield from self.make_server_connection()):
+        return
+    content = flow.request.raw_content
+    yield SendHttp(RequestHeaders(self.stream_id, flow.request, not content), self.context.server)
+    if content:
+        yield SendHttp(RequestData(self.stream_id, content), self.context.server)
+    yield SendHttp(RequestEndOfMessage(self.stream_id), self.context.server)
+    self.server_state = self.state_wait_for_response_headers
+
+
+_original_send_response = HttpStream.send_response
 _original_read_headers = _http1.Http1Server.read_headers
 _original_send = _http1.Http1Server.send
 _original_close_connection = server.ConnectionHandler.close_connection
@@ -402,6 +475,7 @@ def apply() -> None:
     # Patch (checked against mitmproxy 12.3.1): the module-level error page of HTTP/1.
     _http1.make_error_response = error_response_bytes
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
+    HttpStream.send_response = _send_response  # type: ignore[method-assign]
     _http1.Http1Server.read_headers = _read_headers  # type: ignore[method-assign]
     server.ConnectionHandler.close_connection = _close_connection  # type: ignore[method-assign]
     _http1.Http1Client.send = _with_wire_headers(_http1.Http1Client.send)  # type: ignore[method-assign]

@@ -26,6 +26,8 @@ class RequestRecord:
     request_id: str = ""
     flow_id: str = ""  # the mitmproxy flow (the dashboard's Replay button names it)
     replay_of: str = ""  # the flow this call replays (oca.replay)
+    learned: str = ""  # what was changed as OCA said of the model before (addons/retry.py)
+    retried: str = ""  # OCA refused the first try: what the one retry changed
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)  # plain values only: no need for asdict's deep copy

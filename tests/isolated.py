@@ -47,6 +47,7 @@ def run_isolated(
     templates: list[Path] = (),  # type: ignore[assignment]
     env: dict[str, str] | None = None,
     timeout: float = 240,
+    sim_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the client in the namespace (or plainly, if namespaces are unavailable)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,6 +55,8 @@ def run_isolated(
         cmd = [sys.executable, str(Path(__file__)), "--out", str(out), "--timeout", str(timeout)]
         if settings is not None:
             cmd += ["--settings", json.dumps(settings)]
+        if sim_config is not None:
+            cmd += ["--sim-config", json.dumps(sim_config)]
         for t in templates:
             cmd += ["--template", str(t)]
         for k, v in (env or {}).items():
@@ -73,6 +76,7 @@ def _main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
     p.add_argument("--settings")
+    p.add_argument("--sim-config")  # knobs for the simulator (/__sim/config)
     p.add_argument("--template", action="append", default=[])
     p.add_argument("--env", action="append", default=[])
     p.add_argument("--timeout", type=float, default=240)
@@ -86,6 +90,8 @@ def _main() -> int:
     from conftest import start_proxy, start_sim
 
     sim = start_sim()
+    if args.sim_config:
+        sim.config(**json.loads(args.sim_config))
     home = Path(tempfile.mkdtemp(prefix="oca-isolated-"))
     settings = json.loads(args.settings) if args.settings else None
     proxy = start_proxy(sim, home, settings=settings)

@@ -74,7 +74,12 @@ class Run:
 
 
 def run_claude(
-    tmp_path: Path, prompt: str, mapping: dict[str, Any], *args: str, timeout: float = 110
+    tmp_path: Path,
+    prompt: str,
+    mapping: dict[str, Any],
+    *args: str,
+    timeout: float = 110,
+    sim_config: dict[str, Any] | None = None,
 ) -> Run:
     home = tmp_path / "home"
     config = home / ".claude"
@@ -110,6 +115,7 @@ def run_claude(
         settings={"model_mapping": mapping, "default_model": "oca/gpt-4.1"},
         env=env,
         timeout=timeout,
+        sim_config=sim_config,
     )
     stdout = result.get("stdout") or ""
     try:
@@ -413,3 +419,33 @@ def _relay_main(argv: list[str]) -> int:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--relay"]:
     sys.exit(_relay_main(sys.argv[2:]))
+
+
+def test_a_model_that_takes_fewer_output_tokens_than_listed(tmp_path: Path) -> None:
+    """OCA's list says 64000 output tokens for oca/claude-sonnet-4; the model really takes
+    2000 and refuses Claude Code's max_tokens with LiteLLM's words. The first call is sent
+    again with 2000 (one extra upstream call), every later call is sent with 2000 at once,
+    and Claude Code never sees a refusal."""
+    run = run_claude(
+        tmp_path,
+        BASH_PROMPT,
+        {"claude-*": "oca/claude-sonnet-4"},
+        "--model",
+        "opus",
+        "--allowedTools",
+        "Bash",
+        sim_config={"refusals": {"oca/claude-sonnet-4": {"max_output_tokens": 2000}}},
+    )
+    assert run.returncode == 0, run.explain()
+    assert run.output.get("is_error") is False, run.explain()
+    assert "cc-sim-ok-7" in run.output["result"], run.explain()
+    calls = run.model_calls()
+    assert calls and all(c["status"] == 200 for c in calls), run.explain()
+    assert all(c["request"]["max_tokens"] > 2000 for c in calls), run.explain()
+    # One refused upstream call in all: the first, with Claude Code's own max_tokens.
+    refused = [u for u in run.upstream if u["body"]["max_tokens"] > 2000]
+    assert len(refused) == 1 and run.upstream[0] is refused[0], run.explain()
+    assert len(run.upstream) == len(calls) + 1, run.explain()
+    assert all(u["body"]["max_tokens"] == 2000 for u in run.upstream[1:]), run.explain()
+    assert "OCA caps" in run.proxy_log or "2000" in run.proxy_log, run.explain()
+    assert "Traceback" not in run.proxy_log, run.explain()

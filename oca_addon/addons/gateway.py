@@ -21,13 +21,16 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, http
 
 from .. import annotate, headerfields, jsonio, mitm_patches, sse
+from ..config import config_dir
 from ..errors import ApiError, ApiFlavor, upstream_error_message
 from ..gateway import Exchange, explain_upstream_error, parse_json_body, prepare
+from ..refusals import LearnedFacts
 from ..routing import Endpoint, classify
 from ..stats import RequestRecord
 from ..streams import (
@@ -38,8 +41,8 @@ from ..streams import (
     usage_from_stream,
 )
 from ..translate.anthropic import client_error_message
-from .fallback import CompletionsFallback, route_label
 from .replies import JSON, reply_error
+from .retry import RefusalRetry, both_refusals, route_label
 from .state import CLIENT_HEADERS, InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
@@ -53,6 +56,7 @@ _CLIENT_FIELDS = [(k.encode(), v.encode()) for k, v in CLIENT_HEADERS.items()]
 # OCA's response headers a stream to the client replaces (translated: the length too).
 _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
+LEARNED_FILE_NAME = "oca-proxy.learned.json"  # beside the settings file
 
 
 def after_send(callback: Callable[..., None], *args: Any) -> None:
@@ -71,7 +75,7 @@ def after_send(callback: Callable[..., None], *args: Any) -> None:
 class Gateway:
     def __init__(self, state: ProxyState) -> None:
         self.state = state
-        self.fallback = CompletionsFallback(state)
+        self.retry = RefusalRetry(state)
 
     def load(self, loader: Any) -> None:
         mitm_patches.apply()
@@ -85,6 +89,27 @@ class Gateway:
         )
 
         loader.add_option(
+            "oca_learn_from_refusals",
+            bool,
+            True,
+            "When OCA refuses a call and says why (a parameter, effort or output size the "
+            "model does not take), send it once more without the cause and remember that "
+            "per model (false: pass OCA's refusal on).",
+        )
+        loader.add_option(
+            "oca_learned_ttl",
+            int,
+            7 * 24 * 3600,
+            "Seconds a fact learned from OCA's refusals is kept (also across restarts).",
+        )
+        loader.add_option(
+            "oca_learned_file",
+            str,
+            "",
+            "Where the facts learned from OCA's refusals are kept (default: "
+            "oca-proxy.learned.json beside the settings file).",
+        )
+        loader.add_option(
             "oca_conversation_memo",
             int,
             8,
@@ -94,7 +119,13 @@ class Gateway:
         )
 
     def configure(self, updated: set[str]) -> None:
-        self.state.models_ttl = ctx.options.oca_models_ttl
+        state = self.state
+        state.models_ttl = ctx.options.oca_models_ttl
+        state.completions_refusal_ttl = ctx.options.oca_completions_refusal_ttl
+        state.learning = ctx.options.oca_learn_from_refusals
+        if updated & {"oca_learned_ttl", "oca_learned_file", "oca_config"}:
+            state.learned = LearnedFacts(self._learned_path(), ctx.options.oca_learned_ttl)
+            state.learned.load()
         if "oca_conversation_memo" in updated:
             self.state.conversations.size = max(0, ctx.options.oca_conversation_memo)
             self.state.conversations.clear()
@@ -129,6 +160,14 @@ class Gateway:
                 ApiError(500, f"oca-proxy failed on this request: {type(e).__name__}: {e}"),
             )
 
+    def _learned_path(self) -> Path:
+        chosen = ctx.options.oca_learned_file
+        if chosen:
+            return Path(chosen).expanduser()
+        settings = self.state.settings_file
+        folder = settings.path.parent if settings is not None else config_dir()
+        return folder / LEARNED_FILE_NAME
+
     async def _forward(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
         state = self.state
         req = flow.request
@@ -146,7 +185,7 @@ class Gateway:
             state.conversations,
             raw=req.raw_content,
         )
-        ex = self.fallback.plan(ex)  # completions OCA refused lately: translated at once
+        ex = self.retry.plan(ex)  # what OCA said of the model before, applied
         request_id = secrets.token_hex(16)
         record = RequestRecord(
             started=time.time(),
@@ -157,6 +196,7 @@ class Gateway:
             route=route_label(ex),
             stream=ex.client_stream,
             request_id=request_id,
+            learned="; ".join(ex.learned_changes),
         )
         client_body = annotate.keep_client_head(flow)
         self._rewrite_upstream(flow, ex, token, request_id)
@@ -319,9 +359,9 @@ class Gateway:
             rec.input_tokens, rec.output_tokens = token_counts(usage)
             return
         try:
-            if resp.status_code >= 400 and self.fallback.applies(st, resp.status_code):
-                await self.fallback.retry(flow, st, self._upstream_error, self._buffered_answer)
-            elif resp.status_code >= 400:
+            if resp.status_code >= 400 and await self.retry.try_again(flow, st):
+                return  # sent again: its answer comes through these hooks once more
+            if resp.status_code >= 400:
                 self._upstream_error(flow, st)
             else:
                 self._buffered_answer(flow, st)
@@ -375,6 +415,8 @@ class Gateway:
             headers["retry-after"] = resp.headers["retry-after"]
         if st.exchange.flavor == "anthropic":  # context overflow in the words Claude Code acts on
             message = client_error_message(status, message)
+        if st.first_refusal:  # refused twice: both of OCA's reasons
+            message = both_refusals(st.first_refusal, message)
         err = ApiError(
             status,
             f"OCA answered {status}: {message} (OCA request id {request_id})",

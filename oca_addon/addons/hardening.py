@@ -134,7 +134,7 @@ class HeadLimits:
 class FrameGuard:
     def response(self, flow: http.HTTPFlow) -> None:
         resp = flow.response
-        if resp is None or resp.stream or not flow.live:
+        if resp is None or resp.stream or not flow.live or mitm_patches.resend_pending(flow):
             return  # a stream's head has gone already (and an event stream is no page)
         resp.headers["x-frame-options"] = security.FRAME_OPTIONS
         resp.headers["content-security-policy"] = security.with_frame_ancestors(

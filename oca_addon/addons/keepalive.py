@@ -75,6 +75,8 @@ class Keepalive:
     # -- the end of a call -------------------------------------------------------------
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if mitm_patches.resend_pending(flow):
+            return  # OCA is asked once more: the call goes on
         st = self.state.inflight.pop(flow.id, None)
         if st is not None and flow.response is not None:
             self._call_done()

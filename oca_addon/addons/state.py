@@ -25,6 +25,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 
 from .. import __version__
 from ..modelinfo import Catalog
+from ..refusals import LearnedFacts
 from ..stats import RequestRecord, Stats
 from ..translate.memo import ConversationMemo
 from ..translate.responses import ResponseHistory
@@ -75,6 +76,7 @@ class InFlight:
     upstream_raw: bytearray = field(default_factory=bytearray)
     flow: http.HTTPFlow | None = None  # for the upstream idle watch (keepalive.py)
     cut: bool = False  # the idle watch closed its upstream
+    first_refusal: str | None = None  # OCA refused the first try: its words (one retry only)
 
 
 class ProxyState:
@@ -93,6 +95,11 @@ class ProxyState:
         # button), and remember a finished call's client request for that.
         self.replay: Callable[[str, str, str], str] | None = None
         self.remember_request: Callable[[str, dict[str, Any]], None] | None = None
+        # What OCA's refusals taught about its models (addons/retry.py); Gateway's options
+        # say whether to learn and where the facts are kept.
+        self.learned = LearnedFacts()
+        self.learning = True  # oca_learn_from_refusals (Gateway)
+        self.completions_refusal_ttl = 3600  # oca_completions_refusal_ttl (Gateway)
         # What the dashboard says about mitmweb's view being trimmed (addons/viewlimit.py).
         self.view_note: str | None = None
         # Options read on every request, copied here by the owning addon's configure()
@@ -163,6 +170,12 @@ class ProxyState:
             resp = await asyncio.to_thread(requests.get, url, headers=headers, timeout=wait)
             resp.raise_for_status()
             self._catalog = Catalog.from_model_info(resp.json())
+            forgot = self.learned.reconcile(self._catalog.models)
+            if forgot:
+                log.info(
+                    "OCA's model list changed for %s: what was learned of them is forgotten",
+                    ", ".join(forgot),
+                )
         except (requests.RequestException, ValueError) as e:
             log.warning(
                 "Could not load OCA's model list (%s); routing by the chat API only",

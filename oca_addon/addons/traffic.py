@@ -13,7 +13,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .. import annotate, contentview
+from .. import annotate, contentview, mitm_patches
 from ..stats import RequestRecord
 from ..streams import token_counts, usage_from_stream
 from .state import InFlight, ProxyState
@@ -41,6 +41,8 @@ class Traffic:
         annotate.show_comments_in_mitmweb()
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if mitm_patches.resend_pending(flow):
+            return  # OCA is asked once more: the call goes on
         replay = self.state.replays.pop(flow.id, None)
         if replay is not None:
             self._close_replay(flow, replay)

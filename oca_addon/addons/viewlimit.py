@@ -15,7 +15,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .. import annotate
+from .. import annotate, mitm_patches
 from .state import ProxyState
 
 log = logging.getLogger("oca_addon")
@@ -78,7 +78,8 @@ class ViewLimit:
         view.sig_store_refresh.connect(self._refreshed)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._account(flow)
+        if not mitm_patches.resend_pending(flow):  # else OCA is asked once more
+            self._account(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._account(flow)

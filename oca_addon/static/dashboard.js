@@ -154,7 +154,9 @@
               r.route === "translated" ? `${apiLabel(r.api)} → chat`
                 : r.route.startsWith("via ") ? `${apiLabel(r.api)} → ${r.route.slice(4)}`
                 : r.route === "refused" ? `${apiLabel(r.api)} · refused` : apiLabel(r.api)),
-            r.stream ? h("span", { class: "chip" }, "stream") : null)),
+            r.stream ? h("span", { class: "chip" }, "stream") : null,
+            r.retried ? h("span", { class: "chip warn", title: `OCA refused the first try; sent again: ${r.retried}` }, "retried") : null,
+            r.learned ? h("span", { class: "chip", title: `changed as OCA said of this model before: ${r.learned}` }, "adapted") : null)),
         h("td", {},
           r.requested_model === r.target_model
             ? h("span", { class: "mono" }, r.target_model)
@@ -405,6 +407,53 @@
       h("p", { class: "note" }, current.note));
   }
 
+  // -- what OCA's refusals taught (addons/retry.py) ---------------------------------------
+
+  let learnedStatus = null;
+  async function forget(payload, btn) {
+    btn.disabled = true;
+    let body = {};
+    try {
+      const resp = await fetch("/api/learned", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-csrf-token": CSRF },
+        body: JSON.stringify(payload),
+        cache: "no-store",
+      });
+      body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+      if (resp.ok && body.ok) {
+        S.learned = body.learned;
+        learnedStatus = { text: `Forgotten (${body.forgotten}): the next calls ask OCA as its model list says.`, cls: "ok" };
+      } else learnedStatus = { text: `Not forgotten: ${body.error || "unknown error"}`, cls: "bad" };
+    } catch (e) {
+      learnedStatus = { text: `oca-proxy did not answer (${e})`, cls: "bad" };
+    }
+    replace("learned-card", learned());
+  }
+
+  function learned() {
+    const facts = S.learned || [];
+    const body = facts.length
+      ? h("div", { class: "table-wrap" },
+          h("table", { id: "learned" },
+            h("thead", {}, h("tr", {}, h("th", {}, "Model"), h("th", {}, "What OCA said"), h("th", {}, "Learned"), h("th", {}, "Kept until"), h("th", {}, ""))),
+            h("tbody", {}, facts.map((f) =>
+              h("tr", {},
+                h("td", { class: "mono" }, f.model),
+                h("td", {}, f.detail),
+                h("td", { class: "nowrap muted" }, f.learned_at || ""),
+                h("td", { class: "nowrap muted" }, f.expires_at || ""),
+                h("td", { class: "num" }, h("button", { class: "small forget", title: `Forget what was learned of ${f.model}`, onclick: (e) => forget({ model: f.model }, e.target) }, "Forget")))))))
+      : h("div", { class: "empty", id: "learned-empty" }, S.learning ? "Nothing yet. When OCA refuses a call and says why, oca-proxy retries it without the cause and notes it here." : "Learning is off (oca_learn_from_refusals=false).");
+    return h("section", { class: "card span-12", id: "learned-card" },
+      h("div", { class: "head" }, h("h2", {}, "Learned from OCA", h("span", { class: "count" }, facts.length ? `${facts.length}` : "")),
+        h("div", { class: "spacer" }),
+        facts.length > 1 ? h("button", { class: "small", id: "forget-all", onclick: (e) => forget({ all: true }, e.target) }, "Forget all") : null),
+      h("p", { class: "lead" }, "OCA's model list is a hint: what OCA itself refused, per model, and how oca-proxy adapts each call since."),
+      learnedStatus ? h("p", { class: `status small ${learnedStatus.cls}`, id: "learned-status" }, learnedStatus.text) : null,
+      body);
+  }
+
   // -- models -------------------------------------------------------------------------------
 
   function models() {
@@ -451,6 +500,7 @@
         mappingEditor(),
         setup(),
         models(),
+        learned(),
         h("footer", {}, `oca-proxy ${S.version} · `, h("a", { href: "/health" }, "/health"), " · ", h("a", { href: "https://mitmproxy.org", rel: "noopener" }, "a mitmproxy addon"))));
     document.body.dataset.ready = "1";
   }
