@@ -288,6 +288,10 @@ def test_exit_codes_when_it_cannot_run(dsim: Sim, tmp_path: Path) -> None:
     assert run.returncode == 1 and "could not read OCA's model list" in run.stderr
     run = doctor(dsim, tmp_path / "idcs", idcs_url=dead)
     assert run.returncode == 1 and "could not refresh the OCA login" in run.stderr
+    run = doctor(dsim, tmp_path / "opt", "--", "--set", "no_such_option=1")
+    assert run.returncode == 1 and "mitmproxy option problem" in run.stderr
+    run = doctor(dsim, tmp_path / "arg", "--", "--mode", "regular")
+    assert run.returncode == 1 and "only `--set name=value`" in run.stderr
     dsim.config(fail_refresh=True)
     run = doctor(dsim, tmp_path / "gone")
     assert run.returncode == 1 and "log in again" in run.stderr
@@ -298,6 +302,7 @@ def test_models_max_calls_and_saved_flows(dsim: Sim, tmp_path: Path) -> None:
 
     flows_file = tmp_path / "doctor.flows"
     args = ("--models", "oca/llama-4", "--max-calls", "3", "--save-flows", str(flows_file))
+    args += ("--", "--set", "ssl_insecure=true")  # mitmproxy options pass through
     report, _, run = report_of(dsim, tmp_path, *args)
     assert "will send 3 calls" in run.stdout and "left out by --max-calls 3" in run.stdout
     assert report["calls"]["sent"] == 3 and report["calls"]["left_out"]

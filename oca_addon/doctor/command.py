@@ -104,7 +104,10 @@ def main(argv: list[str]) -> int:
     if saved is None:
         return _fail(f"not logged in (no login in {store.path}). Run `oca-proxy login` first.")
     doctor = Doctor(args, base, mode, store, TokenManager(store, idcs), sets, settings_path)
-    return asyncio.run(doctor.run())
+    try:
+        return asyncio.run(doctor.run())
+    except KeyboardInterrupt:
+        return _fail("interrupted.")
 
 
 def _fail(message: str) -> int:
@@ -172,7 +175,7 @@ class Doctor:
         except DoctorError as e:
             return _fail(str(e))
         found = reports.build(
-            base_url=self.base,
+            base_url=_without_userinfo(self.base),
             mode=self.mode,
             login=login,
             payload=payload,
@@ -229,6 +232,12 @@ def _model_list(reply: Reply) -> tuple[Any, str | None]:
     except (ValueError, UnicodeDecodeError):
         return None, "the answer is not JSON"
     return payload, None
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=host).geturl()
 
 
 def _confirm() -> bool:
