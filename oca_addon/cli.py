@@ -5,6 +5,7 @@ oca-proxy login [--no-browser] | logout | status
 oca-proxy sim [...]     the OCA simulator (API and login)
 oca-proxy demo          simulator + proxy, already logged in
 oca-proxy replay FILE [--model M]   send a reproduction file (oca.repro) to the proxy again
+oca-proxy doctor [--models a,b] [--report FILE] [--yes]   measure what your OCA really does
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="oca-proxy",
         description="Local OpenAI/Anthropic-compatible gateway to Oracle Code Assist, "
         "as a mitmproxy addon. Anything after `--` goes to mitmproxy untouched.",
-        epilog="Subcommands: login, logout, status, sim, demo, replay (`oca-proxy login --help`).",
+        epilog="Subcommands: login, logout, status, sim, demo, replay, doctor "
+        "(`oca-proxy login --help`).",
     )
     p.add_argument("--port", type=int, help="listen port: 8669, 8668 or 8667 (env PORT)")
     p.add_argument("--mode", choices=sorted(DEPLOYMENTS), help="OCA deployment")
@@ -141,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(demo_main(argv[1:], run_proxy) or 0)
     if argv and argv[0] == "replay":
         return replay_main(argv[1:])
+    if argv and argv[0] == "doctor":
+        from .doctor.command import main as doctor_main
+
+        return doctor_main(argv[1:])
     if argv and argv[0] in ("login", "logout", "status"):
         from .account import main as account_main
 

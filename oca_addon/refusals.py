@@ -564,6 +564,19 @@ def default_path() -> Path:
     return Path.home() / ".oca" / "learned_facts.json"
 
 
+LEARNED_FILE = "oca-proxy.learned.json"
+
+
+def learned_facts_path(settings_path: Path | None = None) -> Path:
+    """The learned-facts file the proxy and `oca-proxy doctor` share: beside the settings
+    file (`~/.config/oca/oca-proxy.learned.json` for the default settings file)."""
+    if settings_path is None:
+        from .config import config_dir
+
+        return config_dir() / LEARNED_FILE
+    return Path(settings_path).expanduser().parent / LEARNED_FILE
+
+
 class LearnedFacts:
     """What OCA's refusals taught, per model, kept for `ttl` seconds (and in a file when a path
     is given). `apply` runs on every request: one dict lookup when nothing is known.

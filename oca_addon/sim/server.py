@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help='what models really refuse: {"oca/x": {"params": [...], "efforts": [...], '
         '"max_output_tokens": N}} (JSON, or a file holding it)',
     )
+    p.add_argument(
+        "--from-report",
+        metavar="FILE",
+        help="behave as an `oca-proxy doctor --report` measured: its model list, refusals, "
+        "guesses, reasoning field, token lifetime (wins over the other flags)",
+    )
     for knob, choices in CHOICES.items():
         p.add_argument("--" + knob.replace("_", "-"), choices=choices, default=choices[0])
     p.add_argument("--log-level", default="WARNING")
@@ -105,7 +111,22 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     )
     if args.guesses is not None:
         config.set_guesses(args.guesses)
+    if args.from_report:
+        apply_report(config, _load_json(args.from_report))
     return config
+
+
+def apply_report(config: SimConfig, report: Any) -> None:
+    """Make the simulator behave as a doctor's report measured (ValueError: not a report)."""
+    from ..doctor.report import sim_settings
+
+    if not isinstance(report, dict) or "measured" not in report:
+        raise ValueError('not an `oca-proxy doctor` report (no "measured")')
+    settings = sim_settings(report)
+    on, off = set(settings.pop("guesses_on")), set(settings.pop("guesses_off"))
+    config.update(settings)
+    for name in on | off:
+        setattr(config, name, name in on)
 
 
 def _load_json(path: str) -> Any:
