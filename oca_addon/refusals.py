@@ -560,10 +560,6 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
-def default_path() -> Path:
-    return Path.home() / ".oca" / "learned_facts.json"
-
-
 LEARNED_FILE = "oca-proxy.learned.json"
 
 

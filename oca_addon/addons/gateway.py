@@ -27,10 +27,9 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .. import annotate, headerfields, jsonio, mitm_patches, sse
-from ..config import config_dir
 from ..errors import ApiError, ApiFlavor, upstream_error_message
 from ..gateway import Exchange, explain_upstream_error, parse_json_body, prepare
-from ..refusals import LearnedFacts
+from ..refusals import LearnedFacts, learned_facts_path
 from ..routing import Endpoint, classify
 from ..stats import RequestRecord
 from ..streams import (
@@ -56,7 +55,6 @@ _CLIENT_FIELDS = [(k.encode(), v.encode()) for k, v in CLIENT_HEADERS.items()]
 # OCA's response headers a stream to the client replaces (translated: the length too).
 _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
-LEARNED_FILE_NAME = "oca-proxy.learned.json"  # beside the settings file
 
 
 def after_send(callback: Callable[..., None], *args: Any) -> None:
@@ -165,8 +163,7 @@ class Gateway:
         if chosen:
             return Path(chosen).expanduser()
         settings = self.state.settings_file
-        folder = settings.path.parent if settings is not None else config_dir()
-        return folder / LEARNED_FILE_NAME
+        return learned_facts_path(settings.path if settings is not None else None)
 
     async def _forward(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
         state = self.state
