@@ -244,6 +244,8 @@ def finish(flow: http.HTTPFlow, rec: RequestRecord) -> None:
     comment = describe(rec)
     if rec.route == "replay":  # mitmproxy's replay of a request made for OCA: sent as it was
         comment = f"replay, as sent to OCA · {comment}"
+    elif rec.route == "own call":  # oca-proxy's own call to OCA (addons/owncalls.py)
+        comment = f"oca-proxy's own call: {flow.metadata.get('oca.own_call')} · {comment}"
     elif rec.replay_of:
         comment = f"replay of {rec.replay_of} · {comment}"
     refused_flow = (meta(flow).get("retry") or {}).get("refused_flow")

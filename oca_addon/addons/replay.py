@@ -34,6 +34,7 @@ from .. import annotate, mitm_patches, repro, security
 from ..errors import ApiError
 from ..routing import classify
 from ..stats import RequestRecord
+from .owncalls import OWN_CALL
 from .replies import reply_error
 from .state import ProxyState
 
@@ -80,7 +81,7 @@ class Replays:
             path=req.path.split("?")[0],
             requested_model=_model_of(req.raw_content),
             target_model=_model_of(req.raw_content),
-            route="replay",
+            route="own call" if flow.metadata.get(OWN_CALL) else "replay",
             stream="text/event-stream" in req.headers.get("accept", ""),
             request_id=secrets.token_hex(16),
         )

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
 from mitmproxy import ctx
 from mitmproxy.proxy.mode_specs import ProxyMode
 
@@ -91,6 +90,8 @@ class ProxyState:
         self.inflight: dict[str, InFlight] = {}
         # Replays of requests already made for OCA (addons/replay.py), until Traffic closes them.
         self.replays: dict[str, RequestRecord] = {}
+        # oca-proxy's own calls to OCA (addons/owncalls.py), waiting for Traffic to close them.
+        self.own_calls: dict[str, asyncio.Future[http.HTTPFlow]] = {}
         # Set by the Replays addon: replay a recent call by its flow id (the dashboard's
         # button), and remember a finished call's client request for that.
         self.replay: Callable[[str, str, str], str] | None = None
@@ -157,29 +158,36 @@ class ProxyState:
         return self._catalog
 
     async def _fetch_catalog(self, token: str) -> Catalog | None:
-        assert self.upstream
-        url = f"{self.upstream.base_url}/v1/model/info"
-        headers = {
-            "authorization": f"Bearer {token}",
-            "opc-request-id": uuid.uuid4().hex,
-            **CLIENT_HEADERS,
-        }
-        try:
-            # A silent OCA costs no more here than oca_upstream_idle_timeout on a request.
-            wait = min(15, ctx.options.oca_upstream_idle_timeout or 15)
-            resp = await asyncio.to_thread(requests.get, url, headers=headers, timeout=wait)
-            resp.raise_for_status()
-            self._catalog = Catalog.from_model_info(resp.json())
-            forgot = self.learned.reconcile(self._catalog.models)
-            if forgot:
-                log.info(
-                    "OCA's model list changed for %s: what was learned of them is forgotten",
-                    ", ".join(forgot),
-                )
-        except (requests.RequestException, ValueError) as e:
+        """GET /v1/model/info as a flow of its own (addons/owncalls.py); `token` says the
+        login is there (the Replays addon puts a fresh one on the wire)."""
+        from .owncalls import call_oca
+
+        # A silent OCA costs no more here than oca_upstream_idle_timeout on a request.
+        wait = min(15, ctx.options.oca_upstream_idle_timeout or 15)
+        flow = await call_oca(self, "/v1/model/info", "OCA's model list", wait)
+        resp = flow.response if flow is not None else None
+        problem = (
+            "no answer"
+            if resp is None
+            else f"HTTP {resp.status_code}"
+            if resp.status_code >= 400
+            else None
+        )
+        if resp is not None and problem is None:
+            try:
+                self._catalog = Catalog.from_model_info(json.loads(resp.raw_content or b""))
+            except ValueError:
+                problem = "not JSON"
+        if problem is not None:
             log.warning(
-                "Could not load OCA's model list (%s); routing by the chat API only",
-                type(e).__name__,
+                "Could not load OCA's model list (%s); routing by the chat API only", problem
             )
             return self._catalog
+        assert self._catalog is not None
+        forgot = self.learned.reconcile(self._catalog.models)
+        if forgot:
+            log.info(
+                "OCA's model list changed for %s: what was learned of them is forgotten",
+                ", ".join(forgot),
+            )
         return self._catalog

@@ -16,6 +16,8 @@ from mitmproxy import ctx, http
 from .. import annotate, contentview, mitm_patches
 from ..stats import RequestRecord
 from ..streams import token_counts, usage_from_stream
+from . import owncalls
+from .owncalls import OWN_CALL
 from .state import InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
@@ -89,6 +91,10 @@ class Traffic:
         rec.status = resp.status_code if resp is not None else 502
         if flow.error is not None:
             rec.error = flow.error.msg
+        if flow.metadata.get(OWN_CALL):  # oca-proxy's own (the model list): no call's stats
+            annotate.finish(flow, rec)
+            owncalls.finished(self.state, flow)
+            return
         if resp is not None:
             raw = resp.raw_content or b""
             if "text/event-stream" in resp.headers.get("content-type", ""):
