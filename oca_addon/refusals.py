@@ -8,7 +8,16 @@ returns None for anything it does not recognise: it never guesses. `fix_request`
 smallest change to the body actually sent; `LearnedFacts` remembers the fact per model and
 applies it to every later body (`apply`, cheap when nothing is known).
 
-Pure: no mitmproxy, no network; dicts, strings and one JSON file.
+Pure: no mitmproxy, no network; dicts, strings and one JSON file. The proxy's side:
+
+    body, changes = learned.apply(model, body, api)         # before every send
+    refusal = parse_refusal(text)                           # on a 400 from OCA
+    fix = fix_request(body, api, refusal) if refusal else None
+    if fix:                                                 # send fix.body once more
+        for fact in fix.facts:                              # all of them, not only fix.fact
+            if learned.learn(model, fact, catalog.info(model)):
+                log.info(fact.describe(model))
+    learned.reconcile(catalog.models)                       # the model list fetched again
 """
 
 from __future__ import annotations
@@ -201,33 +210,41 @@ def _texts(message: str) -> Iterator[str]:
 
 
 _DECODER = json.JSONDecoder()
+_OBJECT_START = re.compile(r'\{\s*"')  # where a JSON object may start: {"
+_MAX_DECODES = 16  # attempts per string: a failed one costs the length of the text before it
 
 
 def _nested_strings(text: str, found: list[str], depth: int) -> None:
     if depth > 4 or len(found) > 32:
         return
-    start = text.find("{")
-    while start != -1 and len(found) <= 32:
+    pos, attempts = 0, 0
+    while len(found) <= 32 and attempts < _MAX_DECODES:
+        m = _OBJECT_START.search(text, pos)
+        if m is None:
+            return
+        attempts += 1
         try:
-            obj, end = _DECODER.raw_decode(text, start)
-        except ValueError:
-            start = text.find("{", start + 1)
+            obj, end = _DECODER.raw_decode(text, m.start())
+        except (ValueError, RecursionError):
+            pos = m.start() + 1
             continue
         for s in _strings(obj):
             found.append(s)
             _nested_strings(s, found, depth + 1)
-        start = text.find("{", end)
+        pos = end
 
 
 def _strings(obj: Any) -> Iterator[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _strings(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _strings(v)
+    """The strings in decoded JSON, in document order (iterative: JSON may nest deeply)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def _value_refusal(name: str, value: str, supported: tuple[str, ...]) -> Refusal | None:
@@ -300,7 +317,7 @@ def _params_refusal(names: list[str]) -> Refusal | None:
 
 def _removable(name: str) -> bool:
     """A top-level field or a dotted path through objects, not one we never drop."""
-    if not _FIELD_PATH.fullmatch(name):
+    if len(name) > 100 or name.count(".") > 3 or not _FIELD_PATH.fullmatch(name):
         return False
     return _snake(name.split(".", 1)[0]) not in PROTECTED
 
@@ -413,6 +430,16 @@ class Fact:
         if older.efforts and any(e not in refused for e in older.efforts):
             return Fact("efforts", efforts=older.efforts, refused=refused)
         return Fact("efforts", refused=refused)
+
+    @property
+    def valid(self) -> bool:
+        """Something apply can act on (a fact read from a file is checked too)."""
+        if self.kind == "param":
+            names = (self.param or "", *([self.rename_to] if self.rename_to else []))
+            return all(_removable(n) for n in names)
+        if self.kind == "efforts":
+            return bool(self.efforts or self.refused)
+        return self.kind == "max_tokens" and _is_count(self.maximum) and self.maximum > 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -718,6 +745,8 @@ class LearnedFacts:
 
     def learn(self, model: str, fact: Fact, entry: dict[str, Any] | None = None) -> bool:
         """Remember a fact; True when it is new (log fact.describe(model) once then)."""
+        if not fact.valid:
+            return False
         now = self.clock()
         with self._lock:
             known = tuple(k for k in self._models.get(model, ()) if k.expires_at > now)
@@ -754,9 +783,11 @@ class LearnedFacts:
                 yield k.fact
 
     def efforts(self, model: str) -> tuple[str, ...] | None:
+        """The efforts the model takes as OCA listed them (less any refused since); None when
+        no list is known (efforts refused without one: see facts())."""
         for fact in self._live(model):
-            if fact.kind == "efforts":
-                return fact.efforts
+            if fact.kind == "efforts" and fact.efforts:
+                return fact.allowed
         return None
 
     def max_tokens(self, model: str) -> int | None:
@@ -953,25 +984,21 @@ def _known_from(item: Any) -> _Known | None:
         return None
     if entry is not None and not isinstance(entry, str):
         return None
-    fact: Fact
-    if kind == "param":
-        param, rename = item.get("param"), item.get("rename_to")
-        if not isinstance(param, str) or not _removable(param):
-            return None
-        if rename is not None and not (isinstance(rename, str) and _removable(rename)):
-            return None
-        fact = Fact("param", param=param, rename_to=rename)
-    elif kind == "efforts":
-        efforts, refused = item.get("efforts", []), item.get("refused", [])
-        if not _strs(efforts) or not _strs(refused) or not (efforts or refused):
-            return None
-        fact = Fact("efforts", efforts=tuple(efforts), refused=tuple(refused))
-    elif kind == "max_tokens":
-        maximum = item.get("maximum")
-        if not _is_count(maximum) or maximum <= 0:
-            return None
-        fact = Fact("max_tokens", maximum=maximum)
-    else:
+    param, rename, maximum = item.get("param"), item.get("rename_to"), item.get("maximum")
+    efforts, refused = item.get("efforts", []), item.get("refused", [])
+    if kind not in ("param", "efforts", "max_tokens") or not (_strs(efforts) and _strs(refused)):
+        return None
+    if not all(v is None or isinstance(v, str) for v in (param, rename)):
+        return None
+    fact = Fact(
+        kind,
+        param=param,
+        rename_to=rename,
+        efforts=tuple(efforts),
+        refused=tuple(refused),
+        maximum=maximum if _is_count(maximum) else None,
+    )
+    if not fact.valid:
         return None
     return _Known(fact, float(learned_at), float(expires_at), entry)
 

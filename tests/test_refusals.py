@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -729,7 +730,7 @@ def test_effort_refused_without_a_list() -> None:
     # a list OCA named loses what is refused since
     facts.learn("oca/y", Fact("efforts", efforts=("low", "medium", "high")))
     facts.learn("oca/y", Fact("efforts", refused=("high",)))
-    assert facts.efforts("oca/y") == ("low", "medium", "high")
+    assert facts.efforts("oca/y") == ("low", "medium")
     assert facts.facts("oca/y")[0].allowed == ("low", "medium")
     out, _ = facts.apply("oca/y", chat(reasoning_effort="high"), "chat")
     assert out["reasoning_effort"] == "medium"
@@ -1004,3 +1005,85 @@ def test_parsed_refusals_fix_stably(
         return
     assert parse_refusal(json.dumps({"error": {"message": message}})) == refusal
     check_fix(body, api, refusal)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{" * 70000,
+        '{"a":' + "[" * 60000,
+        '{"a":' * 20000,
+        '{"a":"' * 12000,
+        '{"a":' + "[" * 900 + '"x"' + "]" * 900 + "}",
+        "does not support parameters: [" + "'a', " * 12000,
+        "a." * 30000 + "b: Extra inputs are not permitted",
+        "Unknown parameter: '" + "a" * 65000,
+        '{"message":"x"}' * 5000,
+    ],
+    ids=lambda text: text[:12],
+)
+def test_hostile_messages_are_cheap(text: str) -> None:
+    started = time.perf_counter()
+    assert parse_refusal(text) is None
+    assert time.perf_counter() - started < 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400), st.sampled_from([t for t, _ in WORDINGS]))
+def test_parse_never_raises(noise: str, wording: str) -> None:
+    parse_refusal(noise)
+    parse_refusal(noise + wording)
+    parse_refusal(wording[: len(noise)] + noise)
+
+
+def test_apply_is_cheap_for_unknown_models() -> None:
+    facts = LearnedFacts()
+    facts.learn("oca/known", Fact("param", param="temperature"))
+    body = chat(temperature=1)
+    started = time.perf_counter()
+    for _ in range(100_000):
+        assert facts.apply("oca/other", body, "chat")[0] is body
+    assert time.perf_counter() - started < 2.0  # about 0.3 us a call here
+
+
+def test_file_with_some_bad_entries(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "learned.json"
+    good = {"kind": "max_tokens", "maximum": 100, "learned_at": 1, "expires_at": 4e9}
+    bad = [
+        {"kind": "param", "param": "messages", "learned_at": 1, "expires_at": 4e9},
+        {"kind": "max_tokens", "maximum": -1, "learned_at": 1, "expires_at": 4e9},
+        {"kind": "efforts", "efforts": [], "learned_at": 1, "expires_at": 4e9},
+        {"kind": "max_tokens", "maximum": 100, "learned_at": "soon", "expires_at": 4e9},
+        {"kind": "wild", "learned_at": 1, "expires_at": 4e9},
+        "text",
+    ]
+    path.write_text(json.dumps({"version": 1, "models": {"oca/x": {"facts": [good, *bad]}}}))
+    with caplog.at_level(logging.WARNING, logger="oca_addon.refusals"):
+        facts = LearnedFacts(path)
+    assert facts.facts("oca/x") == [Fact("max_tokens", maximum=100)]
+    assert "6 unreadable entries" in caplog.text
+
+
+def test_learn_refuses_what_cannot_apply() -> None:
+    facts = LearnedFacts()
+    assert facts.learn("oca/x", Fact("param", param="messages")) is False
+    assert facts.learn("oca/x", Fact("max_tokens")) is False
+    assert facts.learn("oca/x", Fact("efforts")) is False
+    assert facts.snapshot() == []
+
+
+def test_save_failure_keeps_what_was_learned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o700)
+    facts = LearnedFacts(folder / "learned.json")
+    folder.chmod(0o500)
+    try:
+        with caplog.at_level(logging.WARNING, logger="oca_addon.refusals"):
+            assert facts.learn("oca/x", Fact("max_tokens", maximum=100))
+    finally:
+        folder.chmod(0o700)
+    if os.geteuid() != 0:  # root writes anyway
+        assert "cannot save" in caplog.text
+    assert facts.max_tokens("oca/x") == 100
