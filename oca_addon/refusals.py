@@ -8,7 +8,16 @@ returns None for anything it does not recognise: it never guesses. `fix_request`
 smallest change to the body actually sent; `LearnedFacts` remembers the fact per model and
 applies it to every later body (`apply`, cheap when nothing is known).
 
-Pure: no mitmproxy, no network; dicts, strings and one JSON file.
+Pure: no mitmproxy, no network; dicts, strings and one JSON file. The proxy's side:
+
+    body, changes = learned.apply(model, body, api)         # before every send
+    refusal = parse_refusal(text)                           # on a 400 from OCA
+    fix = fix_request(body, api, refusal) if refusal else None
+    if fix:                                                 # send fix.body once more
+        for fact in fix.facts:                              # all of them, not only fix.fact
+            if learned.learn(model, fact, catalog.info(model)):
+                log.info(fact.describe(model))
+    learned.reconcile(catalog.models)                       # the model list fetched again
 """
 
 from __future__ import annotations
@@ -32,8 +41,9 @@ log = logging.getLogger(__name__)
 
 UpstreamApi = Literal["chat", "responses", "messages", "completions"]
 
-# The reasoning efforts in order (modelinfo._EFFORT_ORDER): the nearest is fitted, ties go up.
-EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh")
+# The reasoning efforts in order: modelinfo._EFFORT_ORDER, and "max" above them (OpenAI's
+# newest value, and Anthropic's output_config.effort). The nearest is fitted, ties go up.
+EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 MIN_THINKING_BUDGET = 1024  # Anthropic's floor for thinking.budget_tokens
 
 # Never dropped, whatever OCA says: without them there is no request (model, messages, input,
@@ -45,7 +55,10 @@ PROTECTED = frozenset(
 
 # Output-cap fields, in the order the APIs use them.
 CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-EFFORT_FIELDS = ("reasoning_effort", "reasoning.effort")
+# chat and completions; Responses; Messages (Anthropic's effort, Claude 4.5 and later)
+EFFORT_FIELDS = ("reasoning_effort", "reasoning.effort", "output_config.effort")
+# Fields a request of that API cannot go without (Anthropic requires max_tokens).
+_REQUIRED: dict[str, frozenset[str]] = {"messages": frozenset({"max_tokens"})}
 
 # One field under its names across the APIs (the first is the canonical name a Fact keeps).
 _ALIAS_GROUPS: tuple[tuple[str, ...], ...] = (
@@ -74,8 +87,9 @@ class Refusal:
 _NAME = r"[A-Za-z_][\w.\[\]-]*"  # a parameter as written (checked by _removable afterwards)
 _FIELD_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")  # top level or dotted objects
 _QUOTED = re.compile(r"""'([^'\\]*)'|"([^"\\]*)"|`([^`\\]*)`""")
+_PARAM_HINT = re.compile(r"""['"]param['"]\s*:\s*['"]([A-Za-z_][\w.]*)['"]""")
 
-# Output caps: (pattern, group holding the maximum).
+# Output caps: each pattern's first group is the model's real maximum.
 _MAX_PATTERNS: tuple[re.Pattern[str], ...] = (
     # OpenAI chat: "max_tokens is too large: 32000. This model supports at most 16384
     # completion tokens, whereas you provided 32000."
@@ -86,18 +100,42 @@ _MAX_PATTERNS: tuple[re.Pattern[str], ...] = (
     # tokens for claude-opus-4-20250514"
     re.compile(r"max_tokens: \d+ > (\d+), which is the maximum allowed number of output tokens"),
     # OpenAI Responses: "Invalid 'max_output_tokens': integer above maximum value. Expected a
-    # value <= 128000, but got 200000 instead." (and its lower-case relatives)
+    # value <= 128000, but got 200000 instead." (Volcengine writes it in lower case)
     re.compile(
         r"""['"`]?(?:max_output_tokens|max_completion_tokens|max_tokens)['"`]?[^.\n]{0,80}?"""
         r"integer above maximum value[.,]? expected a value <= (\d+)",
         re.IGNORECASE,
     ),
+    # Groq: "max_tokens for `llama-3.1-8b-instant` must be less than or equal to 8000"
+    re.compile(
+        r"`?max_(?:completion_)?tokens`?(?: for `[^`]{1,200}`)? must be less than or equal to `?(\d+)"
+    ),
+    # DeepSeek: "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"
+    re.compile(r"the valid range of max_tokens is \[\d+, ?(\d+)\]"),
 )
 
 _UNSUPPORTED_VALUE = re.compile(
     r"Unsupported value: '(?P<field>[^']+)' does not support (?P<value>'[^']*'|\S+?) with this"
     r" model\.\s*(?:Supported values are: (?P<supported>[^\n]*?)\.(?:\s|$|\\|\")"
     r"|Only the default \((?P<default>[^)]*)\) value is supported)"
+)
+# OpenAI names the field only in the error's "param": "Invalid value: 'max'. Supported values
+# are: 'low', 'medium', and 'high'."
+_INVALID_VALUE = re.compile(
+    r"Invalid value: '(?P<value>[^']*)'\. Supported values are: (?P<supported>[^\n]*?)\.(?:\s|$|\\|\"|')"
+)
+# Pydantic, as vLLM and SGLang answer: {'type': 'literal_error', 'loc': ('body',
+# 'reasoning_effort'), 'msg': "Input should be 'low', 'medium' or 'high'", 'input': 'xhigh'
+_LITERAL_ERROR = re.compile(
+    r"""['"]?loc['"]?\s*:\s*[(\[]\s*['"]body['"]\s*,\s*['"](?P<field>[A-Za-z_]\w*)['"]\s*[)\]]"""
+    r"""\s*,\s*['"]?msg['"]?\s*:\s*\\?["'](?P<supported>Input should be [^"\\]*?)\\?["']"""
+    r"""\s*,\s*['"]?input['"]?\s*:\s*\\?['"](?P<value>[^'"\\]*)\\?['"]"""
+)
+# LiteLLM's own checks of an effort a model lacks (OpenAI GPT-5 and Anthropic adapters):
+# "reasoning_effort='xhigh' is only supported for gpt-5.1-codex-max, gpt-5.2, ...",
+# "effort='max' is only supported by Claude Opus 4.6"
+_ONLY_SUPPORTED = re.compile(
+    r"(?<![\w.])(?P<field>reasoning_effort|effort)='(?P<value>\w+)' is only supported (?:for|by) "
 )
 _LITELLM_PARAMS = re.compile(
     r"does not support parameters: (?P<list>[\[{].*?[\]}])(?:, for model=|\s|$)"
@@ -116,10 +154,35 @@ _PARAM_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(rf"Unknown parameter: '(?P<name>{_NAME})'"),
     # OpenAI: "Unrecognized request argument supplied: system_prompt"
     re.compile(
-        r"Unrecognized request arguments? supplied: (?P<names>[A-Za-z_][\w.]*(?:, ?[A-Za-z_][\w.]*)*)"
+        r"Unrecognized request arguments? supplied: "
+        r"(?P<names>[A-Za-z_][\w.]*(?:, ?[A-Za-z_][\w.]*)*)"
     ),
     # xAI: "Argument not supported on this model: frequencyPenalty"
     re.compile(r"Argument not supported on this model: (?P<name>[A-Za-z_][\w.]*)"),
+    # Anthropic (also through Bedrock and Vertex): "context_management: Extra inputs are not
+    # permitted", "output_config.effort: Extra inputs are not permitted"
+    re.compile(rf"(?<![\w.\[\]-])(?P<name>{_NAME}): Extra inputs are not permitted"),
+    # Bedrock: "extraneous key [stream] is not permitted"
+    re.compile(r"extraneous key \[(?P<name>[A-Za-z_]\w*)\] is not permitted"),
+    # Gemini: 'Unknown name "frequency_penalty": Cannot find field.' (top level only: a
+    # field named "at 'generation_config'" is in Gemini's own body, not the one sent)
+    re.compile(r"""Unknown name \\?"(?P<name>[A-Za-z_]\w*)\\?": Cannot find field"""),
+)
+# Refusals of a combination, each fixed by dropping the one named here.
+_FIXED_PARAMS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    # Anthropic (Claude 4.5 and later): "`temperature` and `top_p` cannot both be specified
+    # for this model. Please use only one." -> top_p goes (temperature is what clients set).
+    (re.compile(r"`?temperature`? and `?top_p`? cannot both be specified"), ("top_p",)),
+    # Anthropic: "`temperature` may only be set to 1 when thinking is enabled"
+    (
+        re.compile(r"`?temperature`? may only be set to 1 when thinking is enabled"),
+        ("temperature",),
+    ),
+    # Gemini: "Penalty is not enabled for models/gemini-2.5-flash"
+    (
+        re.compile(r"\bPenalty is not enabled for (?:this model|models/)"),
+        ("frequency_penalty", "presence_penalty"),
+    ),
 )
 
 
@@ -128,8 +191,10 @@ def parse_refusal(message: str) -> Refusal | None:
     None when not recognised (never guess)."""
     if not isinstance(message, str) or not message:
         return None
-    for text in _texts(message[:65536]):
-        refusal = _parse_one(text)
+    message = message[:65536]
+    hint = _PARAM_HINT.search(message)
+    for text in _texts(message):
+        refusal = _parse_one(re.sub(r"\s+", " ", text), hint.group(1) if hint else None)
         if refusal is not None:
             return refusal
     return None
@@ -145,36 +210,50 @@ def _texts(message: str) -> Iterator[str]:
 
 
 _DECODER = json.JSONDecoder()
+_OBJECT_START = re.compile(r'\{\s*"')  # where a JSON object may start: {"
+_MAX_DECODES = 16  # attempts per string: a failed one costs the length of the text before it
 
 
 def _nested_strings(text: str, found: list[str], depth: int) -> None:
     if depth > 4 or len(found) > 32:
         return
-    start = text.find("{")
-    while start != -1 and len(found) <= 32:
+    pos, attempts = 0, 0
+    while len(found) <= 32 and attempts < _MAX_DECODES:
+        m = _OBJECT_START.search(text, pos)
+        if m is None:
+            return
+        attempts += 1
         try:
-            obj, end = _DECODER.raw_decode(text, start)
-        except ValueError:
-            start = text.find("{", start + 1)
+            obj, end = _DECODER.raw_decode(text, m.start())
+        except (ValueError, RecursionError):
+            pos = m.start() + 1
             continue
         for s in _strings(obj):
             found.append(s)
             _nested_strings(s, found, depth + 1)
-        start = text.find("{", end)
+        pos = end
 
 
 def _strings(obj: Any) -> Iterator[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _strings(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _strings(v)
+    """The strings in decoded JSON, in document order (iterative: JSON may nest deeply)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
-def _parse_one(text: str) -> Refusal | None:
+def _value_refusal(name: str, value: str, supported: tuple[str, ...]) -> Refusal | None:
+    if not _removable(name):
+        return None
+    return Refusal("value", field=name, value=value, supported=supported)
+
+
+def _parse_one(text: str, param: str | None) -> Refusal | None:
     for pattern in _MAX_PATTERNS:
         m = pattern.search(text)
         if m:
@@ -184,12 +263,19 @@ def _parse_one(text: str) -> Refusal | None:
     m = _UNSUPPORTED_VALUE.search(text)
     if m:
         name = m.group("field")
-        if not _removable(name):
-            return None
         if m.group("default") is not None:  # "Only the default (1) value is supported"
-            return Refusal("param", params=(name,))
-        supported = tuple(a or b or c for a, b, c in _QUOTED.findall(m.group("supported") or ""))
-        return Refusal("value", field=name, value=_unquote(m.group("value")), supported=supported)
+            return _params_refusal([name])
+        return _value_refusal(name, _unquote(m.group("value")), _quoted(m.group("supported")))
+    m = _INVALID_VALUE.search(text)
+    if m and param:
+        return _value_refusal(param, m.group("value"), _quoted(m.group("supported")))
+    m = _LITERAL_ERROR.search(text)
+    if m:
+        return _value_refusal(m.group("field"), m.group("value"), _quoted(m.group("supported")))
+    m = _ONLY_SUPPORTED.search(text)
+    if m:
+        name = "output_config.effort" if m.group("field") == "effort" else m.group("field")
+        return _value_refusal(name, m.group("value"), ())
 
     m = _LITELLM_REASONING.search(text)
     if m:
@@ -211,7 +297,15 @@ def _parse_one(text: str) -> Refusal | None:
         if rename and len(names) == 1 and _removable(names[0]) and _removable(rename):
             return Refusal("param", params=(names[0],), rename_to=rename)
         return _params_refusal(names)
+    for pattern, params in _FIXED_PARAMS:
+        if pattern.search(text):
+            return Refusal("param", params=params)
     return None
+
+
+def _quoted(text: str | None) -> tuple[str, ...]:
+    """'minimal', 'low', 'medium', and 'high' -> ("minimal", "low", "medium", "high")."""
+    return tuple(a or b or c for a, b, c in _QUOTED.findall(text or ""))
 
 
 def _params_refusal(names: list[str]) -> Refusal | None:
@@ -223,7 +317,7 @@ def _params_refusal(names: list[str]) -> Refusal | None:
 
 def _removable(name: str) -> bool:
     """A top-level field or a dotted path through objects, not one we never drop."""
-    if not _FIELD_PATH.fullmatch(name):
+    if len(name) > 100 or name.count(".") > 3 or not _FIELD_PATH.fullmatch(name):
         return False
     return _snake(name.split(".", 1)[0]) not in PROTECTED
 
@@ -286,15 +380,23 @@ class Fact:
     efforts: tuple[str, ...] = ()  # kind "efforts": the efforts the model really takes
     maximum: int | None = None  # kind "max_tokens"
     rename_to: str | None = None  # kind "param": sent under this name instead of dropped
+    # kind "efforts": efforts refused when OCA named no list ("reasoning_effort='xhigh' is only
+    # supported for ..."): the next lower one is sent instead
+    refused: tuple[str, ...] = ()
 
     def describe(self, model: str) -> str:
         if self.kind == "param" and self.rename_to:
             return f"OCA refuses {self.param} for {model}: sent as {self.rename_to} from now on"
         if self.kind == "param":
             return f"OCA refuses {self.param} for {model}: dropped from now on"
+        if self.kind == "efforts" and not self.efforts:
+            return (
+                f"OCA refuses {', '.join(self.refused)} as reasoning effort for {model}:"
+                " a lower effort sent from now on"
+            )
         if self.kind == "efforts":
             return (
-                f"OCA takes only {', '.join(self.efforts)} as reasoning effort for {model}:"
+                f"OCA takes only {', '.join(self.allowed)} as reasoning effort for {model}:"
                 " efforts fitted to those from now on"
             )
         return (
@@ -308,9 +410,36 @@ class Fact:
             return f"{self.param} refused: sent as {self.rename_to}"
         if self.kind == "param":
             return f"{self.param} refused: dropped"
+        if self.kind == "efforts" and not self.efforts:
+            return f"reasoning efforts refused: {', '.join(self.refused)}"
         if self.kind == "efforts":
-            return f"reasoning efforts: {', '.join(self.efforts)}"
+            return f"reasoning efforts: {', '.join(self.allowed)}"
         return f"at most {self.maximum} output tokens"
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """kind "efforts": the efforts the model takes, less any refused since."""
+        return tuple(e for e in self.efforts if e not in self.refused)
+
+    def merged(self, older: Fact) -> Fact:
+        """This fact with what an older one of the same key still adds (efforts refused one
+        by one add up; a list OCA named loses the efforts refused since)."""
+        if self.kind != "efforts" or older.kind != "efforts" or self.efforts:
+            return self
+        refused = tuple(dict.fromkeys((*older.refused, *self.refused)))
+        if older.efforts and any(e not in refused for e in older.efforts):
+            return Fact("efforts", efforts=older.efforts, refused=refused)
+        return Fact("efforts", refused=refused)
+
+    @property
+    def valid(self) -> bool:
+        """Something apply can act on (a fact read from a file is checked too)."""
+        if self.kind == "param":
+            names = (self.param or "", *([self.rename_to] if self.rename_to else []))
+            return all(_removable(n) for n in names)
+        if self.kind == "efforts":
+            return bool(self.efforts or self.refused)
+        return self.kind == "max_tokens" and _is_count(self.maximum) and self.maximum > 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -399,6 +528,17 @@ def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _lower_effort(effort: str, refused: tuple[str, ...]) -> str | None:
+    """The effort to send for a refused one: the next lower not refused, else the next higher;
+    None when the effort is off the scale (or every other is refused)."""
+    if effort not in EFFORT_ORDER:
+        return None
+    rank = EFFORT_ORDER.index(effort)
+    lower = [e for e in reversed(EFFORT_ORDER[:rank]) if e not in refused]
+    higher = [e for e in EFFORT_ORDER[rank + 1 :] if e not in refused]
+    return lower[0] if lower else higher[0] if higher else None
+
+
 def _nearest_effort(effort: str, supported: tuple[str, ...]) -> str | None:
     """The supported effort nearest to `effort` on EFFORT_ORDER (ties go up); None when the
     effort or every supported value is off the scale."""
@@ -409,36 +549,46 @@ def _nearest_effort(effort: str, supported: tuple[str, ...]) -> str | None:
     return min(ranked, key=lambda o: (abs(EFFORT_ORDER.index(o) - rank), -EFFORT_ORDER.index(o)))
 
 
-def _apply_param(ed: _Editor, fact: Fact) -> list[str]:
+def _apply_param(ed: _Editor, fact: Fact, api: str) -> list[str]:
     name = fact.param or ""
     if not name or not _removable(name):
         return []
     changes: list[str] = []
     if fact.rename_to:
+        # A chat field's new name ("Use 'max_completion_tokens' instead"): chat bodies only.
         found, value = _get(ed.body, name)
-        if not found or "." in name or "." in fact.rename_to:
+        if api not in ("chat", "completions") or not found:
+            return []
+        if "." in name or "." in fact.rename_to or name == fact.rename_to:
             return []
         ed.delete(name)
         if fact.rename_to not in ed.body:
             ed.set(fact.rename_to, value)
         return [f"renamed {name} to {fact.rename_to}"]
+    required = _REQUIRED.get(api, frozenset())
     for path in _spellings(name):
-        if _get(ed.body, path)[0]:
+        if path not in required and _get(ed.body, path)[0]:
             ed.delete(path)
             changes.append(f"dropped {path}")
     return changes
 
 
-def _apply_efforts(ed: _Editor, efforts: tuple[str, ...]) -> list[str]:
+def _apply_efforts(ed: _Editor, fact: Fact) -> list[str]:
+    allowed = fact.allowed
     changes: list[str] = []
     for path in EFFORT_FIELDS:
         found, value = _get(ed.body, path)
         if not found or not isinstance(value, str):
             continue
         effort = value.strip().lower()
-        if effort in efforts:
+        if fact.efforts:
+            if effort in allowed:
+                continue
+            fitted = _nearest_effort(effort, allowed)
+        elif effort in fact.refused:
+            fitted = _lower_effort(effort, fact.refused)
+        else:
             continue
-        fitted = _nearest_effort(effort, efforts)
         if fitted is None:
             ed.delete(path)
             changes.append(f"dropped {path} {value}")
@@ -477,14 +627,16 @@ def _apply_max_tokens(ed: _Editor, maximum: int) -> list[str]:
     return changes
 
 
-def apply_fact(body: dict[str, Any], fact: Fact) -> tuple[dict[str, Any], list[str]]:
+def apply_fact(
+    body: dict[str, Any], fact: Fact, api: UpstreamApi = "chat"
+) -> tuple[dict[str, Any], list[str]]:
     """One fact applied to an upstream body: (the body, a new dict if anything changed, else
     the same object; the changes for people)."""
     ed = _Editor(body)
     if fact.kind == "param":
-        changes = _apply_param(ed, fact)
+        changes = _apply_param(ed, fact, api)
     elif fact.kind == "efforts":
-        changes = _apply_efforts(ed, fact.efforts)
+        changes = _apply_efforts(ed, fact)
     elif fact.kind == "max_tokens" and fact.maximum is not None and fact.maximum > 0:
         changes = _apply_max_tokens(ed, fact.maximum)
     else:
@@ -500,7 +652,7 @@ def _facts_for(body: dict[str, Any], refusal: Refusal) -> list[Fact]:
         if refusal.rename_to:
             # Only the field as named: a body already using the new name was not refused.
             name = _snake(refusal.params[0])
-            if "." in name or not _get(body, name)[0]:
+            if "." in name or name == refusal.rename_to or not _get(body, name)[0]:
                 return []
             return [Fact("param", param=name, rename_to=refusal.rename_to)]
         return [Fact("param", param=canonical(p)) for p in refusal.params if _removable(p)]
@@ -509,8 +661,12 @@ def _facts_for(body: dict[str, Any], refusal: Refusal) -> list[Fact]:
     if not _removable(name):
         return []
     supported = tuple(s.strip().lower() for s in refusal.supported)
-    if canonical(name) == "reasoning_effort" and any(s in EFFORT_ORDER for s in supported):
-        return [Fact("efforts", efforts=supported)]
+    if canonical(name) == "reasoning_effort":
+        value = (refusal.value or "").strip().lower()
+        if any(s in EFFORT_ORDER for s in supported):
+            return [Fact("efforts", efforts=supported)]
+        if not supported and value in EFFORT_ORDER:
+            return [Fact("efforts", refused=(value,))]
     return [Fact("param", param=canonical(name))]
 
 
@@ -523,7 +679,7 @@ def fix_request(body: dict[str, Any], api: UpstreamApi, refusal: Refusal) -> Fix
     changes: list[str] = []
     facts: list[Fact] = []
     for fact in _facts_for(body, refusal):
-        out, done = apply_fact(out, fact)
+        out, done = apply_fact(out, fact, api)
         if done:
             changes += done
             facts.append(fact)
@@ -598,13 +754,17 @@ class LearnedFacts:
 
     def learn(self, model: str, fact: Fact, entry: dict[str, Any] | None = None) -> bool:
         """Remember a fact; True when it is new (log fact.describe(model) once then)."""
+        if not fact.valid:
+            return False
         now = self.clock()
         with self._lock:
-            known = self._models.get(model, ())
+            known = tuple(k for k in self._models.get(model, ()) if k.expires_at > now)
             for k in known:
-                if k.fact == fact and k.expires_at > now:
-                    return False
-            kept = tuple(k for k in known if k.fact.key != fact.key and k.expires_at > now)
+                if k.fact.key == fact.key:
+                    fact = fact.merged(k.fact)
+                    if k.fact == fact:
+                        return False
+            kept = tuple(k for k in known if k.fact.key != fact.key)
             self._models[model] = (*kept, _Known(fact, now, now + self.ttl, fingerprint(entry)))
             self._save_quietly()
         return True
@@ -621,7 +781,7 @@ class LearnedFacts:
         changes: list[str] = []
         for k in known:
             if k.expires_at > now:
-                body, done = apply_fact(body, k.fact)
+                body, done = apply_fact(body, k.fact, api)
                 changes += done
         return body, changes
 
@@ -632,9 +792,11 @@ class LearnedFacts:
                 yield k.fact
 
     def efforts(self, model: str) -> tuple[str, ...] | None:
+        """The efforts the model takes as OCA listed them (less any refused since); None when
+        no list is known (efforts refused without one: see facts())."""
         for fact in self._live(model):
-            if fact.kind == "efforts":
-                return fact.efforts
+            if fact.kind == "efforts" and fact.efforts:
+                return fact.allowed
         return None
 
     def max_tokens(self, model: str) -> int | None:
@@ -805,10 +967,16 @@ def _known_to(k: _Known) -> dict[str, Any]:
         out["rename_to"] = k.fact.rename_to
     if k.fact.efforts:
         out["efforts"] = list(k.fact.efforts)
+    if k.fact.refused:
+        out["refused"] = list(k.fact.refused)
     if k.fact.maximum is not None:
         out["maximum"] = k.fact.maximum
     out.update(learned_at=k.learned_at, expires_at=k.expires_at, entry=k.entry)
     return out
+
+
+def _strs(value: Any) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _is_time(value: Any) -> TypeGuard[int | float]:
@@ -825,29 +993,21 @@ def _known_from(item: Any) -> _Known | None:
         return None
     if entry is not None and not isinstance(entry, str):
         return None
-    fact: Fact
-    if kind == "param":
-        param, rename = item.get("param"), item.get("rename_to")
-        if not isinstance(param, str) or not _removable(param):
-            return None
-        if rename is not None and not (isinstance(rename, str) and _removable(rename)):
-            return None
-        fact = Fact("param", param=param, rename_to=rename)
-    elif kind == "efforts":
-        efforts = item.get("efforts")
-        if (
-            not isinstance(efforts, list)
-            or not efforts
-            or not all(isinstance(e, str) for e in efforts)
-        ):
-            return None
-        fact = Fact("efforts", efforts=tuple(efforts))
-    elif kind == "max_tokens":
-        maximum = item.get("maximum")
-        if not _is_count(maximum) or maximum <= 0:
-            return None
-        fact = Fact("max_tokens", maximum=maximum)
-    else:
+    param, rename, maximum = item.get("param"), item.get("rename_to"), item.get("maximum")
+    efforts, refused = item.get("efforts", []), item.get("refused", [])
+    if kind not in ("param", "efforts", "max_tokens") or not (_strs(efforts) and _strs(refused)):
+        return None
+    if not all(v is None or isinstance(v, str) for v in (param, rename)):
+        return None
+    fact = Fact(
+        kind,
+        param=param,
+        rename_to=rename,
+        efforts=tuple(efforts),
+        refused=tuple(refused),
+        maximum=maximum if _is_count(maximum) else None,
+    )
+    if not fact.valid:
         return None
     return _Known(fact, float(learned_at), float(expires_at), entry)
 

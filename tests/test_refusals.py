@@ -10,12 +10,24 @@ import json
 import logging
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from oca_addon.refusals import Fact, LearnedFacts, Refusal, fix_request, parse_refusal
+from oca_addon.refusals import (
+    EFFORT_FIELDS,
+    Fact,
+    LearnedFacts,
+    Refusal,
+    apply_fact,
+    canonical,
+    fix_request,
+    parse_refusal,
+)
 
 TAIL = "\nReceived Model Group=oca/gpt-5\nAvailable Model Group Fallbacks=None"
 
@@ -172,6 +184,119 @@ WORDINGS: list[tuple[str, Refusal]] = [
         '"type":"BadRequest"}}',
         Refusal("max_tokens", maximum=12288),
     ),
+    # Anthropic through Claude Code: anthropics/claude-code#24451 (as the terminal wrapped it).
+    (
+        'API Error: 400 {"type":"error","error":{"type":"invalid_request_error","message":'
+        '"max_tokens: 128001 > 64000, which is the maximum allowed number of\n    output tokens'
+        ' for claude-opus-4-5-20251101"},"request_id":"req_011CXxg3eqF8ZMvqtkKHNjKQ"}',
+        Refusal("max_tokens", maximum=64000),
+    ),
+    # Groq: skapadia3214/groq-moa#8.
+    (
+        "BadRequestError: Error code: 400 - {'error': {'message': 'max_tokens for "
+        "`llama-3.1-8b-instant` must be less than or equal to 8000', 'type': "
+        "'invalid_request_error'}}",
+        Refusal("max_tokens", maximum=8000),
+    ),
+    # DeepSeek: nickscamara/open-deep-research#19.
+    (
+        "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]",
+        Refusal("max_tokens", maximum=8192),
+    ),
+    # Anthropic through LiteLLM and Bedrock: anthropics/claude-code#49548.
+    (
+        'API Error: 400 {"error":{"message":"{"message":"context_management: Extra inputs are'
+        ' not permitted"}. Received Model Group=bedrock-sonnet-4.5\nAvailable Model Group '
+        'Fallbacks=None","type":"None","param":"None","code":"400"}}',
+        Refusal("param", params=("context_management",)),
+    ),
+    # Bedrock: anthropics/claude-code-action#1005 (a dotted object path).
+    (
+        "API Error: 400 output_config.effort: Extra inputs are not permitted",
+        Refusal("param", params=("output_config.effort",)),
+    ),
+    # Vertex (Anthropic) through LiteLLM: BerriAI/litellm#14365.
+    (
+        '{"error":{"message":"litellm.BadRequestError: VertexAIException BadRequestError - '
+        'b\'{\\"type\\":\\"error\\",\\"error\\":{\\"type\\":'
+        '\\"invalid_request_error\\",\\"message\\":\\"prompt_cache_key: '
+        'Extra inputs are not permitted\\"},\\"request_id\\":\\"req_vrtx_xyz'
+        "\\\"}'. Received Model Group=claude-sonnet-4\\nAvailable Model Group "
+        'Fallbacks=None","type":null,"param":null,"code":"400"}}',
+        Refusal("param", params=("prompt_cache_key",)),
+    ),
+    # Bedrock through LiteLLM: BerriAI/litellm#13609.
+    (
+        'litellm.BadRequestError: BedrockException - {\\"message\\":\\"The model returned '
+        'the following errors: reasoning: Extra inputs are not permitted\\"}',
+        Refusal("param", params=("reasoning",)),
+    ),
+    # Anthropic through Bedrock and LiteLLM: skydiscover-ai/skydiscover#15.
+    (
+        "LLM error: Error code: 400 - {'error': {'message': 'litellm.BadRequestError: "
+        'BedrockException - {"message":"The model returned the following errors: `temperature`'
+        ' and `top_p` cannot both be specified for this model. Please use only one."}',
+        Refusal("param", params=("top_p",)),
+    ),
+    # Anthropic: MartialBE/one-hub#529.
+    (
+        "Provider API error: `temperature` may only be set to 1 when thinking is enabled. Please"
+        " consult our documentation at https://docs.anthropic.com/en/docs/build-with-claude/"
+        "extended-thinking#important-considerations-when-using-extended-thinking",
+        Refusal("param", params=("temperature",)),
+    ),
+    # Gemini through LiteLLM: BerriAI/litellm#26108.
+    (
+        'GeminiException BadRequestError - {"error": {"code": 400, "message": "Penalty is not '
+        'enabled for models/gemini-2.5-flash"}}',
+        Refusal("param", params=("frequency_penalty", "presence_penalty")),
+    ),
+    # Gemini's OpenAI endpoint: n4ze3m/page-assist#418.
+    (
+        '{"error": {"code": 400, "message": "Invalid JSON payload received. Unknown name '
+        '\\"frequency_penalty\\": Cannot find field.", "status": "INVALID_ARGUMENT"}}',
+        Refusal("param", params=("frequency_penalty",)),
+    ),
+    # LiteLLM's vertex check, list form with its newer tail: BerriAI/litellm#16031.
+    (
+        "UnsupportedParamsError: vertex_ai does not support parameters: ['frequency_penalty'],"
+        " for model=gemini-2.5-pro. To drop these, set `drop_params=True` or for proxy:\n\n"
+        "`litellm_settings:\n drop_params: true`\n. \n If you want to use these params "
+        "dynamically send allowed_openai_params=['frequency_penalty'] in your request.",
+        Refusal("param", params=("frequency_penalty",)),
+    ),
+    # SGLang's pydantic check behind an OpenAI-compatible server: router-for-me/CLIProxyAPI#1572.
+    (
+        '{"object":"error","message":"1 validation error:\\n  {\'type\': \'literal_error\', '
+        "'loc': ('body', 'reasoning_effort'), 'msg': \\\"Input should be 'low', 'medium' or "
+        "'high'\\\", 'input': 'xhigh', 'ctx': {'expected': \\\"'low', 'medium' or 'high'"
+        '\\"}}\\n","type":"Bad Request","param":null,"code":400}',
+        Refusal(
+            "value", field="reasoning_effort", value="xhigh", supported=("low", "medium", "high")
+        ),
+    ),
+    # OpenAI names the field in "param" only: the message from stanford-crfm/helm#3501, in
+    # the body OpenAI sends it in.
+    (
+        '{"error": {"message": "Invalid value: \'max\'. Supported values are: \'low\', '
+        '\'medium\', and \'high\'.", "type": "invalid_request_error", "param": '
+        '"reasoning_effort", "code": "invalid_value"}}',
+        Refusal(
+            "value", field="reasoning_effort", value="max", supported=("low", "medium", "high")
+        ),
+    ),
+    # LiteLLM's GPT-5 check (litellm/llms/openai/chat/gpt_5_transformation.py).
+    (
+        "litellm.UnsupportedParamsError: reasoning_effort='xhigh' is only supported for "
+        "gpt-5.1-codex-max, gpt-5.2, and gpt-5.4+ models." + TAIL,
+        Refusal("value", field="reasoning_effort", value="xhigh"),
+    ),
+    # LiteLLM's Anthropic adapter (its test test_max_effort_rejected_for_opus_45).
+    (
+        "litellm.BadRequestError: AnthropicException - effort='max' is only supported by "
+        "Claude Opus 4.6",
+        Refusal("value", field="output_config.effort", value="max"),
+    ),
 ]
 
 
@@ -198,6 +323,17 @@ def test_real_wordings(message: str, expected: Refusal) -> None:
         "Unsupported value: 'messages[0].role' does not support 'developer' with this model.",
         "litellm.UnsupportedParamsError: openai does not support parameters: ['stream'], for "
         "model=o1",
+        # anthropics/claude-code#31033, #4378, sigoden/aichat#543: inside tools or messages.
+        "API Error: 400 tools.0.custom.defer_loading: Extra inputs are not permitted",
+        "messages.65.content.1.tool_use.text: Extra inputs are not permitted",
+        "Malformed input request: #: subject must not be valid against schema "
+        '{"required":["messages"]}#: extraneous key [stream] is not permitted, please reformat'
+        " your input and try again.",
+        # "Invalid value" without the field it is about
+        "Invalid value: 'max'. Supported values are: 'low', 'medium', and 'high'.",
+        # Gemini's own body, not the one sent
+        "Invalid JSON payload received. Unknown name \"thinking_config\" at 'generation_config':"
+        " Cannot find field.",
     ],
 )
 def test_not_recognised(message: str) -> None:
@@ -335,10 +471,16 @@ def test_effort_fitted_responses() -> None:
     assert body["reasoning"] == {"effort": "high"}
 
 
-def test_effort_off_the_scale_dropped() -> None:
+def test_effort_above_the_list() -> None:
     refusal = Refusal("value", field="reasoning_effort", value="max", supported=EFFORTS)
-    body, change, fact = fixed(chat(reasoning_effort="max"), "chat", refusal)
-    assert change == "dropped reasoning_effort max"
+    body, change, _ = fixed(chat(reasoning_effort="max"), "chat", refusal)
+    assert body["reasoning_effort"] == "high" and change == "reasoning_effort max -> high"
+
+
+def test_effort_off_the_scale_dropped() -> None:
+    refusal = Refusal("value", field="reasoning_effort", value="turbo", supported=EFFORTS)
+    body, change, fact = fixed(chat(reasoning_effort="turbo"), "chat", refusal)
+    assert change == "dropped reasoning_effort turbo"
     assert "reasoning_effort" not in body and fact.kind == "efforts"
     refusal = Refusal("value", field="reasoning_effort", value="low", supported=("auto",))
     body, _, fact = fixed(chat(reasoning_effort="low"), "chat", refusal)
@@ -560,3 +702,388 @@ def test_refusal_to_fact_to_apply() -> None:
             assert facts.learn("oca/x", fact)
         out, changes = facts.apply("oca/x", body, api)  # type: ignore[arg-type]
         assert out == fix.body and changes
+
+
+# -- efforts OCA refuses without a list, and Anthropic's effort field ----------------------
+
+
+def test_effort_refused_without_a_list() -> None:
+    refusal = parse_refusal(
+        "litellm.UnsupportedParamsError: reasoning_effort='xhigh' is only supported for "
+        "gpt-5.1-codex-max, gpt-5.2, and gpt-5.4+ models."
+    )
+    assert refusal is not None
+    body, change, fact = fixed(chat(reasoning_effort="xhigh"), "chat", refusal)
+    assert body["reasoning_effort"] == "high" and change == "reasoning_effort xhigh -> high"
+    assert fact == Fact("efforts", refused=("xhigh",))
+    assert fact.describe("oca/x") == (
+        "OCA refuses xhigh as reasoning effort for oca/x: a lower effort sent from now on"
+    )
+    assert fix_request(chat(reasoning_effort="high"), "chat", refusal) is None
+    # refusals add up
+    facts = LearnedFacts()
+    assert facts.learn("oca/x", fact)
+    assert facts.learn("oca/x", Fact("efforts", refused=("high",)))
+    assert facts.learn("oca/x", Fact("efforts", refused=("high",))) is False
+    out, _ = facts.apply("oca/x", chat(reasoning_effort="xhigh"), "chat")
+    assert out["reasoning_effort"] == "medium"
+    # a list OCA named loses what is refused since
+    facts.learn("oca/y", Fact("efforts", efforts=("low", "medium", "high")))
+    facts.learn("oca/y", Fact("efforts", refused=("high",)))
+    assert facts.efforts("oca/y") == ("low", "medium")
+    assert facts.facts("oca/y")[0].allowed == ("low", "medium")
+    out, _ = facts.apply("oca/y", chat(reasoning_effort="high"), "chat")
+    assert out["reasoning_effort"] == "medium"
+    # a new list replaces
+    facts.learn("oca/y", Fact("efforts", efforts=("low", "high")))
+    assert facts.facts("oca/y") == [Fact("efforts", efforts=("low", "high"))]
+
+
+def test_anthropic_effort() -> None:
+    refusal = parse_refusal(
+        "AnthropicException - effort='max' is only supported by Claude Opus 4.6"
+    )
+    assert refusal is not None
+    body, change, _ = fixed(
+        messages(max_tokens=32000, output_config={"effort": "max"}), "messages", refusal
+    )
+    assert body["output_config"] == {"effort": "xhigh"}
+    assert change == "output_config.effort max -> xhigh"
+    refusal = parse_refusal("API Error: 400 output_config.effort: Extra inputs are not permitted")
+    assert refusal is not None
+    body, change, fact = fixed(
+        messages(max_tokens=32000, output_config={"effort": "high"}), "messages", refusal
+    )
+    assert "output_config" not in body and change == "dropped output_config.effort"
+    assert fact == Fact("param", param="reasoning_effort")
+    # the same fact drops a chat body's effort, fits nothing else
+    facts = LearnedFacts()
+    facts.learn("oca/claude", fact)
+    out, changes = facts.apply("oca/claude", chat(reasoning_effort="high"), "chat")
+    assert "reasoning_effort" not in out and changes == ["dropped reasoning_effort"]
+
+
+def test_facts_respect_each_api() -> None:
+    facts = LearnedFacts()
+    facts.learn("oca/x", Fact("param", param="max_tokens", rename_to="max_completion_tokens"))
+    body = messages(max_tokens=100)
+    assert facts.apply("oca/x", body, "messages") == (body, [])  # a chat field's new name
+    facts = LearnedFacts()
+    facts.learn("oca/x", Fact("param", param="max_tokens"))
+    assert facts.apply("oca/x", body, "messages") == (body, [])  # Anthropic requires it
+    out, _ = facts.apply("oca/x", responses(max_output_tokens=100), "responses")
+    assert "max_output_tokens" not in out
+
+
+def test_refused_facts_persist(tmp_path: Path) -> None:
+    path = tmp_path / "learned.json"
+    facts = LearnedFacts(path)
+    facts.learn("oca/x", Fact("efforts", efforts=("low", "high")))
+    facts.learn("oca/x", Fact("efforts", refused=("high",)))
+    again = LearnedFacts(path)
+    assert again.facts("oca/x") == facts.facts("oca/x")
+    assert again.snapshot()[0]["detail"] == "reasoning efforts: low"
+
+
+def test_penalties() -> None:
+    refusal = parse_refusal("Penalty is not enabled for models/gemini-2.5-flash")
+    assert refusal is not None
+    fix = fix_request(chat(presence_penalty=0.5), "chat", refusal)
+    assert fix is not None and "presence_penalty" not in fix.body
+    assert fix.facts == (Fact("param", param="presence_penalty"),)
+    fix = fix_request(chat(presence_penalty=0.5, frequency_penalty=0.1), "chat", refusal)
+    assert fix is not None and len(fix.facts) == 2
+
+
+@pytest.mark.parametrize(("message", "refusal"), WORDINGS)
+def test_every_wording_fixes_a_body_that_carries_it(message: str, refusal: Refusal) -> None:
+    """Each real wording, against a body carrying what it refuses: fixed once, and the fact
+    learned makes the next body the same as the fix."""
+    body: dict[str, Any]
+    api: Any = "chat"
+    if refusal.kind == "max_tokens":
+        body = chat(max_tokens=(refusal.maximum or 0) + 1000)
+    elif refusal.kind == "value":
+        path = refusal.field or ""
+        body = chat()
+        if "." in path:
+            head, tail = path.split(".", 1)
+            body[head] = {tail: refusal.value}
+            api = "responses" if head == "reasoning" else "messages"
+        else:
+            body[path] = refusal.value
+    else:
+        body = chat()
+        for p in refusal.params:
+            name = canonical(p)  # the body's spelling: frequencyPenalty -> frequency_penalty
+            if name == "reasoning_summary":
+                name, api = "reasoning.summary", "responses"
+            if "." in name:
+                head, tail = name.split(".", 1)
+                body[head] = {tail: "x"}
+            else:
+                body[name] = 1
+    if refusal.rename_to:
+        body = chat(max_tokens=1000)
+    fix = fix_request(body, api, refusal)
+    assert fix is not None, message
+    facts = LearnedFacts()
+    for fact in fix.facts:
+        facts.learn("oca/x", fact)
+    out, _ = facts.apply("oca/x", body, api)
+    assert out == fix.body
+    assert facts.apply("oca/x", fix.body, api) == (fix.body, [])
+
+
+# -- properties ------------------------------------------------------------------------------
+
+EFFORT_VALUES = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "auto", "turbo")
+NAMES = (
+    "temperature",
+    "top_p",
+    "frequencyPenalty",
+    "presence_penalty",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "reasoning_effort",
+    "reasoning.effort",
+    "reasoningSummary",
+    "reasoning",
+    "output_config.effort",
+    "stop",
+    "system_prompt",
+    "context_management",
+    "thinking",
+    "model",
+    "messages",
+    "input",
+    "stream",
+    "prompt",
+)
+KEPT = ("model", "messages", "input", "stream", "prompt")
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": "oca/x", "stream": True}
+    body["messages" if draw(st.booleans()) else "input"] = [{"role": "user", "content": "hi"}]
+    if draw(st.booleans()):
+        body["prompt"] = "def f("
+    count = st.integers(min_value=1, max_value=300_000)
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "temperature": st.floats(0, 2),
+        "top_p": st.floats(0, 1),
+        "frequency_penalty": st.floats(-2, 2),
+        "presence_penalty": st.floats(-2, 2),
+        "max_tokens": count,
+        "max_completion_tokens": count,
+        "max_output_tokens": count,
+        "reasoning_effort": st.sampled_from(EFFORT_VALUES),
+        "reasoning": st.fixed_dictionaries(
+            {}, optional={"effort": st.sampled_from(EFFORT_VALUES), "summary": st.just("auto")}
+        ),
+        "output_config": st.fixed_dictionaries(
+            {}, optional={"effort": st.sampled_from(EFFORT_VALUES)}
+        ),
+        "thinking": st.fixed_dictionaries(
+            {"type": st.just("enabled"), "budget_tokens": st.integers(1024, 200_000)}
+        ),
+        "stop": st.just(["\n"]),
+        "system_prompt": st.just("be brief"),
+        "context_management": st.just({"edits": []}),
+    }
+    for key in draw(st.sets(st.sampled_from(sorted(optional)))):
+        body[key] = draw(optional[key])
+    return body
+
+
+refusals = st.one_of(
+    st.builds(
+        Refusal,
+        kind=st.just("param"),
+        params=st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map(tuple),
+    ),
+    st.builds(
+        Refusal,
+        kind=st.just("param"),
+        params=st.sampled_from(["max_tokens", "max_completion_tokens"]).map(lambda n: (n,)),
+        rename_to=st.sampled_from(["max_completion_tokens", "max_output_tokens"]),
+    ),
+    st.builds(
+        Refusal,
+        kind=st.just("value"),
+        field=st.sampled_from([*EFFORT_FIELDS, "temperature", "reasoning.summary"]),
+        value=st.sampled_from(EFFORT_VALUES),
+        supported=st.lists(st.sampled_from(EFFORT_VALUES), max_size=4, unique=True).map(tuple),
+    ),
+    st.builds(Refusal, kind=st.just("max_tokens"), maximum=st.integers(1, 200_000)),
+)
+apis = st.sampled_from(["chat", "responses", "messages", "completions"])
+
+
+def check_fix(body: dict[str, Any], api: Any, refusal: Refusal) -> None:
+    before = copy.deepcopy(body)
+    fix = fix_request(body, api, refusal)
+    assert body == before  # never mutated
+    if fix is None:
+        return
+    assert fix.body != body and fix.change
+    for key in KEPT:  # never touched: the very same objects
+        assert (key in fix.body) == (key in body)
+        if key in body:
+            assert fix.body[key] is body[key]
+    if refusal.kind == "max_tokens" and refusal.maximum:
+        for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+            assert fix.body.get(key, 0) <= refusal.maximum
+        thinking = fix.body.get("thinking")
+        if thinking is not None and thinking != body.get("thinking"):
+            assert 1024 <= thinking["budget_tokens"] < refusal.maximum
+    # stable: the same refusal finds nothing more, each fact applied again changes nothing
+    assert fix_request(fix.body, api, refusal) is None
+    facts = LearnedFacts()
+    for fact in fix.facts:
+        assert apply_fact(fix.body, fact, api) == (fix.body, [])
+        facts.learn("oca/x", fact)
+    out, _ = facts.apply("oca/x", body, api)
+    assert out == fix.body
+    again, changes = facts.apply("oca/x", fix.body, api)
+    assert again is fix.body and changes == []
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies(), apis, refusals)
+def test_fix_properties(body: dict[str, Any], api: Any, refusal: Refusal) -> None:
+    check_fix(body, api, refusal)
+
+
+TEMPLATES = (
+    "litellm.BadRequestError: OpenAIException - Unsupported parameter: '{name}' is not "
+    "supported with this model.",
+    "litellm.BadRequestError: OpenAIException - Unknown parameter: '{name}'.",
+    "litellm.UnsupportedParamsError: openai does not support parameters: ['{name}'], for "
+    "model=o1. To drop these, set `litellm.drop_params=True`",
+    "litellm.BadRequestError: XaiException - Argument not supported on this model: {name}",
+    '{{"type":"error","error":{{"type":"invalid_request_error","message":"{name}: Extra inputs'
+    ' are not permitted"}}}}',
+    "AzureException BadRequestError - Unsupported value: '{field}' does not support '{value}' "
+    "with this model. Supported values are: {supported}.",
+    "litellm.UnsupportedParamsError: reasoning_effort='{value}' is only supported for gpt-5.2.",
+    "OpenAIException - max_tokens is too large: 999999. This model supports at most {maximum} "
+    "completion tokens, whereas you provided 999999.",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bodies(),
+    apis,
+    st.sampled_from(TEMPLATES),
+    st.sampled_from(NAMES),
+    st.sampled_from(EFFORT_FIELDS),
+    st.sampled_from(EFFORT_VALUES),
+    st.lists(st.sampled_from(EFFORT_VALUES), min_size=1, max_size=4, unique=True),
+    st.integers(1, 200_000),
+)
+def test_parsed_refusals_fix_stably(
+    body: dict[str, Any],
+    api: Any,
+    template: str,
+    name: str,
+    field: str,
+    value: str,
+    supported: list[str],
+    maximum: int,
+) -> None:
+    listed = ", ".join(f"'{s}'" for s in supported)
+    message = template.format(
+        name=name, field=field, value=value, supported=listed, maximum=maximum
+    )
+    refusal = parse_refusal(message + TAIL)
+    if refusal is None:  # only what cannot be removed is not recognised
+        assert name in KEPT and "{name}" in template
+        return
+    assert parse_refusal(json.dumps({"error": {"message": message}})) == refusal
+    check_fix(body, api, refusal)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{" * 70000,
+        '{"a":' + "[" * 60000,
+        '{"a":' * 20000,
+        '{"a":"' * 12000,
+        '{"a":' + "[" * 900 + '"x"' + "]" * 900 + "}",
+        "does not support parameters: [" + "'a', " * 12000,
+        "a." * 30000 + "b: Extra inputs are not permitted",
+        "Unknown parameter: '" + "a" * 65000,
+        '{"message":"x"}' * 5000,
+    ],
+    ids=lambda text: text[:12],
+)
+def test_hostile_messages_are_cheap(text: str) -> None:
+    started = time.perf_counter()
+    assert parse_refusal(text) is None
+    assert time.perf_counter() - started < 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400), st.sampled_from([t for t, _ in WORDINGS]))
+def test_parse_never_raises(noise: str, wording: str) -> None:
+    parse_refusal(noise)
+    parse_refusal(noise + wording)
+    parse_refusal(wording[: len(noise)] + noise)
+
+
+def test_apply_is_cheap_for_unknown_models() -> None:
+    facts = LearnedFacts()
+    facts.learn("oca/known", Fact("param", param="temperature"))
+    body = chat(temperature=1)
+    started = time.perf_counter()
+    for _ in range(100_000):
+        assert facts.apply("oca/other", body, "chat")[0] is body
+    assert time.perf_counter() - started < 2.0  # about 0.3 us a call here
+
+
+def test_file_with_some_bad_entries(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "learned.json"
+    good = {"kind": "max_tokens", "maximum": 100, "learned_at": 1, "expires_at": 4e9}
+    bad = [
+        {"kind": "param", "param": "messages", "learned_at": 1, "expires_at": 4e9},
+        {"kind": "max_tokens", "maximum": -1, "learned_at": 1, "expires_at": 4e9},
+        {"kind": "efforts", "efforts": [], "learned_at": 1, "expires_at": 4e9},
+        {"kind": "max_tokens", "maximum": 100, "learned_at": "soon", "expires_at": 4e9},
+        {"kind": "wild", "learned_at": 1, "expires_at": 4e9},
+        "text",
+    ]
+    path.write_text(json.dumps({"version": 1, "models": {"oca/x": {"facts": [good, *bad]}}}))
+    with caplog.at_level(logging.WARNING, logger="oca_addon.refusals"):
+        facts = LearnedFacts(path)
+    assert facts.facts("oca/x") == [Fact("max_tokens", maximum=100)]
+    assert "6 unreadable entries" in caplog.text
+
+
+def test_learn_refuses_what_cannot_apply() -> None:
+    facts = LearnedFacts()
+    assert facts.learn("oca/x", Fact("param", param="messages")) is False
+    assert facts.learn("oca/x", Fact("max_tokens")) is False
+    assert facts.learn("oca/x", Fact("efforts")) is False
+    assert facts.snapshot() == []
+
+
+def test_save_failure_keeps_what_was_learned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o700)
+    facts = LearnedFacts(folder / "learned.json")
+    folder.chmod(0o500)
+    try:
+        with caplog.at_level(logging.WARNING, logger="oca_addon.refusals"):
+            assert facts.learn("oca/x", Fact("max_tokens", maximum=100))
+    finally:
+        folder.chmod(0o700)
+    if os.geteuid() != 0:  # root writes anyway
+        assert "cannot save" in caplog.text
+    assert facts.max_tokens("oca/x") == 100
