@@ -111,6 +111,14 @@ def _int(value: Any) -> int:
     return 0
 
 
+def opaque_id(value: str, limit: int) -> str:
+    """An end-user id that fits a field of `limit` characters: as is, or (longer) a stable
+    hash of it, so the same user still has one id."""
+    if len(value) <= limit:
+        return value
+    return "user_" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def _new_message_id() -> str:
     return "msg_" + uuid.uuid4().hex[:24]
 
