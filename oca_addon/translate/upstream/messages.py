@@ -25,6 +25,7 @@ from ..anthropic.common import (
     _upstream_tool_id,
     budget_for_effort,
     fit_budget,
+    merge_usage,
     opaque_id,
 )
 from .common import Chunks, chat_usage, count, data_url, error_chunk, function_tools, text_of
@@ -400,7 +401,7 @@ class Answer:
 
     def _take_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
-            self._usage.update({k: v for k, v in usage.items() if v is not None})
+            self._usage = merge_usage(self._usage, usage)
 
     def _end(self) -> list[dict[str, Any]]:
         self._done = True
