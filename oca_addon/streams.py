@@ -105,12 +105,13 @@ class StreamDriver:
             raw = data.encode() if isinstance(data, str) else data
             return self.translator.fail(error_status(chunk), upstream_error_message(raw, 502))
         usage = chunk.get("usage")
-        if usage:
-            self.usage = usage
-        else:
-            response = chunk.get("response")
-            if isinstance(response, dict) and response.get("usage"):
-                self.usage = response["usage"]  # native Responses events
+        if not usage:
+            # Responses events carry it in `response`, Messages' message_start in `message`.
+            inner = chunk.get("response") or chunk.get("message")
+            usage = inner.get("usage") if isinstance(inner, dict) else None
+        if usage and isinstance(usage, dict):
+            # Messages: the input counts come in message_start, the output in message_delta.
+            self.usage = anthropic.merge_usage(self.usage, usage)
         return self.translator.feed(chunk)
 
     def abort(self, message: str, status: int = 502) -> bytes:
@@ -249,28 +250,54 @@ def terminal_error_frame(endpoint: Endpoint, status: int, message: str) -> bytes
 
 
 def usage_from_stream(body: bytes | bytearray) -> dict[str, Any] | None:
-    """The token usage reported near the end of a (chat, responses or messages) stream."""
+    """The token usage reported near the end of a (chat, responses or messages) stream,
+    over the input counts a Messages stream gives at its start (message_start)."""
+    usage = _message_start_usage(body)
     tail = bytes(body[-16384:])
     start = tail.find(b"\n") + 1 if len(body) > len(tail) else 0
     # Parse from the event that first mentions usage on (once per request: a hot spot).
     first = tail.find(b'"usage"', start)
     if first < 0:
-        return None
+        return usage
     for sep in (b"\n\n", b"\n\r\n"):
         at = tail.rfind(sep, start, first)
         if at >= 0:
             start = max(start, at + len(sep))
-    usage: dict[str, Any] | None = None
     for ev in sse.parse_all(tail[start:]):
         if '"usage"' not in ev.data:
             continue
-        data = json_or_none(ev.data)
-        if not isinstance(data, dict):
-            continue
-        found = data.get("usage") or (data.get("response") or {}).get("usage")
-        if isinstance(found, dict) and found:
-            usage = {**(usage or {}), **found}
+        found = _usage_of(json_or_none(ev.data))
+        if found:
+            usage = anthropic.merge_usage(usage, found)
     return usage
+
+
+def _usage_of(data: Any) -> dict[str, Any] | None:
+    """An event's usage: its own (chat chunks, message_delta), its response's (Responses)
+    or its message's (message_start)."""
+    if not isinstance(data, dict):
+        return None
+    found = data.get("usage")
+    if not found:
+        inner = data.get("response") or data.get("message")
+        found = inner.get("usage") if isinstance(inner, dict) else None
+    return found if isinstance(found, dict) and found else None
+
+
+def _message_start_usage(body: bytes | bytearray) -> dict[str, Any] | None:
+    """The usage in a Messages stream's first event, message_start (None for other APIs)."""
+    head = bytes(body[:16384])
+    at = head.find(b'"message_start"')
+    if at < 0:
+        return None
+    ends = [e for e in (head.find(b"\n\n", at), head.find(b"\n\r\n", at)) if e >= 0]
+    if not ends:
+        return None  # not a whole event within the head
+    for ev in sse.parse_all(head[: min(ends) + 2]):
+        data = json_or_none(ev.data)
+        if isinstance(data, dict) and data.get("type") == "message_start":
+            return _usage_of(data)
+    return None
 
 
 def token_counts(usage: dict[str, Any] | None) -> tuple[int, int]:
@@ -285,9 +312,11 @@ def token_counts(usage: dict[str, Any] | None) -> tuple[int, int]:
                 return v
         return 0
 
-    inp = _int("prompt_tokens", "input_tokens") + (
-        _int("cache_read_input_tokens") if "input_tokens" in usage else 0
-    )
+    inp = _int("prompt_tokens", "input_tokens")
+    if "prompt_tokens" not in usage and "input_tokens_details" not in usage:
+        # Messages counts the cache reads and writes apart from input_tokens (chat's
+        # prompt_tokens and Responses' input_tokens, with its details, hold them).
+        inp += _int("cache_read_input_tokens") + _int("cache_creation_input_tokens")
     return inp, _int("completion_tokens", "output_tokens")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -24,7 +25,11 @@ from oca_addon.config import (
 from oca_addon.errors import anthropic_error, openai_error, upstream_error_message
 from oca_addon.modelinfo import Catalog, openai_model_list
 from oca_addon.routing import Endpoint, classify, plan_route
-from oca_addon.translate.chat import ChatAssembler, prepare_chat_request
+from oca_addon.streams import StreamDriver, token_counts, usage_from_stream
+from oca_addon.translate.anthropic import NativeMessagesStream
+from oca_addon.translate.chat import ChatAssembler, ChatStream, prepare_chat_request
+from oca_addon.translate.upstream import AdaptedStream
+from oca_addon.translate.upstream import messages as up_messages
 
 # -- SSE ---------------------------------------------------------------------------------
 
@@ -294,3 +299,85 @@ def test_error_shapes_and_upstream_messages() -> None:
     assert upstream_error_message(b'{"error":{"message":"bad model"}}', 400) == "bad model"
     assert "HTML page" in upstream_error_message(b"<html><body>oops</body></html>", 502)
     assert "empty body" in upstream_error_message(b"", 500)
+
+
+# -- usage of streamed answers ---------------------------------------------------------------
+
+
+def messages_stream(
+    start_usage: dict[str, Any], delta_usage: dict[str, Any], pad: int = 0
+) -> bytes:
+    """A Messages stream as Anthropic documents it: input counts in message_start, the output
+    count in message_delta (`pad` text deltas in between)."""
+
+    def ev(kind: str, **data: Any) -> bytes:
+        return sse.encode({"type": kind, **data}, event=kind)
+
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "oca/claude",
+               "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}  # fmt: skip
+    return b"".join(
+        [
+            ev("message_start", message=message),
+            ev("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+            *(
+                ev("content_block_delta", index=0, delta={"type": "text_delta", "text": "word "})
+                for _ in range(max(pad, 1))
+            ),
+            ev("content_block_stop", index=0),
+            ev("message_delta", delta={"stop_reason": "end_turn"}, usage=delta_usage),
+            ev("message_stop"),
+        ]
+    )
+
+
+START = {"input_tokens": 25, "cache_creation_input_tokens": 10, "cache_read_input_tokens": 100,
+         "output_tokens": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("start", "delta", "expected"),
+    [
+        (START, {"output_tokens": 15}, (135, 15)),  # Anthropic's documented stream
+        (START, {"input_tokens": None, "output_tokens": 15}, (135, 15)),  # nulls
+        # cumulative counts repeated in message_delta (Anthropic's newer streams)
+        (START, {**START, "output_tokens": 15}, (135, 15)),
+        # some gateways: 0 in message_start, the count in message_delta (or the reverse)
+        ({"input_tokens": 0, "output_tokens": 0}, {"input_tokens": 9, "output_tokens": 4}, (9, 4)),
+        ({"input_tokens": 9, "output_tokens": 1}, {"input_tokens": 0, "output_tokens": 4}, (9, 4)),
+    ],
+)
+def test_a_streamed_messages_answer_records_its_input_tokens(
+    start: dict[str, Any], delta: dict[str, Any], expected: tuple[int, int]
+) -> None:
+    """The input tokens of a streamed native Messages answer come from message_start (they
+    were 0: the driver kept only message_delta's usage), in the driver (native streams, the
+    Messages adapter's) and read off a kept body (replays), however far apart the two are."""
+    for pad in (1, 2000):  # 2000 deltas: message_start far outside the last 16 KB
+        body = messages_stream(start, delta, pad)
+        driver = StreamDriver(NativeMessagesStream("claude-x"))
+        out = b"".join(b"".join(driver(body[i : i + 700])) for i in range(0, len(body), 700))
+        out += b"".join(driver(b""))
+        assert b"event: message_stop" in out
+        assert token_counts(driver.usage) == expected
+        assert token_counts(usage_from_stream(body)) == expected
+        adapted = StreamDriver(AdaptedStream(up_messages.Answer("oca/claude"), ChatStream()))
+        adapted(body)
+        adapted(b"")
+        assert token_counts(adapted.usage) == expected
+
+
+def test_token_counts_of_each_api() -> None:
+    # chat: prompt_tokens holds the cached tokens (LiteLLM adds the Anthropic cache fields)
+    chat = {"prompt_tokens": 120, "completion_tokens": 5, "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 10, "prompt_tokens_details": {"cached_tokens": 100}}  # fmt: skip
+    assert token_counts(chat) == (120, 5)
+    responses = {"input_tokens": 120, "output_tokens": 5,
+                 "input_tokens_details": {"cached_tokens": 100}}  # fmt: skip
+    assert token_counts(responses) == (120, 5)
+    assert token_counts({**responses, "cache_read_input_tokens": 100}) == (120, 5)
+    assert token_counts({**START, "output_tokens": 5}) == (135, 5)  # Messages: apart
+    assert token_counts(None) == (0, 0)
+    chat_sse = sse.encode({"choices": [], "usage": chat}) + b"data: [DONE]\n\n"
+    assert usage_from_stream(chat_sse) == chat
+    done = {"type": "response.completed", "response": {"usage": responses}}
+    assert usage_from_stream(sse.encode(done, event="response.completed")) == responses

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 import zlib
 from typing import Any
 
@@ -495,6 +496,46 @@ def test_claude_code_shaped_request(proxy: Proxy) -> None:
     assert up["messages"][0]["role"] == "system"
     assert "mid-conversation system note" in up["messages"][0]["content"]
     assert len(up["user"]) <= 64
+
+
+def test_a_streamed_native_answer_is_recorded_with_its_input_tokens(proxy: Proxy) -> None:
+    """Messages streams give the input tokens in message_start and only the output count
+    in message_delta (the simulator's, as OCA's): the call is recorded with both, in the
+    dashboard's recent calls and per-model totals and in the log line (they were 0 in)."""
+
+    def state() -> dict[str, Any]:
+        return httpx.get(f"{proxy.url}/api/state", timeout=10).json()
+
+    def totals(s: dict[str, Any]) -> dict[str, Any]:
+        empty = {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+        return next((t for t in s["totals"] if t["model"] == "oca/claude-sonnet-4"), empty)
+
+    before = totals(state())
+    with client(proxy).messages.stream(
+        model=NATIVE, max_tokens=256, messages=[{"role": "user", "content": "count me " * 40}]
+    ) as stream:
+        final = stream.get_final_message()
+    got = final.usage
+    inp = got.input_tokens + (got.cache_read_input_tokens or 0)
+    inp += got.cache_creation_input_tokens or 0
+    assert got.input_tokens > 0 and got.output_tokens > 0  # message_start's, message_delta's
+    for _ in range(100):  # the call is recorded once its response hook has run
+        now = state()
+        if totals(now)["requests"] > before["requests"]:
+            break
+        time.sleep(0.05)
+    rec = next(r for r in now["recent"] if r["requested_model"] == NATIVE)
+    assert rec["stream"] is True and rec["route"] == "native"
+    assert (rec["input_tokens"], rec["output_tokens"]) == (inp, got.output_tokens)
+    after = totals(now)
+    assert after["input_tokens"] - before["input_tokens"] == inp
+    assert after["output_tokens"] - before["output_tokens"] == got.output_tokens
+    line = f"native-claude → oca/claude-sonnet-4 · {inp:,} in / {got.output_tokens:,} out"
+    for _ in range(100):  # the log is written in batches
+        if line in proxy.log():
+            break
+        time.sleep(0.05)
+    assert line in proxy.log()
 
 
 # -- count_tokens, models, local pages ------------------------------------------------------

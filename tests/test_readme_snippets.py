@@ -57,6 +57,26 @@ def test_the_readme_has_the_examples() -> None:
     assert "function_call_output" in joined  # the Responses tool loop
 
 
+def test_the_readme_says_what_is_lost_in_translation() -> None:
+    """The fields about the call that cannot survive a translation are listed (issue 22):
+    the Responses client's echoed-only fields, what the Responses adapter drops of chat's
+    metadata, what the Messages adapter has no field for."""
+    section = README.split("What is lost in translation", 1)[1].split("<!-- section:", 1)[0]
+    bullets = {b.split("**")[1]: b for b in section.split("\n- ")[1:]}
+    through_chat = bullets["Responses client via chat"]
+    for field in ("include", "service_tier", "store", "truncation", "background",
+                  "prompt_cache_retention"):  # fmt: skip
+        assert f"`{field}`" in through_chat
+    assert "`metadata`" in bullets["Responses adapter"] and "16th" in bullets["Responses adapter"]
+    messages = bullets["Messages adapter"]
+    assert "`prompt_cache_key`" in messages and "`metadata`" in messages
+    assert "`user` when `safety_identifier`" in messages
+    # and what does survive, said before the list
+    before = README.split("What is lost in translation", 1)[0][-1500:]
+    for field in ("prompt_cache_key", "safety_identifier", "metadata", "metadata.user_id"):
+        assert f"`{field}`" in before
+
+
 @pytest.mark.parametrize("index", range(len(SNIPPETS)))
 def test_readme_python_example_runs_against_the_demo(demo: tuple[str, Path], index: int) -> None:
     base, _ = demo

@@ -375,7 +375,11 @@ def test_messages_prompt_caching(client: httpx.Client) -> None:
         }
         resp = client.post("/v1/messages", json=body)
         assert resp.status_code == 200
-        return next(e for e in sse_json(resp) if e["type"] == "message_delta")["usage"]
+        events = sse_json(resp)
+        start = next(e for e in events if e["type"] == "message_start")["message"]["usage"]
+        delta = next(e for e in events if e["type"] == "message_delta")["usage"]
+        assert set(delta) == {"output_tokens"}  # the input counts are message_start's
+        return {**start, **delta}
 
     first, second = usage(), usage()
     assert first["cache_creation_input_tokens"] > 1000 and first["cache_read_input_tokens"] == 0

@@ -856,6 +856,13 @@ def test_metadata_user_id() -> None:
     assert len(hashed) <= 64 and long_id not in hashed
     assert hashed == chat({"messages": [user("y")], "metadata": {"user_id": long_id}})["user"]
     assert "user" not in chat({"messages": [user("x")], "metadata": {}})
+    out = chat({"messages": [user("x")], "metadata": {"user_id": None}})
+    assert "user" not in out and "safety_identifier" not in out and "metadata" not in out
+    # Anthropic refuses these; so does the proxy, with the field named.
+    for metadata, param in (({"user_id": 5}, "metadata.user_id"), ("u", "metadata")):
+        with pytest.raises(RequestError) as e:
+            chat({"messages": [user("x")], "metadata": metadata})
+        assert e.value.param == param and "expected" in e.value.message
 
 
 def test_output_fields_and_context() -> None:

@@ -15,6 +15,7 @@ from openai.types.responses import Response, ResponseCompletedEvent
 from oca_addon import sse
 from oca_addon.errors import RequestError
 from oca_addon.translate.chat import ChatAssembler
+from oca_addon.translate.memo import ConversationMemo
 from oca_addon.translate.responses import (
     NativeResponsesAssembler,
     NativeResponsesStream,
@@ -598,25 +599,57 @@ def test_echo_fields_not_sent_upstream() -> None:
         "some_future_field": 1,
     }
     chat, ctx = translate(body)
-    for key in (
-        "store",
-        "include",
-        "metadata",
-        "truncation",
-        "prompt_cache_key",
-        "service_tier",
-        "background",
-        "safety_identifier",
-        "some_future_field",
-    ):
+    for key in ("store", "include", "truncation", "service_tier", "background"):
         assert key not in chat
-    assert chat["user"] == "u1"
+    assert "some_future_field" not in chat
+    # Chat has these: they go on (README, "What is lost in translation").
+    assert chat["user"] == "u1" and chat["metadata"] == {"k": "v"}
+    assert chat["prompt_cache_key"] == "abc" and chat["safety_identifier"] == "s"
     resp = chat_to_response(
         {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}, ctx
     )
     assert resp["store"] is False and resp["metadata"] == {"k": "v"}
     assert resp["truncation"] == "auto" and resp["prompt_cache_key"] == "abc"
     assert resp["service_tier"] == "auto" and resp["safety_identifier"] == "s"
+
+
+def test_identity_fields_reach_chat() -> None:
+    """opencode sends prompt_cache_key on every call; chat has the same three fields."""
+    chat, _ = translate({"input": "x", "prompt_cache_key": "ses_1"})
+    assert chat["prompt_cache_key"] == "ses_1"
+    assert "safety_identifier" not in chat and "metadata" not in chat
+    meta = {"app": "opencode", "run": "7"}
+    chat, _ = translate({"input": "x", "metadata": meta, "safety_identifier": "h" * 64})
+    assert chat["metadata"] == meta and chat["metadata"] is not meta
+    assert chat["safety_identifier"] == "h" * 64
+    empty, _ = translate({"input": "x", "metadata": {}, "prompt_cache_key": "", "metadata ": 1})
+    assert not {"metadata", "prompt_cache_key"} & set(empty)
+    nulls, _ = translate({"input": "x", "metadata": None, "safety_identifier": None})
+    assert not {"metadata", "safety_identifier"} & set(nulls)
+    # The same through the conversation memo (the fields are not part of what it keeps).
+    memo = ConversationMemo()
+    a, b = ({"type": "message", "role": "user", "content": t} for t in "ab")
+    first, _ = translate({"input": [a], "prompt_cache_key": "k1"}, memo=memo)
+    second, _ = translate({"input": [a, b], "prompt_cache_key": "k2"}, memo=memo)
+    assert first["prompt_cache_key"] == "k1" and second["prompt_cache_key"] == "k2"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "param"),
+    [
+        ("prompt_cache_key", 5, "prompt_cache_key"),
+        ("safety_identifier", ["x"], "safety_identifier"),
+        ("metadata", "x", "metadata"),
+        ("metadata", {"ok": "v", "n": 1}, "metadata.n"),
+        ("metadata", {"nested": {"a": "b"}}, "metadata.nested"),
+    ],
+)
+def test_identity_fields_of_the_wrong_type_are_refused(field: str, value: Any, param: str) -> None:
+    """As the Responses API refuses them (a string; an object of strings)."""
+    with pytest.raises(RequestError) as e:
+        translate({"input": "x", field: value})
+    assert e.value.status == 400 and e.value.param == param
+    assert "expected a" in e.value.message
 
 
 @pytest.mark.parametrize(

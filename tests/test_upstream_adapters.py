@@ -228,6 +228,54 @@ def test_messages_request_thinking_fits_max_tokens_and_drops_sampling() -> None:
     assert "thinking" not in forced  # Anthropic refuses thinking with a forced tool
 
 
+def test_identity_fields_as_responses() -> None:
+    """prompt_cache_key, safety_identifier, user and metadata: Responses has them all; its
+    metadata takes 16 string values (keys up to 64 characters, values up to 512), while
+    OCA's chat takes any JSON there (LiteLLM's own metadata): what does not fit is dropped."""
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    metadata: dict[str, Any] = {
+        "tags": ["a", "b"],  # LiteLLM's own: not a string
+        "n": 1,
+        "none": None,
+        "k" * 65: "long key",
+        "big": "v" * 513,
+        "ok": "yes",
+        **{f"m{i}": str(i) for i in range(20)},
+    }
+    out = up_responses.request(
+        {**base, "prompt_cache_key": "ses_1", "safety_identifier": "sid", "user": "u",
+         "metadata": metadata},
+        model_info={"is_reasoning_model": True},
+    )  # fmt: skip
+    assert out["prompt_cache_key"] == "ses_1" and out["safety_identifier"] == "sid"
+    assert out["user"] == "u"
+    assert out["metadata"] == {"ok": "yes", **{f"m{i}": str(i) for i in range(15)}}
+    bare = up_responses.request(
+        {**base, "prompt_cache_key": 3, "safety_identifier": "", "user": None,
+         "metadata": {"tags": ["x"]}}
+    )  # fmt: skip
+    assert not {"prompt_cache_key", "safety_identifier", "user", "metadata"} & set(bare)
+
+
+def test_identity_fields_as_messages() -> None:
+    """Anthropic has one: metadata.user_id (an opaque end-user id for abuse detection, up to
+    256 characters), from safety_identifier (made for that), else user."""
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    both = up_messages.request({**base, "safety_identifier": "sid", "user": "u"})
+    assert both["metadata"] == {"user_id": "sid"}
+    assert up_messages.request({**base, "user": "u"})["metadata"] == {"user_id": "u"}
+    long_id = up_messages.request({**base, "safety_identifier": "x" * 300})["metadata"]["user_id"]
+    assert len(long_id) <= 256 and long_id.startswith("user_")
+    assert long_id == up_messages.request({**base, "user": "x" * 300})["metadata"]["user_id"]
+    kept = up_messages.request({**base, "user": "y" * 256})["metadata"]["user_id"]
+    assert kept == "y" * 256
+    # No field for the rest: not sent (README, "What is lost in translation").
+    rest = up_messages.request(
+        {**base, "prompt_cache_key": "k", "metadata": {"a": "b"}, "safety_identifier": 5}
+    )
+    assert set(rest) & {"prompt_cache_key", "metadata", "safety_identifier"} == set()
+
+
 # -- answers -------------------------------------------------------------------------------
 
 RICH = Script(

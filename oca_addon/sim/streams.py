@@ -366,7 +366,10 @@ def messages_frames(plan: Plan, body: dict[str, Any]) -> list[bytes]:
         index += 1
 
     final_delta = {"stop_reason": _STOP_REASONS[plan.finish], "stop_sequence": None}
-    emit("message_delta", {"delta": final_delta, "usage": messages_usage(plan)})
+    # The input counts come in message_start only, as in Anthropic's documented stream (and
+    # OCA's: the proxy read 0 input tokens off message_delta); a client merges the two.
+    usage = {"output_tokens": plan.completion_tokens}
+    emit("message_delta", {"delta": final_delta, "usage": usage})
     emit("message_stop", {})
     return frames
 

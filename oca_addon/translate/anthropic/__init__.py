@@ -20,6 +20,7 @@ from .common import (
     MAX_STOP_SEQUENCES,
     MIN_THINKING_BUDGET,
     AnthropicContext,
+    merge_usage,
     upstream_tool_name,
 )
 from .native import (
@@ -42,6 +43,7 @@ __all__ = [
     "anthropic_to_chat",
     "chat_to_anthropic",
     "client_error_message",
+    "merge_usage",
     "prepare_native_messages",
     "upstream_tool_name",
 ]

@@ -111,6 +111,35 @@ def _int(value: Any) -> int:
     return 0
 
 
+def merge_usage(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Usage reported in parts, as one dict. Messages streams give the input counts in
+    `message_start` (`message.usage`) and the output count in `message_delta`; the counts
+    are cumulative, so a later null, or a smaller number (some gateways send 0 for the input
+    in one of the two), never undoes a count already reported."""
+    out = dict(old) if old else {}
+    for key, value in new.items():
+        if value is None:
+            continue
+        before = out.get(key)
+        if (
+            isinstance(value, int)
+            and isinstance(before, int)
+            and not isinstance(value, bool)
+            and value < before
+        ):
+            continue
+        out[key] = value
+    return out
+
+
+def opaque_id(value: str, limit: int) -> str:
+    """An end-user id that fits a field of `limit` characters: as is, or (longer) a stable
+    hash of it, so the same user still has one id."""
+    if len(value) <= limit:
+        return value
+    return "user_" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def _new_message_id() -> str:
     return "msg_" + uuid.uuid4().hex[:24]
 

@@ -21,6 +21,7 @@ from .common import (
     _parse_arguments,
     _strip_billing,
     _type_name,
+    merge_usage,
 )
 
 
@@ -204,7 +205,7 @@ class NativeMessagesAssembler:
             if isinstance(message, dict):
                 self.message = message
                 if isinstance(message.get("usage"), dict):
-                    self.usage.update(message["usage"])
+                    self.usage = merge_usage(self.usage, message["usage"])
                 if isinstance(message.get("content"), list):
                     self.content = [b for b in message["content"] if isinstance(b, dict)]
         elif kind == "content_block_start":
@@ -238,7 +239,7 @@ class NativeMessagesAssembler:
                         self.message[key] = delta[key]
             usage = data.get("usage")
             if isinstance(usage, dict):
-                self.usage.update({k: v for k, v in usage.items() if v is not None})
+                self.usage = merge_usage(self.usage, usage)
         elif kind == "message_stop":
             self.stopped = True
         elif kind == "error":

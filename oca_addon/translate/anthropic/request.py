@@ -6,7 +6,6 @@ are mapped here; system, tools and message content are converted by `blocks.Requ
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -25,6 +24,7 @@ from .common import (
     _type_name,
     effort_for_budget,
     fit_budget,
+    opaque_id,
     upstream_tool_name,
 )
 
@@ -142,16 +142,13 @@ def anthropic_to_chat(
     if response_format is not None:
         out["response_format"] = response_format
 
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict):
-        user_id = metadata.get("user_id")
-        if isinstance(user_id, str) and user_id:
-            out["user"] = (
-                user_id
-                if len(user_id) <= 64
-                else "user_"
-                + hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-            )
+    user = _user_id(body.get("metadata"))
+    if user:
+        # Chat's `user` (64 characters at most), which LiteLLM passes on to each provider
+        # (Anthropic's metadata.user_id, OpenAI's user). Not also `safety_identifier`:
+        # LiteLLM refuses a parameter a provider does not take (unless told to drop them),
+        # and Claude Code sends a user_id on every request.
+        out["user"] = opaque_id(user, 64)
 
     out["stream"] = True
     out["stream_options"] = {"include_usage": True}
@@ -209,6 +206,20 @@ def _tool_choice(choice: Any, names: set[str]) -> tuple[Any, bool | None]:
         f"tool_choice.type: expected one of 'auto', 'any', 'tool', 'none', got {json.dumps(kind)}",
         param="tool_choice.type",
     )
+
+
+def _user_id(metadata: Any) -> str | None:
+    """`metadata.user_id` (Anthropic refuses anything but a string or null there)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise RequestError(
+            f"metadata: expected an object, got {_type_name(metadata)}", param="metadata"
+        )
+    user_id = metadata.get("user_id")
+    if user_id is None:
+        return None
+    return _require_str(user_id, "metadata.user_id") or None
 
 
 def _reasoning_effort(body: dict[str, Any], default: str | None) -> str | None:

@@ -184,6 +184,32 @@ def _instructions_text(instructions: Any) -> str:
     raise RequestError("'instructions' must be a string", param="instructions")
 
 
+def _request_identity(body: dict[str, Any], chat: dict[str, Any]) -> None:
+    """`prompt_cache_key`, `safety_identifier` and `metadata`: chat has the same fields, so
+    they go on as sent (chat's `metadata` is OCA's gateway's own: LiteLLM keeps it with the
+    call). The types are checked as the Responses API checks them."""
+    for key in ("prompt_cache_key", "safety_identifier"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise RequestError(f"Invalid type for '{key}': expected a string", param=key)
+        if value:
+            chat[key] = value
+    metadata = body.get("metadata")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise RequestError("Invalid type for 'metadata': expected an object", param="metadata")
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise RequestError(
+                f"Invalid type for 'metadata.{key}': expected a string", param=f"metadata.{key}"
+            )
+    if metadata:
+        chat["metadata"] = dict(metadata)
+
+
 def responses_to_chat(
     body: dict[str, Any],
     *,
@@ -267,6 +293,7 @@ def responses_to_chat(
         chat["response_format"] = fmt
     if isinstance(body.get("user"), str):
         chat["user"] = body["user"]
+    _request_identity(body, chat)
 
     chat["stream"] = True
     chat["stream_options"] = {"include_usage": True}

@@ -92,6 +92,21 @@ def function_tools(chat: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)]
 
 
+def string_metadata(metadata: Any) -> dict[str, str]:
+    """A chat request's `metadata` as OpenAI's Responses API takes it: at most 16 pairs, keys
+    of up to 64 characters, string values of up to 512. OCA's chat endpoint takes any JSON
+    there (LiteLLM's own metadata, e.g. a list of tags), so what does not fit is dropped."""
+    out: dict[str, str] = {}
+    if not isinstance(metadata, dict):
+        return out
+    for key, value in metadata.items():
+        if len(out) == 16:
+            break
+        if isinstance(key, str) and len(key) <= 64 and isinstance(value, str) and len(value) <= 512:
+            out[key] = value
+    return out
+
+
 def error_chunk(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": openai_error_type(status), "code": status}}
 

@@ -25,6 +25,8 @@ from ..anthropic.common import (
     _upstream_tool_id,
     budget_for_effort,
     fit_budget,
+    merge_usage,
+    opaque_id,
 )
 from .common import Chunks, chat_usage, count, data_url, error_chunk, function_tools, text_of
 
@@ -87,9 +89,20 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
         system.append({"type": "text", "text": instruction})
     if system:
         out["system"] = system
-    if isinstance(chat.get("user"), str) and chat["user"]:
-        out["metadata"] = {"user_id": chat["user"]}
+    user = _user_id(chat)
+    if user:
+        out["metadata"] = {"user_id": user}
     return out
+
+
+def _user_id(chat: dict[str, Any]) -> str | None:
+    """Anthropic's `metadata.user_id` (an opaque id of the end user, for abuse detection, of
+    up to 256 characters): chat's `safety_identifier`, made for just that, else `user`."""
+    for key in ("safety_identifier", "user"):
+        value = chat.get(key)
+        if isinstance(value, str) and value:
+            return opaque_id(value, 256)
+    return None
 
 
 def _thinking(chat: dict[str, Any], max_tokens: int) -> dict[str, Any] | None:
@@ -388,7 +401,7 @@ class Answer:
 
     def _take_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
-            self._usage.update({k: v for k, v in usage.items() if v is not None})
+            self._usage = merge_usage(self._usage, usage)
 
     def _end(self) -> list[dict[str, Any]]:
         self._done = True

@@ -5,7 +5,8 @@ Request: a chat/completions body (what every client translator produces) -> an O
 developer messages), tool calls and results become `function_call` and
 `function_call_output` items, images `input_image`, files `input_file`, `max_tokens`
 `max_output_tokens`, `reasoning_effort` (or a thinking budget) `reasoning.effort`,
-`response_format` `text.format`.
+`response_format` `text.format`; `user`, `prompt_cache_key`, `safety_identifier` and
+`metadata` (its string values) as they are.
 
 Answer: the Responses events -> chat chunks (`Answer`): output text, function calls by
 output item (parallel calls keep their own index), reasoning summaries as
@@ -19,7 +20,15 @@ from typing import Any
 
 from ...modelinfo import fit_effort
 from ..anthropic.common import effort_for_budget
-from .common import Chunks, chat_usage, count, error_chunk, function_tools, text_of
+from .common import (
+    Chunks,
+    chat_usage,
+    count,
+    error_chunk,
+    function_tools,
+    string_metadata,
+    text_of,
+)
 
 MIN_OUTPUT_TOKENS = 16  # the Responses API's floor for max_output_tokens
 # Responses error codes -> HTTP status, for the client's terminal error.
@@ -57,9 +66,9 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
     if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
         out["max_output_tokens"] = max(limit, MIN_OUTPUT_TOKENS)
     reasoning_model = bool(info.get("is_reasoning_model"))
-    for key in ("temperature", "top_p", "user"):
+    for key in ("temperature", "top_p"):
         # Responses refuses sampling settings for reasoning models (chat tolerates them).
-        if chat.get(key) is not None and not (reasoning_model and key != "user"):
+        if chat.get(key) is not None and not reasoning_model:
             out[key] = chat[key]
 
     effort = chat.get("reasoning_effort")
@@ -75,6 +84,12 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
     fmt = _text_format(chat.get("response_format"))
     if fmt is not None:
         out["text"] = {"format": fmt}
+    for key in ("user", "prompt_cache_key", "safety_identifier"):  # the same in Responses
+        if isinstance(chat.get(key), str) and chat[key]:
+            out[key] = chat[key]
+    metadata = string_metadata(chat.get("metadata"))
+    if metadata:
+        out["metadata"] = metadata
     return out
 
 
