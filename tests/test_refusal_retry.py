@@ -370,7 +370,11 @@ def test_mitmweb_shows_the_refused_attempt_beside_the_retry(rsim: Sim, tmp_path:
         assert got.choices[0].message.content
         web = f"http://127.0.0.1:{web_port}"
         flows = httpx.get(f"{web}/flows", params={"token": "pw"}, timeout=10).json()
-        api = [f for f in flows if f["request"]["path"].startswith(PREFIX)]
+        # The model list oca-proxy read for routing is a flow too (no second HTTP client).
+        own = [f for f in flows if f["request"]["path"] == PREFIX + "/v1/model/info"]
+        assert len(own) == 1 and own[0]["response"]["status_code"] == 200, own
+        assert own[0]["comment"].startswith("oca-proxy's own call: OCA's model list")
+        api = [f for f in flows if f["request"]["path"].startswith(PREFIX + "/chat")]
         refused = [f for f in api if f["response"] and f["response"]["status_code"] == 400]
         answered = [f for f in api if f["response"] and f["response"]["status_code"] == 200]
         assert len(refused) == 1 and len(answered) == 1, [f["comment"] for f in api]
