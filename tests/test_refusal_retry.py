@@ -15,6 +15,7 @@ with the real `openai` and `anthropic` SDKs:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,28 +28,89 @@ import pytest
 from conftest import PREFIX, Proxy, Sim, free_port, start_proxy, start_sim
 
 SETTINGS = {
-    "model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"},
+    "model_mapping": {
+        "claude-sonnet-4-6": "oca/gpt-4.1",
+        "claude-effort": {"target": "oca/gpt-5", "reasoning_effort": "medium"},
+    },
     "default_model": "oca/gpt-4.1",
 }
 
 
 @dataclass(frozen=True)
-class Case:
-    """One route, and what its model really refuses."""
+class Route:
+    """A client API reaching an OCA model: natively, via chat, or through an adapter."""
 
     id: str
     client: str  # chat | responses | messages | completions
     model: str  # what the client asks for
     target: str  # the OCA model
     upstream: str  # the OCA path the call goes to
-    refusal: dict[str, Any]  # the simulator's refusals entry for the target
-    extra: dict[str, Any]  # what the client sends that the model refuses
+    param: str = "temperature"  # a parameter that reaches OCA on this route
+    reasoning: bool = True  # an effort reaches OCA on this route
+    sends_param: dict[str, Any] | None = None  # what the client sends for it (default: same)
+
+
+ROUTES = [
+    Route("chat-native", "chat", "oca/gpt-5", "oca/gpt-5", "/chat/completions"),
+    Route("responses-native", "responses", "oca/gpt-5", "oca/gpt-5", "/responses"),
+    # (temperature goes nowhere there: the reasoning model's effort is on)
+    Route("messages-to-chat", "messages", "claude-effort", "oca/gpt-5", "/chat/completions", param="user", sends_param={"metadata": {"user_id": "user-7"}}),
+    Route("messages-native", "messages", "oca/claude-sonnet-4", "oca/claude-sonnet-4", "/v1/messages", reasoning=False),
+    Route("responses-to-chat", "responses", "oca/llama-4", "oca/llama-4", "/chat/completions", reasoning=False),
+    Route("chat-via-responses", "chat", "oca/gpt-5-codex", "oca/gpt-5-codex", "/responses", param="safety_identifier"),
+    Route("chat-via-messages", "chat", "oca/claude-opus-4", "oca/claude-opus-4", "/v1/messages", reasoning=False),
+    Route("completions-native", "completions", "oca/gpt-5", "oca/gpt-5", "/completions"),
+]  # fmt: skip
+LIMIT = {  # the client's own name for its output cap
+    "chat": "max_tokens",
+    "responses": "max_output_tokens",
+    "messages": "max_tokens",
+    "completions": "max_tokens",
+}
+REAL_MAX = 1000  # output tokens the model really takes (its list says more)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kind of refusal on one route."""
+
+    route: Route
+    kind: str  # param | effort | max_tokens
+
+    @property
+    def id(self) -> str:
+        return f"{self.route.id}-{self.kind}"
+
+    @property
+    def refusal(self) -> dict[str, Any]:
+        """The simulator's refusals entry for the route's model."""
+        if self.kind == "param":
+            return {"params": [self.route.param]}
+        if self.kind == "effort":
+            return {"efforts": ["low", "high"]}
+        return {"max_output_tokens": REAL_MAX}
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """What the client sends that the model refuses."""
+        if self.kind == "param":
+            if self.route.sends_param is not None:
+                return self.route.sends_param
+            return {self.route.param: "user-7" if self.route.param != "temperature" else 0.2}
+        if self.kind == "effort":
+            # the Anthropic client's effort comes from the mapping (claude-effort: medium)
+            if self.route.client == "messages":
+                return {}
+            if self.route.client == "responses":
+                return {"reasoning": {"effort": "medium"}}
+            return {"reasoning_effort": "medium"}
+        return {LIMIT[self.route.client]: 3 * REAL_MAX}
 
     def sent(self, body: dict[str, Any]) -> Any:
         """The refused thing, as found in an upstream body (None: not there)."""
-        if "params" in self.refusal:
-            return body.get("temperature")
-        if "efforts" in self.refusal:
+        if self.kind == "param":
+            return body.get(self.route.param)
+        if self.kind == "effort":
             effort = body.get("reasoning_effort")
             return effort if effort is not None else (body.get("reasoning") or {}).get("effort")
         for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
@@ -57,25 +119,20 @@ class Case:
         return None
 
 
-TEMPERATURE = {"params": ["temperature"]}
+TEMPERATURE = Case(ROUTES[0], "param")  # chat, oca/gpt-5 refusing temperature
 CASES = [
-    Case("chat-native", "chat", "oca/gpt-4.1", "oca/gpt-4.1", "/chat/completions", TEMPERATURE, {"temperature": 0.2}),
-    Case("responses-native", "responses", "oca/gpt-4.1", "oca/gpt-4.1", "/responses", TEMPERATURE, {"temperature": 0.2}),
-    Case("messages-to-chat", "messages", "claude-sonnet-4-6", "oca/gpt-4.1", "/chat/completions", TEMPERATURE, {"temperature": 0.2}),
-    Case("messages-native", "messages", "oca/claude-sonnet-4", "oca/claude-sonnet-4", "/v1/messages", {"max_output_tokens": 1500}, {"max_tokens": 6000}),
-    Case("responses-to-chat", "responses", "oca/llama-4", "oca/llama-4", "/chat/completions", {"max_output_tokens": 1000}, {"max_output_tokens": 3000}),
-    Case("chat-effort", "chat", "oca/gpt-5", "oca/gpt-5", "/chat/completions", {"efforts": ["low", "high"]}, {"reasoning_effort": "medium"}),
-    Case("chat-via-responses", "chat", "oca/gpt-5-codex", "oca/gpt-5-codex", "/responses", {"efforts": ["low", "high"]}, {"reasoning_effort": "medium"}),
-    Case("chat-via-messages", "chat", "oca/claude-opus-4", "oca/claude-opus-4", "/v1/messages", TEMPERATURE, {"temperature": 0.2}),
-    Case("completions-native", "completions", "oca/grok3", "oca/grok3", "/completions", TEMPERATURE, {"temperature": 0.2}),
-]  # fmt: skip
+    Case(r, kind)
+    for r in ROUTES
+    for kind in ("param", "effort", "max_tokens")
+    if kind != "effort" or r.reasoning
+]
 STREAM = pytest.mark.parametrize("stream", [True, False], ids=["stream", "buffered"])
 
 
 @pytest.fixture(scope="module")
 def rsim() -> Iterator[Sim]:
     s = start_sim()
-    s.config(serves_completions=True, refusals={c.target: c.refusal for c in CASES})
+    s.config(serves_completions=True)
     yield s
     s.proc.terminate()
     s.proc.wait(10)
@@ -123,7 +180,8 @@ def forget_all(proxy: Proxy) -> httpx.Response:
 def call(proxy: Proxy, case: Case, stream: bool, **extra: Any) -> str:
     """The case's call through the SDK of its API; the answer's text."""
     fields = {**case.extra, **extra}
-    if case.client == "messages":
+    client_api, model = case.route.client, case.route.model
+    if client_api == "messages":
         client = anthropic.Anthropic(base_url=proxy.url, api_key="dummy", max_retries=0)
         # The SDK's own parameters, the rest as raw fields (its 2.x has no `temperature`).
         kw: dict[str, Any] = {"max_tokens": fields.pop("max_tokens", 200)}
@@ -131,42 +189,37 @@ def call(proxy: Proxy, case: Case, stream: bool, **extra: Any) -> str:
             kw["extra_body"] = fields
         msgs: Any = [{"role": "user", "content": "hello"}]
         if stream:
-            events = client.messages.create(model=case.model, messages=msgs, stream=True, **kw)
+            events = client.messages.create(model=model, messages=msgs, stream=True, **kw)
             return "".join(
                 e.delta.text
                 for e in events
                 if e.type == "content_block_delta" and e.delta.type == "text_delta"
             )
-        msg = client.messages.create(model=case.model, messages=msgs, **kw)
+        msg = client.messages.create(model=model, messages=msgs, **kw)
         return "".join(b.text for b in msg.content if b.type == "text")
     oai = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="dummy", max_retries=0)
-    if case.client == "chat":
+    if client_api == "chat":
         msgs = [{"role": "user", "content": "hello"}]
         if stream:
-            parts = oai.chat.completions.create(
-                model=case.model, messages=msgs, stream=True, **fields
-            )
+            parts = oai.chat.completions.create(model=model, messages=msgs, stream=True, **fields)
             return "".join(c.choices[0].delta.content or "" for c in parts if c.choices)
-        done = oai.chat.completions.create(model=case.model, messages=msgs, **fields)
+        done = oai.chat.completions.create(model=model, messages=msgs, **fields)
         return done.choices[0].message.content or ""
-    if case.client == "responses":
+    if client_api == "responses":
         if stream:
             text = ""
-            for ev in oai.responses.create(model=case.model, input="hello", stream=True, **fields):
+            for ev in oai.responses.create(model=model, input="hello", stream=True, **fields):
                 if ev.type == "response.output_text.delta":
                     text += ev.delta
             return text
-        return oai.responses.create(model=case.model, input="hello", **fields).output_text
+        return oai.responses.create(model=model, input="hello", **fields).output_text
+    kw = {"max_tokens": fields.pop("max_tokens", 50)}
+    if fields:  # (the SDK's legacy completions have no reasoning_effort)
+        kw["extra_body"] = fields
     if stream:
-        chunks = oai.completions.create(
-            model=case.model, prompt="hello", max_tokens=50, stream=True, **fields
-        )
+        chunks = oai.completions.create(model=model, prompt="hello", stream=True, **kw)
         return "".join(c.choices[0].text for c in chunks if c.choices)
-    return (
-        oai.completions.create(model=case.model, prompt="hello", max_tokens=50, **fields)
-        .choices[0]
-        .text
-    )
+    return oai.completions.create(model=model, prompt="hello", **kw).choices[0].text
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -175,23 +228,25 @@ def test_a_refusal_is_retried_once_then_learned(
     rproxy: Proxy, rsim: Sim, case: Case, stream: bool
 ) -> None:
     assert forget_all(rproxy).json()["ok"]
+    rsim.config(refusals={case.route.target: case.refusal})
     before = now(rsim)
     assert call(rproxy, case, stream)  # the client got its answer
-    first = upstream_calls(rsim, case.upstream, before)
+    first = upstream_calls(rsim, case.route.upstream, before)
     # Exactly one extra upstream call: the refused one, then the one that removed the cause.
     assert len(first) == 2, [c["body"] for c in first]
-    assert all(c["body"]["model"] == case.target for c in first)
+    assert all(c["body"]["model"] == case.route.target for c in first)
     refused, retried = first[0]["body"], first[1]["body"]
     assert case.sent(refused) is not None
     assert case.sent(retried) != case.sent(refused)
-    if "params" in case.refusal:
+    if case.kind == "param":
         assert case.sent(retried) is None  # dropped
-    elif "efforts" in case.refusal:
+    elif case.kind == "effort":
         assert case.sent(retried) == "high"  # the nearest OCA named (a tie goes up)
     else:
-        assert case.sent(retried) == case.refusal["max_output_tokens"]
+        assert case.sent(retried) == REAL_MAX
     # The rest of the request is as it was.
-    strip = ("temperature", "reasoning_effort", "reasoning", "max_tokens", "max_output_tokens")
+    strip = (case.route.param, "reasoning_effort", "reasoning", "max_tokens", "max_output_tokens")
+    strip += ("thinking",)  # a budget is lowered with the output cap
     assert {k: v for k, v in refused.items() if k not in strip} == {
         k: v for k, v in retried.items() if k not in strip
     }
@@ -199,26 +254,27 @@ def test_a_refusal_is_retried_once_then_learned(
 
     # The next call: sent as learned, no extra upstream call.
     assert call(rproxy, case, stream)
-    second = upstream_calls(rsim, case.upstream, before)[2:]
+    second = upstream_calls(rsim, case.route.upstream, before)[2:]
     assert len(second) == 1
     assert case.sent(second[0]["body"]) == case.sent(retried)
 
-    learned = [f for f in rproxy.health()["learned"] if f["model"] == case.target]
+    learned = [f for f in rproxy.health()["learned"] if f["model"] == case.route.target]
     assert learned, rproxy.health()
 
 
 def test_the_log_and_dashboard_say_what_was_learned(rproxy: Proxy, rsim: Sim) -> None:
-    case = CASES[0]
+    case = TEMPERATURE
     assert forget_all(rproxy).json()["ok"]
+    rsim.config(refusals={"oca/gpt-5": case.refusal})
     call(rproxy, case, stream=False)
     call(rproxy, case, stream=False)
     log = rproxy.log()
-    assert "OCA refuses temperature for oca/gpt-4.1" in log
+    assert "OCA refuses temperature for oca/gpt-5" in log
     assert "retried: dropped temperature" in log
     assert "adapted: dropped temperature" in log
     page = httpx.get(f"{rproxy.url}/api/state", timeout=10).json()
     facts = page["learned"]
-    assert any(f["model"] == "oca/gpt-4.1" and "temperature" in f["detail"] for f in facts)
+    assert any(f["model"] == "oca/gpt-5" and "temperature" in f["detail"] for f in facts)
     recent = page["recent"]
     assert recent[1]["retried"] == "dropped temperature"  # newest first
     assert recent[0]["learned"] == "dropped temperature"
@@ -241,20 +297,21 @@ def test_forget_needs_the_csrf_token(rproxy: Proxy) -> None:
 
 
 def test_one_model_forgotten_asks_oca_as_the_list_says(rproxy: Proxy, rsim: Sim) -> None:
-    case = CASES[0]
+    case = TEMPERATURE
+    rsim.config(refusals={"oca/gpt-5": case.refusal})
     call(rproxy, case, stream=False)
-    assert any(f["model"] == case.target for f in rproxy.health()["learned"])
+    assert any(f["model"] == case.route.target for f in rproxy.health()["learned"])
     r = httpx.post(
         f"{rproxy.url}/api/learned",
-        json={"model": case.target},
+        json={"model": case.route.target},
         headers={"x-csrf-token": csrf(rproxy)},
         timeout=10,
     )
     assert r.json()["ok"] and r.json()["forgotten"] >= 1
-    assert not any(f["model"] == case.target for f in rproxy.health()["learned"])
+    assert not any(f["model"] == case.route.target for f in rproxy.health()["learned"])
     before = now(rsim)
     call(rproxy, case, stream=False)
-    assert len(upstream_calls(rsim, case.upstream, before)) == 2  # refused, retried
+    assert len(upstream_calls(rsim, case.route.upstream, before)) == 2  # refused, retried
 
 
 def test_a_second_refusal_carries_both_of_ocas_messages(rproxy: Proxy, rsim: Sim) -> None:
@@ -280,7 +337,7 @@ def test_a_second_refusal_carries_both_of_ocas_messages(rproxy: Proxy, rsim: Sim
         assert oai.chat.completions.create(**kw).choices[0].message.content
         assert len(upstream_calls(rsim, "/chat/completions", before)) == 3
     finally:
-        rsim.config(refusals={c.target: c.refusal for c in CASES})
+        rsim.config(refusals={})
 
 
 def test_an_unknown_refusal_is_passed_on_untouched(rproxy: Proxy, rsim: Sim) -> None:
@@ -296,7 +353,8 @@ def test_an_unknown_refusal_is_passed_on_untouched(rproxy: Proxy, rsim: Sim) -> 
 
 
 def test_learned_facts_survive_a_restart_and_learning_can_be_off(rsim: Sim, tmp_path: Path) -> None:
-    case = CASES[0]
+    case = TEMPERATURE
+    rsim.config(refusals={"oca/gpt-5": case.refusal})
     home = tmp_path / "home"
     p = start_proxy(rsim, home, settings=SETTINGS)
     try:
@@ -309,7 +367,7 @@ def test_learned_facts_survive_a_restart_and_learning_can_be_off(rsim: Sim, tmp_
         p.stop()
     p = start_proxy(rsim, home, settings=SETTINGS, logged_in=False)
     try:
-        assert any(f["model"] == case.target for f in p.health()["learned"])
+        assert any(f["model"] == case.route.target for f in p.health()["learned"])
     finally:
         p.stop()
     p = start_proxy(
@@ -322,7 +380,7 @@ def test_learned_facts_survive_a_restart_and_learning_can_be_off(rsim: Sim, tmp_
         oai = openai.OpenAI(base_url=f"{p.url}/v1", api_key="dummy", max_retries=0)
         with pytest.raises(openai.BadRequestError) as got:
             oai.chat.completions.create(
-                model="oca/gpt-4.1", messages=[{"role": "user", "content": "hi"}], temperature=0.2
+                model="oca/gpt-5", messages=[{"role": "user", "content": "hi"}], temperature=0.2
             )
         assert "does not support parameters" in str(got.value)
         assert p.health()["learned"] == []
@@ -354,6 +412,7 @@ def test_completions_refused_goes_translated_and_stays_streamed(rproxy: Proxy, r
 def test_mitmweb_shows_the_refused_attempt_beside_the_retry(rsim: Sim, tmp_path: Path) -> None:
     """The retry is the client's own flow, sent again by mitmproxy; the refused attempt is a
     flow of its own in mitmweb, and each names the other."""
+    rsim.config(refusals={"oca/gpt-4.1": {"params": ["temperature"]}})
     web_port = free_port()
     p = start_proxy(
         rsim,
@@ -384,4 +443,31 @@ def test_mitmweb_shows_the_refused_attempt_beside_the_retry(rsim: Sim, tmp_path:
         assert "Bearer <redacted>" in json.dumps(refused[0]["request"]["headers"])
         assert "sim-at-" not in json.dumps(flows)  # no token, in either
     finally:
+        p.stop()
+
+
+def test_a_changed_model_list_entry_forgets_what_was_learned(rsim: Sim, tmp_path: Path) -> None:
+    """What OCA taught about a model holds while its list entry stays the same: when the
+    list changes that model, the facts go, and the next call is sent as the list says."""
+    from oca_addon.sim.models import model_info_payload
+
+    rsim.config(refusals={"oca/gpt-5": TEMPERATURE.refusal})
+    p = start_proxy(rsim, tmp_path / "home", settings=SETTINGS, options={"oca_models_ttl": "1"})
+    try:
+        call(p, TEMPERATURE, stream=False)
+        assert [f["model"] for f in p.health()["learned"]] == ["oca/gpt-5"]
+        payload = model_info_payload()
+        for entry in payload["data"]:
+            if entry["litellm_params"]["model"] == "oca/gpt-5":
+                entry["model_info"]["max_output_tokens"] = 64000  # OCA changed the model
+        rsim.config(model_info=payload, refusals={})
+        time.sleep(1.5)  # past oca_models_ttl: the next call reads the list again
+        before = now(rsim)
+        call(p, TEMPERATURE, stream=False)
+        sent = upstream_calls(rsim, "/chat/completions", before)
+        assert len(sent) == 1 and sent[0]["body"]["temperature"] == 0.2
+        assert p.health()["learned"] == []
+        assert "OCA's model list changed for oca/gpt-5" in p.log()
+    finally:
+        rsim.config(model_info=None, refusals={})
         p.stop()
