@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 from conftest import BIN, PREFIX, Sim, free_port, wait_for
 
 from oca_addon.cli import _parser, build_mitmproxy_args
@@ -98,10 +100,19 @@ def test_not_logged_in_start_logs_the_login_url(sim: Sim, tmp_path: Path) -> Non
     try:
         wait_for(f"http://127.0.0.1:{port}/health", proc=proc)
         time.sleep(0.5)
+        # The simulator is not Oracle's: allowed, but said plainly on the dashboard...
+        notices = httpx.get(f"http://127.0.0.1:{port}/api/state").json()["upstream_notices"]
+        assert [n.split(" is not Oracle's")[0] + " is not Oracle's" for n in notices] == [
+            f"The OCA API URL (base_url) {sim.url + PREFIX} is not Oracle's",
+            f"The login URL (idcs_url) {sim.url} is not Oracle's",
+        ]
+        assert "your refresh token (the OCA login) goes there" in notices[1]
     finally:
         _stop(proc)
     out = proc.stdout.read().decode() if proc.stdout else ""
     assert f"http://localhost:{port}/login" in out
+    # ... and at start (issue 23, item 1)
+    assert f"The login URL (idcs_url) {sim.url} is not Oracle's (127.0.0.1 is not on" in out
 
 
 def test_demo_is_logged_in_and_answers(tmp_path: Path) -> None:
@@ -131,3 +142,17 @@ def test_idle_proxy_keeps_login_alive(proxy_factory, sim: Sim) -> None:
     proxy_factory(options={"oca_keepalive": "1"})
     time.sleep(3.5)
     assert sim.state()["counters"]["refreshes"] - before >= 2
+
+
+def test_cli_refuses_a_settings_file_others_may_write(tmp_path: Path) -> None:
+    """Issue 23, item 1: such a file may point idcs_url at another user's server."""
+    cfg = tmp_path / "s.json"
+    cfg.write_text(json.dumps({"idcs_url": "http://127.0.0.1:1"}))
+    cfg.chmod(0o666)
+    args = _parser().parse_args(["--config", str(cfg)])
+    with pytest.raises(
+        SystemExit, match=re.escape(f"writable by other users (mode 0666); run chmod 600 {cfg}")
+    ):
+        build_mitmproxy_args(args, [])
+    cfg.chmod(0o600)
+    build_mitmproxy_args(args, [])
