@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from .config import DEPLOYMENTS, ConfigError, find_config_file, load_settings
+from .config import DEPLOYMENTS, ConfigError, find_config_file, load_settings, off_oracle
 from .idcs import Idcs, IdcsError, LoginGone, LoginRequest
 from .tokens import TokenFileError, TokenManager, TokenStore, default_token_path
 
@@ -54,10 +54,15 @@ def _context(args: argparse.Namespace) -> tuple[Idcs, TokenStore, int]:
         raise SystemExit(f"oca-proxy: settings file problem: {e}") from None
     mode = args.mode or settings.mode or "internal"
     dep = DEPLOYMENTS[mode]
-    idcs = Idcs(
-        args.idcs_url or settings.idcs_url or dep.idcs_url,
-        args.client_id or settings.client_id or dep.client_id,
-    )
+    idcs_url = args.idcs_url or settings.idcs_url or dep.idcs_url
+    why = off_oracle(idcs_url)
+    if why:  # allowed (the simulator, tests), but said plainly
+        print(
+            f"oca-proxy: warning: the login URL {idcs_url} is not Oracle's ({why}): "
+            "your OCA login goes there.",
+            file=sys.stderr,
+        )
+    idcs = Idcs(idcs_url, args.client_id or settings.client_id or dep.client_id)
     path = Path(args.token_file).expanduser() if args.token_file else default_token_path()
     return idcs, TokenStore(path), args.port or settings.port or 8669
 
@@ -151,6 +156,9 @@ def login(args: argparse.Namespace) -> int:
         manager.save_login(tokens)
     except IdcsError as e:
         print(f"Login failed: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"Login failed: cannot save it to {store.path}: {e.strerror or e}", file=sys.stderr)
         return 1
     print(f"Logged in. The login is saved in {store.path}; a running proxy picks it up.")
     return 0

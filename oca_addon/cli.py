@@ -159,7 +159,7 @@ def replay_main(argv: list[str]) -> int:
     the status and the answer (a stream assembled into its text, tool calls and usage)."""
     import requests
 
-    from . import repro
+    from . import private, repro
 
     p = argparse.ArgumentParser(prog="oca-proxy replay", description=replay_main.__doc__)
     p.add_argument("file", help="a reproduction file written by the oca.repro command")
@@ -170,12 +170,14 @@ def replay_main(argv: list[str]) -> int:
     p.add_argument("--raw", action="store_true", help="print a streamed answer as it came")
     args = p.parse_args(argv)
     try:
-        req = repro.read_repro(Path(args.file).read_text(encoding="utf-8"))
-        body_value = req.get("body")
-        text = body_value if isinstance(body_value, str) else json.dumps(body_value)
-        body = repro.with_overrides(req["path"], text, args.model, args.effort)
+        data, _ = private.read_bounded(Path(args.file), repro.FILE_MAX)  # refused unread if huge
+        req = repro.read_repro(data)
+        body = repro.file_body(req, args.model, args.effort)
+    except private.FileRefused as e:
+        raise SystemExit(f"oca-proxy replay: {args.file}: {e.problem}") from None
     except (OSError, repro.ReplayError) as e:
-        raise SystemExit(f"oca-proxy replay: {e}") from None
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise SystemExit(f"oca-proxy replay: {args.file}: {why}") from None
     if args.proxy:
         base = args.proxy
     else:
@@ -184,17 +186,28 @@ def replay_main(argv: list[str]) -> int:
         except ConfigError:
             settings = None
         base = f"http://127.0.0.1:{_env_port() or (settings.port if settings else None) or 8669}"
-    headers = {k: v for k, v in repro.clean_headers(req.get("headers") or [])}
+    try:
+        url = repro.target_url(base, req["path"])  # the proxy, and nowhere else
+    except repro.ReplayError as e:
+        raise SystemExit(f"oca-proxy replay: {e}") from None
+    headers = dict(req["headers"])
     key = args.key or os.environ.get("OCA_PROXY_KEY")
     if key:
         headers["x-api-key"] = key
-    url = base.rstrip("/") + req["path"]
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment, no ~/.netrc
     try:
-        resp = requests.request(
-            str(req.get("method", "POST")), url, data=body, headers=headers, timeout=600
+        resp = session.request(
+            req["method"], url, data=body, headers=headers, timeout=600, allow_redirects=False
         )
     except requests.RequestException as e:
         raise SystemExit(f"oca-proxy replay: no answer from {url}: {e}") from None
+    finally:
+        session.close()
+    if resp.is_redirect:
+        location = resp.headers.get("location", "")
+        print(f"HTTP {resp.status_code} from {url}: a redirect to {location!r}, not followed")
+        return 1
     print(f"HTTP {resp.status_code} from {url}")
     content_type = resp.headers.get("content-type", "")
     if "text/event-stream" in content_type and not args.raw:
@@ -204,7 +217,7 @@ def replay_main(argv: list[str]) -> int:
     else:
         try:
             print(json.dumps(resp.json(), indent=2, ensure_ascii=False))
-        except ValueError:
+        except (ValueError, RecursionError):
             print(resp.text)
     return 0 if resp.status_code < 400 else 1
 

@@ -11,13 +11,15 @@ import fnmatch
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+
+from . import private
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +182,19 @@ def _is_yaml(path: Path) -> bool:
 
 
 def load_settings(path: Path) -> Settings:
-    """Read and validate one file. A missing file is the defaults."""
+    """Read and validate one file. A missing file is the defaults. A file that another
+    user owns or may write (or in a folder they may write) is refused: it says where the
+    login goes (private.py)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = private.read_private(path)
     except FileNotFoundError:
         return Settings()
+    except private.FileRefused as e:
+        raise ConfigError(path, e.problem) from None
     except OSError as e:
         raise ConfigError(path, f"cannot read the file: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(path, "the file is not UTF-8 text") from None
     if not text.strip():
@@ -201,29 +209,21 @@ def load_settings(path: Path) -> Settings:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(path, f"invalid YAML{where}: {getattr(e, 'problem', e)}") from None
+    except RecursionError:
+        raise ConfigError(path, "the file is nested too deeply") from None
     return parse_settings(data, path)
 
 
 def save_settings(path: Path, settings: Settings) -> None:
-    """Write atomically (temp file + rename) in the file's own format."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically in the file's own format: 0600, its folder made 0700 if missing,
+    whatever the umask (private.py)."""
     data = settings.to_dict()
     text = (
         yaml.safe_dump(data, sort_keys=False)
         if _is_yaml(path)
         else json.dumps(data, indent=2) + "\n"
     )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    private.write_private(path, text.encode("utf-8"))
 
 
 class SettingsFile:
@@ -337,3 +337,41 @@ DEPLOYMENTS = {
         client_id="c1aba3deed5740659981a752714eba33",
     ),
 }
+
+
+ORACLE_DOMAINS = ("oraclecloud.com", "oracle.com")
+
+
+def off_oracle(url: str) -> str | None:
+    """Why `url` may send the login somewhere other than Oracle (None: an https URL on one
+    of Oracle's domains). Such URLs are allowed (the simulator, tests), but announced."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError:
+        return "it is not a valid URL"
+    if any(c.isspace() or c == "\\" for c in parts.netloc) or not host:
+        return "it is not a valid URL"
+    if not any(host == d or host.endswith("." + d) for d in ORACLE_DOMAINS):
+        return f"{host} is not on Oracle's domains ({', '.join(ORACLE_DOMAINS)})"
+    if parts.scheme != "https":
+        return f"it is {parts.scheme or 'no scheme'}, not https"
+    return None
+
+
+def upstream_notices(base_url: str, idcs_url: str) -> list[str]:
+    """What to say at start and on the dashboard about where the tokens go."""
+    notices = []
+    for what, url, goes in (
+        ("OCA API URL (base_url)", base_url, "OCA access tokens go there"),
+        ("login URL (idcs_url)", idcs_url, "your refresh token (the OCA login) goes there"),
+    ):
+        why = off_oracle(url)
+        if why:
+            notices.append(
+                f"The {what} {url} is not Oracle's ({why}): {goes}. If you did not set it "
+                "(settings file, --base-url, --idcs-url, the reverse-mode target), stop "
+                "the proxy and check them."
+            )
+    return notices

@@ -246,6 +246,7 @@ def build_state(
             "idcs": health.get("idcs_url"),
             "mitmweb": mitmweb,
         },
+        "upstream_notices": list(health.get("upstream_notices") or []),
         "files": {
             "settings": tilde(health.get("settings_file")),
             "settings_error": health.get("settings_error"),

@@ -16,6 +16,7 @@ from . import __version__, annotate, dashboard, pages
 from .addons.state import ProxyState
 from .config import ConfigError, parse_settings
 from .idcs import IdcsError, LoginRequest
+from .private import FileRefused
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class LocalSite:
             "mode": state.upstream.mode,
             "base_url": state.upstream.base_url,
             "idcs_url": state.upstream.idcs_url,
+            "upstream_notices": state.upstream.notices,  # not Oracle's: where tokens go
             "token_file": str(state.tokens.store.path),
             "settings_file": str(state.settings_file.path) if state.settings_file else None,
             "settings_error": str(state.settings_file.error)
@@ -281,8 +283,11 @@ class LocalSite:
             return answer(400, {"ok": False, "error": message})
         try:
             await asyncio.to_thread(settings_file.save, new)
-        except OSError as e:
-            return answer(500, {"ok": False, "error": f"could not write {settings_file.path}: {e}"})
+        except OSError as e:  # a folder others may write (private.py) says what to do
+            why = e.strerror if isinstance(e, FileRefused) else e
+            return answer(
+                500, {"ok": False, "error": f"could not write {settings_file.path}: {why}"}
+            )
         log.info("Model mapping saved from the dashboard to %s", settings_file.path)
         return answer(
             200,

@@ -9,54 +9,112 @@ A reproduction file (`oca.repro`) is JSON:
    "request": {"method", "path", "headers": [[k, v], ...], "body": <JSON or text>},
    "response": {"status_code", "headers", "body"}   (OCA's answer, optional),
    "curl": <a command line that sends the request to the proxy>}
-Headers that may carry a secret are left out entirely, not just masked.
+Only headers known to be safe are kept (any other is left out entirely, not just masked),
+the values of query parameters with credential-like names (`?api_key=`) become REDACTED,
+and the file is 0600. `read_repro` checks every field of a file read back: its request can
+only reach the proxy it is sent to, and anything malformed is a ReplayError.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
+from urllib.parse import unquote_plus, urlsplit
 
 from .routing import Endpoint, classify
 
 FORMAT = 1
-# Never written to a file and never sent again: credentials, and what the proxy or the
-# HTTP library sets by itself.
-SECRET_HEADERS = frozenset(
+# The only request headers written to a file or sent again: what makes the call what it is
+# and what names the client, never a credential. Anything else (Authorization, x-api-key,
+# x-goog-api-key, cookies, headers no one has listed yet) is left out entirely.
+SAFE_HEADERS = frozenset(
     {
-        "authorization",
-        "proxy-authorization",
-        "x-api-key",
-        "api-key",
-        "cookie",
-        "set-cookie",
-        "openai-organization",
-        "openai-project",
+        "content-type",
+        "accept",
+        "accept-language",
+        "user-agent",
+        "anthropic-version",
+        "anthropic-beta",
+        "anthropic-dangerous-direct-browser-access",
+        "openai-beta",
+        "x-app",
+        "originator",
+        "client",
+        "client-version",
+        "client-ide",
+        "client-ide-version",
     }
 )
-TRANSPORT_HEADERS = frozenset(
-    {"host", "content-length", "connection", "transfer-encoding", "accept-encoding", "te"}
+SAFE_HEADER_PREFIXES = ("x-stainless-",)  # the SDKs' own (language, version, retry count)
+# OCA's answer: its content type, request id and rate-limit hints.
+SAFE_RESPONSE_HEADERS = frozenset(
+    {"content-type", "date", "opc-request-id", "x-request-id", "request-id", "retry-after"}
 )
+SAFE_RESPONSE_PREFIXES = ("x-ratelimit-", "x-litellm-")
+# A header or query parameter whose name holds one of these may carry a credential.
+_CREDENTIAL = re.compile(
+    r"key|token|secret|passw|pwd|auth|session|cookie|signature|credential|bearer|jwt",
+    re.IGNORECASE,
+)
+_CREDENTIAL_NAMES = frozenset({"sig", "code", "pass", "pw"})
+REDACTED = "REDACTED"
 # What the curl line carries: what makes the call what it is, not the client's identity.
 CURL_HEADERS = frozenset({"content-type", "anthropic-version", "anthropic-beta", "accept"})
 INLINE_BODY_MAX = 100_000  # one shell argument is limited to 128 kB on Linux
 EFFORTS = ("minimal", "low", "medium", "high")
+FILE_MAX = 64 * 1024 * 1024  # a reproduction file larger than this is refused unread
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# A path as a request line carries it: printable ASCII, no fragment, no backslash.
+_PATH = re.compile(r"/(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")  # what HTTP/1.1 can carry
 
 
 class ReplayError(ValueError):
     """The call cannot be replayed or written out; the message says why."""
 
 
+def credential_like(name: str) -> bool:
+    """A header or query parameter name that may hold a credential (api_key, X-Auth-Token,
+    access_token, sig, ...)."""
+    lowered = name.lower()
+    return bool(_CREDENTIAL.search(lowered)) or lowered.strip("-_ ") in _CREDENTIAL_NAMES
+
+
+def _safe(name: str, names: frozenset[str], prefixes: tuple[str, ...]) -> bool:
+    name = name.lower()
+    return name in names or (name.startswith(prefixes) and not credential_like(name))
+
+
 def clean_headers(headers: list[list[str]] | list[tuple[str, str]]) -> list[list[str]]:
-    """The headers worth sending again: no secrets, nothing the transport sets."""
-    out: list[list[str]] = []
-    for k, v in headers:
-        name = k.lower()
-        if name in SECRET_HEADERS or name in TRANSPORT_HEADERS or name.startswith(":"):
-            continue
-        out.append([k, v])
-    return out
+    """The request headers worth sending again: only those known to be safe."""
+    return [[k, v] for k, v in headers if _safe(k, SAFE_HEADERS, SAFE_HEADER_PREFIXES)]
+
+
+def clean_response_headers(headers: list[list[str]] | list[tuple[str, str]]) -> list[list[str]]:
+    """OCA's answer headers worth keeping in a file: only those known to be safe."""
+    return [[k, v] for k, v in headers if _safe(k, SAFE_RESPONSE_HEADERS, SAFE_RESPONSE_PREFIXES)]
+
+
+def redact_query(path: str) -> str:
+    """The path with the value of every query parameter whose name looks like a credential
+    (`?api_key=...`, `&access_token=...`) replaced by REDACTED."""
+    base, sep, query = path.partition("?")
+    if not sep:
+        return path
+    fragment = ""
+    if "#" in query:
+        query, fragment = query.split("#", 1)
+        fragment = "#" + fragment
+    parts = []
+    for part in query.split("&"):
+        name, eq, _ = part.partition("=")
+        if credential_like(unquote_plus(name)):
+            part = f"{name}={REDACTED}" if eq else name
+        parts.append(part)
+    return base + "?" + "&".join(parts) + fragment
 
 
 def client_request_of(meta: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +142,7 @@ def with_overrides(
         return body_text.encode()
     try:
         body = json.loads(body_text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ReplayError("the kept request body is not JSON: cannot change its model") from None
     if not isinstance(body, dict):
         raise ReplayError("the kept request body is not a JSON object")
@@ -116,15 +174,21 @@ def with_overrides(
 def _body_value(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 
-def body_bytes(value: Any) -> bytes:
-    """A repro file's body (JSON, or text when it was not JSON) as bytes to send."""
-    if isinstance(value, str):
-        return value.encode()
-    return json.dumps(value, ensure_ascii=False).encode()
+def file_body(req: dict[str, Any], model: str | None = None, effort: str | None = None) -> bytes:
+    """A checked file request's body (JSON, or text when it was not JSON) as bytes to send,
+    optionally with another model and/or reasoning effort. ReplayError if it cannot be."""
+    value = req.get("body")
+    try:
+        text = value if isinstance(value, str) else json.dumps(value)
+        return with_overrides(req["path"], text, model, effort)
+    except RecursionError:
+        raise ReplayError("the request body is nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ReplayError("the request body holds text that is not valid Unicode") from None
 
 
 def curl_line(
@@ -162,7 +226,8 @@ def repro_document(
     """One call as a reproduction file (see the module docstring): no credentials."""
     req = client_request_of({"client_request": client_request})
     headers = clean_headers(req.get("headers") or [])
-    method, path = str(req.get("method", "POST")), str(req.get("path", "/"))
+    method = str(req.get("method", "POST"))
+    path = redact_query(str(req.get("path", "/")))
     body = req["body"]
     doc: dict[str, Any] = {
         "oca_proxy_repro": FORMAT,
@@ -178,7 +243,7 @@ def repro_document(
     if oca_response is not None:
         doc["response"] = {
             "status_code": oca_response.get("status_code"),
-            "headers": clean_headers(oca_response.get("headers") or []),
+            "headers": clean_response_headers(oca_response.get("headers") or []),
             "body": oca_response.get("body"),
             "truncated": bool(oca_response.get("truncated")),
         }
@@ -186,10 +251,19 @@ def repro_document(
     return doc
 
 
-def read_repro(text: str) -> dict[str, Any]:
-    """A reproduction file's request: {"method", "path", "headers", "body"}."""
+def read_repro(data: bytes | str) -> dict[str, Any]:
+    """A reproduction file's request, checked: {"method", "path", "headers", "body"}, with
+    only safe headers. Anything malformed is a ReplayError saying what, never another
+    exception: a file may come from anyone."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ReplayError(f"not UTF-8 text (byte {e.start})") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(data)
+    except RecursionError:
+        raise ReplayError("not a reproduction file: its JSON is nested too deeply") from None
     except ValueError as e:
         raise ReplayError(f"not a JSON file: {e}") from None
     if not isinstance(doc, dict) or doc.get("oca_proxy_repro") != FORMAT:
@@ -197,4 +271,50 @@ def read_repro(text: str) -> dict[str, Any]:
     req = doc.get("request")
     if not isinstance(req, dict) or not isinstance(req.get("path"), str):
         raise ReplayError("the file holds no request")
-    return req
+    method = req.get("method", "POST")
+    if not isinstance(method, str) or method not in METHODS:
+        raise ReplayError(
+            f"request.method must be one of {', '.join(sorted(METHODS))}, not {method!r:.60}"
+        )
+    path = req["path"]
+    if not _PATH.fullmatch(path):
+        raise ReplayError(
+            f"request.path {path!r:.100} is not a path on the proxy: it must start with a "
+            "single / and hold printable ASCII only (a file may only reach the proxy)"
+        )
+    headers = req.get("headers")
+    if headers is None:
+        headers = []
+    if not isinstance(headers, list) or not all(
+        isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in headers
+    ):
+        raise ReplayError("request.headers must be a list of [name, value] pairs of strings")
+    checked = []
+    for name, value in headers:
+        value = value.strip(" \t")
+        if not _HEADER_NAME.fullmatch(name) or not _HEADER_VALUE.fullmatch(value):
+            raise ReplayError(f"request header {name!r:.60} has a malformed name or value")
+        checked.append([name, value])
+    return {
+        "method": method,
+        "path": path,
+        "headers": clean_headers(checked),
+        "body": req.get("body"),
+    }
+
+
+def target_url(proxy: str, path: str) -> str:
+    """Where a file's request goes: the proxy's address and the (checked) path, on the
+    proxy's own scheme, host and port; ReplayError for anything else."""
+    try:
+        base = urlsplit(proxy)
+        url = proxy.rstrip("/") + path
+        parts = urlsplit(url)
+        same = (parts.scheme, parts.hostname, parts.port) == (base.scheme, base.hostname, base.port)
+    except ValueError:
+        raise ReplayError(f"the proxy address {proxy!r} is not a URL") from None
+    if base.scheme not in ("http", "https") or not base.hostname:
+        raise ReplayError(f"the proxy address must be http://HOST:PORT, not {proxy!r}")
+    if not same or parts.username is not None or parts.password is not None:
+        raise ReplayError(f"{path!r:.100} would not reach the proxy at {proxy}")
+    return url

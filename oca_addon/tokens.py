@@ -9,11 +9,8 @@ process may have rotated it), and saves the new token before anything else happe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from . import private
 from .idcs import Idcs, IdcsError, LoginGone, TokenSet
 
 log = logging.getLogger(__name__)
@@ -49,20 +47,8 @@ class TokenStore:
     def lock(self) -> FileLock:
         """The file lock; its folder is made private (0700) before the lock file (0600)
         appears in it, even when nobody has logged in yet."""
-        self._private_folder()
+        private.make_folder(self.path.parent, tighten=True)
         return self._lock
-
-    def _private_folder(self) -> None:
-        folder = self.path.parent
-        if not folder.is_dir():
-            old = os.umask(0o077)  # no moment with a group- or world-readable folder
-            try:
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            finally:
-                os.umask(old)
-        with contextlib.suppress(OSError):
-            if folder.stat().st_mode & 0o077:
-                os.chmod(folder, 0o700)
 
     def signature(self) -> tuple[int, int, int] | None:
         """What tells a changed file apart (inode, size, mtime); None if there is none."""
@@ -73,16 +59,19 @@ class TokenStore:
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def read(self) -> str | None:
-        """The saved refresh token, None if there is none; TokenFileError if unreadable."""
+        """The saved refresh token, None if there is none; TokenFileError if unreadable,
+        or if another user owns it or may write it (private.py)."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = private.read_private(self.path).decode("utf-8")
         except FileNotFoundError:
             return None
+        except private.FileRefused as e:
+            raise TokenFileError(str(e)) from None
         except (OSError, UnicodeDecodeError) as e:
             raise TokenFileError(f"cannot read {self.path}: {e}") from None
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise TokenFileError(f"{self.path} is not valid JSON (corrupt?)") from None
         token = data.get("refresh_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
@@ -91,21 +80,9 @@ class TokenStore:
 
     def write(self, refresh_token: str) -> None:
         """Atomic: temp file in the same folder, fsync, rename; folder 0700, file 0600."""
-        self._private_folder()
-        target = Path(os.path.realpath(self.path))  # through a symlink, not over it
-        folder = target.parent
         payload = {"refresh_token": refresh_token, "created_at": datetime.now(UTC).isoformat()}
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".refresh_token.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        data = json.dumps(payload, indent=2).encode("utf-8")
+        private.write_private(self.path, data, tighten_folder=True)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

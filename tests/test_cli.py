@@ -3,17 +3,24 @@ and `oca-proxy demo` brings up simulator and proxy, already logged in."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import openai
-from conftest import BIN, PREFIX, Sim, free_port, wait_for
+import pytest
+from conftest import BIN, PREFIX, ROOT, Sim, free_port, wait_for
 
+from oca_addon import repro
 from oca_addon.cli import _parser, build_mitmproxy_args
 
 
@@ -98,10 +105,19 @@ def test_not_logged_in_start_logs_the_login_url(sim: Sim, tmp_path: Path) -> Non
     try:
         wait_for(f"http://127.0.0.1:{port}/health", proc=proc)
         time.sleep(0.5)
+        # The simulator is not Oracle's: allowed, but said plainly on the dashboard...
+        notices = httpx.get(f"http://127.0.0.1:{port}/api/state").json()["upstream_notices"]
+        assert [n.split(" is not Oracle's")[0] + " is not Oracle's" for n in notices] == [
+            f"The OCA API URL (base_url) {sim.url + PREFIX} is not Oracle's",
+            f"The login URL (idcs_url) {sim.url} is not Oracle's",
+        ]
+        assert "your refresh token (the OCA login) goes there" in notices[1]
     finally:
         _stop(proc)
     out = proc.stdout.read().decode() if proc.stdout else ""
     assert f"http://localhost:{port}/login" in out
+    # ... and at start (issue 23, item 1)
+    assert f"The login URL (idcs_url) {sim.url} is not Oracle's (127.0.0.1 is not on" in out
 
 
 def test_demo_is_logged_in_and_answers(tmp_path: Path) -> None:
@@ -131,3 +147,115 @@ def test_idle_proxy_keeps_login_alive(proxy_factory, sim: Sim) -> None:
     proxy_factory(options={"oca_keepalive": "1"})
     time.sleep(3.5)
     assert sim.state()["counters"]["refreshes"] - before >= 2
+
+
+def test_cli_refuses_a_settings_file_others_may_write(tmp_path: Path) -> None:
+    """Issue 23, item 1: such a file may point idcs_url at another user's server."""
+    cfg = tmp_path / "s.json"
+    cfg.write_text(json.dumps({"idcs_url": "http://127.0.0.1:1"}))
+    cfg.chmod(0o666)
+    args = _parser().parse_args(["--config", str(cfg)])
+    with pytest.raises(
+        SystemExit, match=re.escape(f"writable by other users (mode 0666); run chmod 600 {cfg}")
+    ):
+        build_mitmproxy_args(args, [])
+    cfg.chmod(0o600)
+    build_mitmproxy_args(args, [])
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A listener that records what reaches it; answers 307 (to `redirect`) or 200."""
+
+    seen: ClassVar[list[tuple[int, str, dict[str, str]]]] = []
+    redirect: ClassVar[str | None] = None
+
+    def _any(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.seen.append((self.server.server_address[1], self.path, dict(self.headers.items())))
+        if self.redirect:
+            self.send_response(307)
+            self.send_header("location", self.redirect)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = _any
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _listen() -> http.server.HTTPServer:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_replay_file_reaches_only_the_proxy_and_bad_files_are_clear_errors(
+    tmp_path: Path,
+) -> None:
+    """Issue 23, item 2: a file's path `@127.0.0.1:PORT/...` sent the proxy key (and an
+    Authorization: Basic) to that port, and redirects were followed with the key."""
+    proxy, other = _listen(), _listen()
+    proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    other_at = f"127.0.0.1:{other.server_address[1]}"
+    env = {**os.environ, "HOME": str(tmp_path), "OCA_PROXY_KEY": "proxy-key-secret"}
+    env["HTTP_PROXY"] = env["http_proxy"] = f"http://{other_at}"  # never used
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+
+    def replay(doc: object, raw: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        f = tmp_path / "repro.json"
+        f.write_bytes(raw if raw is not None else json.dumps(doc).encode())
+        return subprocess.run(
+            [sys.executable, "-m", "oca_addon.cli", "replay", str(f), "--proxy", proxy_url],
+            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+        )  # fmt: skip
+
+    def file(**request: object) -> dict[str, object]:
+        req = {"method": "POST", "path": "/v1/chat/completions", "headers": [], "body": {}}
+        return {"oca_proxy_repro": 1, "request": {**req, **request}}
+
+    try:
+        run = replay(file(path=f"@{other_at}/v1/chat/completions"))
+        assert run.returncode != 0 and "not a path on the proxy" in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr and _Recorder.seen == []
+
+        _Recorder.redirect = f"http://{other_at}/v1/chat/completions"
+        run = replay(file())
+        assert run.returncode == 1 and "not followed" in run.stdout, run.stdout + run.stderr
+        # The proxy (and only the proxy) got the key, directly (no environment proxy).
+        assert [(port, path) for port, path, _ in _Recorder.seen] == [
+            (proxy.server_address[1], "/v1/chat/completions")
+        ]
+        assert _Recorder.seen[0][2]["x-api-key"] == "proxy-key-secret"
+        assert "authorization" not in {k.lower() for k in _Recorder.seen[0][2]}
+        _Recorder.redirect = None
+
+        for doc, raw, message in [
+            (file(headers="content-type: application/json"), None, "[name, value] pairs"),
+            (file(headers={"content-type": "application/json"}), None, "[name, value] pairs"),
+            (file(method="POST\r\nX-Injected: 1"), None, "request.method must be one of"),
+            (None, b'{"oca_proxy_repro": 1, "request": {"path": "/\xff"}}', "not UTF-8"),
+            (None, b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ]:
+            run = replay(doc, raw)
+            assert run.returncode != 0 and message in run.stderr, run.stderr
+            assert "Traceback" not in run.stderr, run.stderr
+        big = tmp_path / "big.json"
+        with big.open("wb") as f:  # sparse: refused by its size, never read
+            f.truncate(repro.FILE_MAX + 1)
+        run = subprocess.run(
+            [sys.executable, "-m", "oca_addon.cli", "replay", str(big), "--proxy", proxy_url],
+            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+        )  # fmt: skip
+        assert run.returncode != 0 and "it is over 67,108,864 bytes" in run.stderr, run.stderr
+        assert len(_Recorder.seen) == 1  # nothing else was sent anywhere
+    finally:
+        proxy.shutdown()
+        other.shutdown()

@@ -363,6 +363,12 @@ def test_dashboard_logged_out_offers_login(proxy_factory: Any, browser: Chromium
     browser.goto(proxy.url + "/")
     assert "Not logged in" in browser.text("#login-state")
     assert browser.eval("!!document.querySelector('.banner a[href=\"/login\"]')")
+    # The simulator is not on Oracle's domains: said plainly (issue 23, item 1).
+    notices = browser.eval(
+        "[...document.querySelectorAll('.upstream-notice')].map(e => e.innerText)"
+    )
+    assert len(notices) == 2 and all("not Oracle's" in n for n in notices), notices
+    assert "your refresh token (the OCA login) goes there" in notices[1]
     assert "Log in to see OCA's models" in browser.text("#models-card")
     assert browser.eval("document.querySelector('#mitmweb-link')") is None  # mitmdump: no link
 

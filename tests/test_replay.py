@@ -6,6 +6,7 @@ mitmdump processes in front of the simulator."""
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import time
@@ -218,7 +219,16 @@ def test_repro_file_has_no_secrets_and_replays(proxy_factory: Any, tmp_path: Pat
         base_url=proxy.url + "/v1",
         api_key=key,
         max_retries=0,
-        default_headers={"cookie": "session=cookie-secret", "x-api-key": key},
+        default_headers={
+            "cookie": "session=cookie-secret",
+            "x-api-key": key,
+            # Issue 23, item 3: credentials under names no fixed list knew
+            "x-goog-api-key": "goog-secret",
+            "openai-api-key": "openai-secret",
+            "anthropic-api-key": "anthropic-secret",
+            "x-auth-token": "auth-token-secret",
+        },
+        default_query={"api_key": "query-secret"},
     )
     oa.chat.completions.create(
         model="claude-sonnet-4-6", messages=[{"role": "user", "content": "repro me"}]
@@ -227,14 +237,19 @@ def test_repro_file_has_no_secrets_and_replays(proxy_factory: Any, tmp_path: Pat
     path = tmp_path / "call.json"
     assert "error" not in web.command("oca.repro", f"@{orig['id']}", str(path))
     text = path.read_text()
-    assert no_token_in(text, key, "cookie-secret", "sim-at-", "sim-rt-"), text
+    others = ("goog-secret", "openai-secret", "anthropic-secret", "auth-token-secret")
+    assert no_token_in(text, key, "cookie-secret", "sim-at-", "sim-rt-", *others), text
+    assert no_token_in(text, "query-secret") and "api_key=REDACTED" in text, text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # whatever the umask
     doc = json.loads(text)
-    assert doc["request"]["path"] == "/v1/chat/completions"
+    assert doc["request"]["path"] == "/v1/chat/completions?api_key=REDACTED"
     assert doc["request"]["body"]["messages"][0]["content"] == "repro me"
     assert doc["response"]["status_code"] == 200 and "repro me" in chat_text(
         doc["response"]["body"]
     )
-    assert doc["curl"].startswith(f"curl -sS -N -X POST {proxy.url}/v1/chat/completions")
+    assert doc["curl"].startswith(
+        f"curl -sS -N -X POST '{proxy.url}/v1/chat/completions?api_key=REDACTED'"
+    )
     headers = {k.lower() for k, _ in doc["request"]["headers"]}
     assert not headers & {"authorization", "x-api-key", "cookie"}
 

@@ -640,3 +640,30 @@ def test_head_problem() -> None:
     assert "header fields" in (head_problem(head, 1000, 10) or "")
     assert "bytes" in (head_problem(b"GET / HTTP/1.1\r\n" + b"a" * 2000, 1000, 100) or "")
     assert head_problem(b"GET / HTTP/1.1\r\nHost: x", 1000, 100) is None  # not complete yet
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://code.aiservice.us-chicago-1.oci.oraclecloud.com/20250206/app/litellm", None),
+        ("https://idcs-9dc693e80d9b469480d7afe00e743931.identity.oraclecloud.com", None),
+        ("https://login.oracle.com/", None),
+        ("https://oracle.com", None),
+        ("http://127.0.0.1:9000", "127.0.0.1 is not on Oracle's domains"),
+        ("https://eviloracle.com", "eviloracle.com is not on Oracle's domains"),
+        ("https://oraclecloud.com.evil.example", "is not on Oracle's domains"),
+        ("https://x.oraclecloud.com@evil.example/", "evil.example is not on Oracle's domains"),
+        ("http://login.oracle.com", "it is http, not https"),
+        ("https://a.oracle.com:99999", "not a valid URL"),
+        ("not a url", "not a valid URL"),
+    ],
+)
+def test_urls_off_oracles_domains_are_named(url: str, why: str | None) -> None:
+    """Issue 23, item 1: allowed (the simulator, tests), but said at start and on the
+    dashboard (tests/test_cli.py, test_dashboard_browser.py)."""
+    from oca_addon.config import DEPLOYMENTS, off_oracle, upstream_notices
+
+    found = off_oracle(url)
+    assert found is None if why is None else why in (found or ""), found
+    for dep in DEPLOYMENTS.values():
+        assert upstream_notices(dep.base_url, dep.idcs_url) == []

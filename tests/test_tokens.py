@@ -362,3 +362,81 @@ def test_which_refresh_failures_end_the_login(
     assert sent == [
         {"grant_type": "refresh_token", "refresh_token": "rt-9", "client_id": "client-x"}
     ]
+
+
+# -- issue 23, item 1: files only this user may change ------------------------------------
+
+
+def test_settings_and_token_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Under umask 000 the dashboard's save made ~/.config/oca 0777: another user could swap
+    in a settings file pointing idcs_url at their server, and get the refresh token."""
+    from oca_addon.config import Settings, save_settings
+
+    home = tmp_path / "home"
+    settings = home / ".config" / "oca" / "oca-proxy.config.json"
+    token = home / ".oca" / "refresh_token.json"
+    old = os.umask(0)
+    try:
+        save_settings(settings, Settings(default_model="oca/x"))
+        TokenStore(token).write("rt")
+    finally:
+        os.umask(old)
+    for folder in (home, home / ".config", settings.parent, token.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for f in (settings, token):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    assert TokenStore(token).read() == "rt"
+
+
+@pytest.mark.parametrize("which", ["settings", "token"])
+def test_files_other_users_may_change_are_refused(tmp_path: Path, which: str) -> None:
+    """As ssh does: a settings or token file that another user owns or may write (or whose
+    folder they may write) is refused, saying how to fix it."""
+    from oca_addon.config import ConfigError, load_settings
+
+    folder = tmp_path / "private"
+    folder.mkdir(mode=0o700)
+    path = folder / ("settings.json" if which == "settings" else "refresh_token.json")
+    path.write_text(json.dumps({"refresh_token": "rt", "idcs_url": "http://127.0.0.1:1"}))
+    path.chmod(0o600)
+
+    def problem() -> str | None:
+        try:
+            if which == "settings":
+                load_settings(path)
+            else:
+                TokenStore(path).read()
+        except (ConfigError, TokenFileError) as e:
+            return str(e)
+        return None
+
+    assert problem() is None  # ours, 0600: fine (also 0644: others may read, not write)
+    path.chmod(0o644)
+    assert problem() is None
+    path.chmod(0o620)
+    assert f"writable by other users (mode 0620); run chmod 600 {path}" in (problem() or "")
+    path.chmod(0o606)
+    assert f"run chmod 600 {path}" in (problem() or "")
+    path.chmod(0o600)
+    folder.chmod(0o777)
+    assert f"folder {folder} is writable by other users" in (problem() or "")
+    assert f"run chmod 700 {folder}" in (problem() or "")
+    if which == "settings":  # nor is one saved there (the dashboard says why)
+        from oca_addon.config import Settings, save_settings
+        from oca_addon.private import UnsafeFile
+
+        with pytest.raises(UnsafeFile, match="run chmod 700"):
+            save_settings(path, Settings())
+    else:  # ~/.oca is the login's own folder: made private again on the next save
+        TokenStore(path).write("rt-2")
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        folder.chmod(0o777)
+    folder.chmod(0o1777)  # sticky, as /tmp: others cannot swap our file
+    assert problem() is None
+    folder.chmod(0o700)
+    if os.getuid() == 0:  # only root can give a file away
+        os.chown(path, 4242, 4242)
+        assert "belongs to another user (uid 4242)" in (problem() or "")
+        os.chown(path, 0, 0)
+        os.chown(folder, 4242, 4242)
+        assert f"folder {folder} belongs to another user (uid 4242)" in (problem() or "")

@@ -146,6 +146,8 @@ class Config:
             state.upstream.mode,
             state.upstream.idcs_url,
         )
+        for notice in state.upstream.notices:
+            log.warning("%s", notice)
         status = await state.tokens.status()
         if status.logged_in:
             log.info("Logged in (token file %s)", state.tokens.store.path)

@@ -25,12 +25,13 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any
 
 import mitmproxy.types
 from mitmproxy import command, connection, ctx, exceptions, flow, http
 
-from .. import annotate, mitm_patches, repro, security
+from .. import annotate, mitm_patches, private, repro, security
 from ..errors import ApiError
 from ..routing import classify
 from ..stats import RequestRecord
@@ -204,10 +205,9 @@ class Replays:
         except repro.ReplayError as e:
             raise exceptions.CommandError(str(e)) from None
         target = os.path.expanduser(path)
-        try:
-            with open(target, "w", encoding="utf-8") as out:  # small; mitmproxy's save.file too
-                json.dump(doc, out, indent=2, ensure_ascii=False)
-                out.write("\n")
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        try:  # 0600 whatever the umask: a call's prompt is the user's own business
+            private.write_private(Path(target), text.encode("utf-8", "replace"), check_folder=False)
         except OSError as e:
             raise exceptions.CommandError(f"could not write {target}: {e}") from None
         log.info("Wrote a reproduction of %s to %s", f.id, target)

@@ -23,6 +23,7 @@ from mitmproxy import ctx
 from mitmproxy.proxy.mode_specs import ProxyMode
 
 from .. import __version__
+from ..config import upstream_notices
 from ..modelinfo import Catalog
 from ..refusals import LearnedFacts
 from ..stats import RequestRecord, Stats
@@ -62,6 +63,11 @@ class Upstream:
     @functools.cached_property
     def prefix(self) -> str:
         return urlsplit(self.base_url).path.rstrip("/")
+
+    @functools.cached_property
+    def notices(self) -> list[str]:
+        """Where the tokens go, when that is not Oracle (said at start, on the dashboard)."""
+        return upstream_notices(self.base_url, self.idcs_url)
 
 
 @dataclass

@@ -102,6 +102,11 @@
         h("div", { class: "spacer" },
           h("strong", {}, "The login has a problem"),
           h("p", {}, `${S.login.problem}.`))));
+    for (const notice of S.upstream_notices || [])  // the tokens go somewhere not Oracle's
+      out.push(h("section", { class: "banner warn upstream-notice" },
+        h("div", { class: "spacer" },
+          h("strong", {}, "OCA is not reached on Oracle's domains"),
+          h("p", {}, notice))));
     if (S.files.settings_error)
       out.push(h("section", { class: "banner warn" },
         h("div", { class: "spacer" },
