@@ -311,11 +311,12 @@ class TokenManager:
     def _current_refresh_token(self, on_disk: str | None) -> str | None:
         """The refresh token to use: ours if the file still holds the one it replaced (the
         save failed), else the file's (a new one, from another process or a new login)."""
-        if self._unsaved is None:
+        ours = self._unsaved
+        if ours is None:
             return on_disk
-        if on_disk is None or on_disk == self._stale or on_disk == self._unsaved:
-            self._save_unsaved()
-            return self._unsaved
+        if on_disk is None or on_disk == self._stale or on_disk == ours:
+            self._save_unsaved()  # clears _unsaved once it is on disk: ours is still the one
+            return ours
         log.info("The token file holds a new login (from another process): using it")
         self._unsaved = self._stale = self.save_problem = None
         return on_disk

@@ -362,3 +362,23 @@ def test_which_refresh_failures_end_the_login(
     assert sent == [
         {"grant_type": "refresh_token", "refresh_token": "rt-9", "client_id": "client-x"}
     ]
+
+
+def test_recovered_token_write_does_not_drop_the_login(tmp_path: Path) -> None:
+    """Issue 23.4: the refresh whose save finally works uses the token it just saved (it
+    was cleared from memory by the save, and the refresh went on with none: one 401)."""
+    idcs = FakeIdcs()
+    store = FailingStore(tmp_path / ".oca" / "refresh_token.json")
+    store.write("rt-0")
+    tm = TokenManager(store, idcs)  # type: ignore[arg-type]
+    store.broken = True
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"  # rt-1 only in memory
+        store.broken = False  # ~/.oca writable again
+        tm.invalidate("at-1")
+        assert await tm.access_token() == "at-2"  # rt-1 saved, then used
+        assert tm.problem is None and (await tm.status()).logged_in is True
+        assert store.read() == "rt-2" and idcs.calls == 2
+
+    asyncio.run(go())
