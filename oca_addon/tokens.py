@@ -141,9 +141,15 @@ class TokenManager:
     is adopted or the token file changes (another process may have logged in). A rotated
     refresh token that cannot be saved is kept in memory (and used, never the revoked one
     on disk), and saved on each refresh and every SAVE_RETRY_S until that works.
+
+    A login whose token file is removed (`oca-proxy logout`, or by hand) ends at once: before
+    a kept access token is handed out, the file's presence is looked at (one stat, at most
+    every PRESENCE_CHECK_S). A login held in memory only is exempt (its file may never have
+    been written).
     """
 
     SAVE_RETRY_S = 60.0
+    PRESENCE_CHECK_S = 1.0
 
     def __init__(
         self,
@@ -168,6 +174,7 @@ class TokenManager:
         self._stale: str | None = None
         self.save_problem: str | None = None
         self._save_retry: asyncio.Task[None] | None = None
+        self._presence_due = 0.0  # time.monotonic() of the next look at the token file
 
     # -- state -------------------------------------------------------------------
 
@@ -176,6 +183,7 @@ class TokenManager:
         return self._token.expires_at if self._token else None
 
     async def status(self) -> LoginStatus:
+        self._file_removed()
         if self._token and self._token.expires_at > time.time():
             return LoginStatus(True, self._token.expires_at, self.save_problem)
         if self._unsaved:
@@ -207,6 +215,28 @@ class TokenManager:
         with self.store.lock:
             self.store.clear()
 
+    def _file_removed(self, *, now: bool = False) -> bool:
+        """Whether the login just ended because its token file is gone (logged out
+        elsewhere). One stat, at most every PRESENCE_CHECK_S unless `now`."""
+        if self._token is None or self._unsaved is not None:
+            return False
+        t = time.monotonic()
+        if t < self._presence_due and not now:
+            return False
+        self._presence_due = t + self.PRESENCE_CHECK_S
+        if self.store.path.exists():
+            return False
+        self._token = None
+        self.problem = f"logged out ({self.store.path} was removed)"
+        log.info("The token file %s was removed: no longer logged in to OCA", self.store.path)
+        return True
+
+    async def check_file(self) -> LoginStatus:
+        """Look at the token file now (`oca-proxy logout` asks a running proxy to): a
+        removed file ends the login at once. Only ever ends a login, never starts one."""
+        self._file_removed(now=True)
+        return await self.status()
+
     def invalidate(self, access_token: str) -> None:
         """OCA refused this token: forget it so the next request refreshes."""
         if self._token and self._token.access_token == access_token:
@@ -217,6 +247,8 @@ class TokenManager:
     async def access_token(self) -> str | None:
         """A valid access token, or None when the user must log in (see .problem)."""
         token = self._token
+        if token is not None and time.monotonic() >= self._presence_due and self._file_removed():
+            token = None
         now = time.time()
         # Short-lived tokens (tests, odd tenants) are renewed at half their life at the latest.
         margin = min(self.refresh_margin, (token.expires_at - token.issued_at) / 2) if token else 0

@@ -382,3 +382,50 @@ def test_recovered_token_write_does_not_drop_the_login(tmp_path: Path) -> None:
         assert store.read() == "rt-2" and idcs.calls == 2
 
     asyncio.run(go())
+
+
+def test_removed_token_file_ends_the_login(tmp_path: Path) -> None:
+    """Issue 23.5: `oca-proxy logout` (or rm) ends a running proxy's login: a kept access
+    token is no longer handed out once the file is gone (looked at once a second at most)."""
+    idcs = FakeIdcs()
+    tm = make(tmp_path, idcs)
+    tm.PRESENCE_CHECK_S = 0.2
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"
+        tm.store.clear()
+        await asyncio.sleep(0.25)
+        assert await tm.access_token() is None
+        status = await tm.status()
+        assert status.logged_in is False
+        assert idcs.calls == 1  # nothing refreshed from a login that was removed
+        # a new login in the file is used again
+        idcs.valid.add("rt-new")
+        tm.store.write("rt-new")
+        assert await tm.access_token() == "at-2"
+        # check_file: at once, without waiting for the next look
+        tm.PRESENCE_CHECK_S = 3600
+        assert await tm.access_token() == "at-2"
+        tm.store.clear()
+        assert await tm.access_token() == "at-2"  # not looked at yet (once an hour here)
+        assert (await tm.check_file()).logged_in is False
+        assert await tm.access_token() is None
+
+    asyncio.run(go())
+
+
+def test_removed_file_does_not_end_a_login_held_in_memory(tmp_path: Path) -> None:
+    """A login that could not be written (no file ever) is not a logged-out one."""
+    idcs = FakeIdcs()
+    store = FailingStore(tmp_path / ".oca" / "refresh_token.json")
+    store.write("rt-0")
+    tm = TokenManager(store, idcs)  # type: ignore[arg-type]
+    store.broken = True
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"  # rt-1 only in memory
+        store.clear()
+        assert (await tm.check_file()).logged_in is True
+        assert await tm.access_token() == "at-1"
+
+    asyncio.run(go())
