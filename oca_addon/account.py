@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
-import socket
 import sys
 import threading
 import webbrowser
@@ -22,6 +21,7 @@ import requests
 
 from .config import DEPLOYMENTS, ConfigError, find_config_file, load_settings
 from .idcs import Idcs, IdcsError, LoginGone, LoginRequest
+from .ports import port_free
 from .tokens import TokenFileError, TokenManager, TokenStore, default_token_path
 
 
@@ -90,15 +90,6 @@ def parse_pasted(text: str, login: LoginRequest) -> str:
     return code
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _catch_callback(port: int, timeout: float = 300) -> str | None:
     """Serve one /callback on localhost:port and return the address it was called with."""
     got: dict[str, str] = {}
@@ -141,7 +132,7 @@ def login(args: argparse.Namespace) -> int:
     print("Open this address in a browser and sign in to OCA:\n")
     print(f"  {attempt.url}\n")
     pasted: str | None = None
-    if not args.no_browser and _port_free(port):
+    if not args.no_browser and port_free(port):
         print(f"Waiting for the browser to come back to http://localhost:{port}/callback ...")
         webbrowser.open(attempt.url)
         pasted = _catch_callback(port)
@@ -150,7 +141,11 @@ def login(args: argparse.Namespace) -> int:
             "After signing in, the browser ends on an address starting with "
             f"http://localhost:{port}/callback (the page may not load: that is fine)."
         )
-        pasted = input("Paste that whole address (or just the code) here: ")
+        try:
+            pasted = input("Paste that whole address (or just the code) here: ")
+        except EOFError:  # stdin closed (Ctrl-D, or nothing to read): nothing was pasted
+            print("\nLogin cancelled: nothing was pasted.", file=sys.stderr)
+            return 1
     try:
         code = parse_pasted(pasted, attempt)
         tokens = idcs.exchange_code(code, attempt)
@@ -278,4 +273,8 @@ def status(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     args = _parser(command).parse_args(rest)
-    return {"login": login, "logout": logout, "status": status}[command](args)
+    try:
+        return {"login": login, "logout": logout, "status": status}[command](args)
+    except KeyboardInterrupt:  # Ctrl-C, e.g. at the login's paste prompt: no traceback
+        print(f"\noca-proxy {command}: cancelled.", file=sys.stderr)
+        return 130

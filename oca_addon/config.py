@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -314,6 +315,13 @@ def resolve_model(
 
 
 API_PREFIX = "/20250206/app/litellm"
+
+
+def api_base(url: str) -> str:
+    """OCA's API base URL: one with no path gets OCA's API path (a deployment's address alone
+    gave 404s for every call), as the reverse-mode target of the mitmdump form does."""
+    url = url.strip().rstrip("/")
+    return url + API_PREFIX if not urlsplit(url).path else url
 
 
 @dataclass(frozen=True)

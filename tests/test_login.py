@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import time
@@ -375,6 +376,37 @@ def test_cli_status_asks_the_running_proxy(proxy_factory, tmp_path: Path) -> Non
     _cli("logout", "--port", str(p.port), "--token-file", str(p.token_file), home=other_home)
     out = _cli("status", "--port", str(p.port), home=other_home)
     assert out.returncode == 1 and "Login: not logged in" in out.stdout, out.stdout
+
+
+def _login_prompt(sim: Sim, tmp_path: Path) -> subprocess.Popen[str]:
+    """`oca-proxy login --no-browser`, waiting at its paste prompt."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [str(BIN / "oca-proxy"), "login", "--no-browser", "--idcs-url", sim.url,
+         "--port", str(free_port())],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    while "/oauth2/v1/authorize" not in (line := proc.stdout.readline()):
+        assert line, proc.communicate(timeout=10)
+    return proc
+
+
+@pytest.mark.parametrize("how", ["eof", "ctrl-c"])
+def test_cli_login_prompt_cancelled_without_a_traceback(sim: Sim, tmp_path: Path, how: str) -> None:
+    """Issue 23.13: EOF or Ctrl-C at the paste prompt printed a traceback."""
+    proc = _login_prompt(sim, tmp_path)
+    if how == "eof":
+        out, err = proc.communicate("", timeout=30)
+        assert proc.returncode == 1 and "nothing was pasted" in err, err
+    else:
+        time.sleep(1.0)  # at input() by now
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and "cancelled" in err, err
+    assert "Traceback" not in out + err, err
+    assert not (tmp_path / ".oca" / "refresh_token.json").exists()
 
 
 def test_cli_version_and_help() -> None:
