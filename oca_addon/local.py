@@ -339,7 +339,8 @@ class LocalSite:
             return http.Response.make(200, pages.logout_confirm_page(self.csrf), HTML)
         if req.method != "POST":
             return http.Response.make(405, b"use POST", {"allow": "GET, POST"})
-        if "json" in req.headers.get("content-type", ""):
+        media_type = req.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type == "application/json":  # never a form, nor a page's no-cors request
             return await self._check_token_file(flow)
         form = parse_qs(req.get_text(strict=False) or "")
         sent = (form.get("csrf") or [req.headers.get("x-csrf-token", "")])[0]

@@ -144,8 +144,9 @@ class TokenManager:
 
     A login whose token file is removed (`oca-proxy logout`, or by hand) ends at once: before
     a kept access token is handed out, the file's presence is looked at (one stat, at most
-    every PRESENCE_CHECK_S). A login held in memory only is exempt (its file may never have
-    been written).
+    every PRESENCE_CHECK_S). That includes a login held in memory while the file still holds
+    the token it replaced (never written back then), but not a fresh login whose file could
+    never be written (its absence says nothing).
     """
 
     SAVE_RETRY_S = 60.0
@@ -218,8 +219,10 @@ class TokenManager:
     def _file_removed(self, *, now: bool = False) -> bool:
         """Whether the login just ended because its token file is gone (logged out
         elsewhere). One stat, at most every PRESENCE_CHECK_S unless `now`."""
-        if self._token is None or self._unsaved is not None:
+        if self._token is None and self._unsaved is None:
             return False
+        if self._unsaved is not None and self._stale is None:
+            return False  # a login that never had a file: its absence says nothing
         t = time.monotonic()
         if t < self._presence_due and not now:
             return False
@@ -227,6 +230,7 @@ class TokenManager:
         if self.store.path.exists():
             return False
         self._token = None
+        self._unsaved = self._stale = self.save_problem = None
         self.problem = f"logged out ({self.store.path} was removed)"
         log.info("The token file %s was removed: no longer logged in to OCA", self.store.path)
         return True
@@ -346,6 +350,13 @@ class TokenManager:
         ours = self._unsaved
         if ours is None:
             return on_disk
+        if on_disk is None and self._stale is not None:
+            # The file that held the token ours replaced was removed: logged out elsewhere.
+            log.info(
+                "The token file %s was removed: the login held in memory ends", self.store.path
+            )
+            self._unsaved = self._stale = self.save_problem = None
+            return None
         if on_disk is None or on_disk == self._stale or on_disk == ours:
             self._save_unsaved()  # clears _unsaved once it is on disk: ours is still the one
             return ours

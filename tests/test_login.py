@@ -347,6 +347,13 @@ def test_cli_logout_ends_a_running_proxys_login(proxy_factory, tmp_path: Path) -
     # the proxy's answer to that call changes nothing else, and it needs JSON
     form = httpx.post(f"{p.url}/logout", data={"check_token_file": "true"}, timeout=10)
     assert form.status_code == 403  # a form without the page's token, as before
+    plain = httpx.post(
+        f"{p.url}/logout",
+        content=b'{"check_token_file": true}',
+        headers={"content-type": "text/plain; x=json"},  # what a page may send unasked
+        timeout=10,
+    )
+    assert plain.status_code == 403
 
 
 def test_removed_token_file_ends_the_login_within_a_second(proxy_factory) -> None:

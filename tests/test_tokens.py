@@ -414,18 +414,44 @@ def test_removed_token_file_ends_the_login(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
-def test_removed_file_does_not_end_a_login_held_in_memory(tmp_path: Path) -> None:
-    """A login that could not be written (no file ever) is not a logged-out one."""
+def test_removed_file_and_logins_held_in_memory(tmp_path: Path) -> None:
+    """A fresh login whose file could never be written is not a logged-out one; a rotated
+    token held in memory while the file kept the old one ends with the file (and the file is
+    not written back when ~/.oca is writable again: the logout stays)."""
     idcs = FakeIdcs()
     store = FailingStore(tmp_path / ".oca" / "refresh_token.json")
-    store.write("rt-0")
     tm = TokenManager(store, idcs)  # type: ignore[arg-type]
+    tm.SAVE_RETRY_S = 0.1
     store.broken = True
 
     async def go() -> None:
-        assert await tm.access_token() == "at-1"  # rt-1 only in memory
+        await tm.hold_login(
+            TokenSet("at-fresh", time.time() + 3600, "rt-0", time.time()), OSError(30, "RO")
+        )
+        assert (await tm.check_file()).logged_in is True  # there never was a file
+        assert await tm.access_token() == "at-fresh"
+        store.broken = False
+        await asyncio.sleep(0.3)  # the retry saves it
+        assert store.read() == "rt-0"
+        store.broken = True
+        tm.invalidate("at-fresh")
+        assert await tm.access_token() == "at-1"  # rt-1 in memory, rt-0 (dead) on disk
+        store.clear()  # oca-proxy logout
+        assert (await tm.check_file()).logged_in is False
+        assert await tm.access_token() is None
+        store.broken = False
+        await asyncio.sleep(0.3)
+        assert not store.path.exists()  # not written back
+        # the same when the token expired before anyone looked at the file
+        store.write("rt-1")
+        assert await tm.access_token() == "at-2"
+        store.broken = True
+        tm.invalidate("at-2")
+        assert await tm.access_token() == "at-3"  # rt-3 in memory, rt-2 on disk
+        tm.invalidate("at-3")
         store.clear()
-        assert (await tm.check_file()).logged_in is True
-        assert await tm.access_token() == "at-1"
+        tm._presence_due = time.monotonic() + 3600  # not looked at
+        assert await tm.access_token() is None
+        assert not store.path.exists() and idcs.calls == 3
 
     asyncio.run(go())
