@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import argparse
 import http.server
-import json
-import socket
+import os
 import sys
 import threading
 import webbrowser
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from .config import DEPLOYMENTS, ConfigError, find_config_file, load_settings, off_oracle
 from .idcs import Idcs, IdcsError, LoginGone, LoginRequest
+from .ports import port_free
 from .tokens import TokenFileError, TokenManager, TokenStore, default_token_path
 
 
@@ -64,7 +65,13 @@ def _context(args: argparse.Namespace) -> tuple[Idcs, TokenStore, int]:
         )
     idcs = Idcs(idcs_url, args.client_id or settings.client_id or dep.client_id)
     path = Path(args.token_file).expanduser() if args.token_file else default_token_path()
-    return idcs, TokenStore(path), args.port or settings.port or 8669
+    return idcs, TokenStore(path), args.port or _env_port() or settings.port or 8669
+
+
+def _env_port() -> int | None:
+    """PORT, as `oca-proxy` itself reads it (the proxy's port)."""
+    value = os.environ.get("PORT")
+    return int(value) if value and value.isdigit() else None
 
 
 def parse_pasted(text: str, login: LoginRequest) -> str:
@@ -86,15 +93,6 @@ def parse_pasted(text: str, login: LoginRequest) -> str:
     if not code:
         raise IdcsError("the pasted address has no code= in it")
     return code
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _catch_callback(port: int, timeout: float = 300) -> str | None:
@@ -139,7 +137,7 @@ def login(args: argparse.Namespace) -> int:
     print("Open this address in a browser and sign in to OCA:\n")
     print(f"  {attempt.url}\n")
     pasted: str | None = None
-    if not args.no_browser and _port_free(port):
+    if not args.no_browser and port_free(port):
         print(f"Waiting for the browser to come back to http://localhost:{port}/callback ...")
         webbrowser.open(attempt.url)
         pasted = _catch_callback(port)
@@ -148,7 +146,11 @@ def login(args: argparse.Namespace) -> int:
             "After signing in, the browser ends on an address starting with "
             f"http://localhost:{port}/callback (the page may not load: that is fine)."
         )
-        pasted = input("Paste that whole address (or just the code) here: ")
+        try:
+            pasted = input("Paste that whole address (or just the code) here: ")
+        except EOFError:  # stdin closed (Ctrl-D, or nothing to read): nothing was pasted
+            print("\nLogin cancelled: nothing was pasted.", file=sys.stderr)
+            return 1
     try:
         code = parse_pasted(pasted, attempt)
         tokens = idcs.exchange_code(code, attempt)
@@ -164,17 +166,105 @@ def login(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local(port: int) -> requests.Session:
+    """A session for the proxy on this machine (never through an HTTP proxy of the env)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def _proxy_health(port: int) -> dict[str, Any] | None:
+    """A running proxy's /health on this port, or None when none answers as one does."""
+    try:
+        with _local(port) as session:
+            health = session.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return None
+    return health if isinstance(health, dict) and "logged_in" in health else None
+
+
+def _tell_proxy_logged_out(port: int, path: Path) -> None:
+    """Ask a running proxy to look at its token file now, so it stops using the login."""
+    try:
+        with _local(port) as session:
+            answer = session.post(
+                f"http://127.0.0.1:{port}/logout", json={"check_token_file": True}, timeout=5
+            ).json()
+    except (requests.RequestException, ValueError):
+        return  # no proxy there (or not ours): nothing to tell
+    if not isinstance(answer, dict) or "logged_in" not in answer:
+        return
+    if not answer["logged_in"]:
+        print(f"The proxy on port {port} no longer uses the login.")
+        return
+    theirs = answer.get("token_file")
+    if theirs and Path(theirs) != path:
+        print(
+            f"The proxy on port {port} uses another token file ({theirs}) and is still "
+            f"logged in: `oca-proxy logout --token-file {theirs}` ends that login."
+        )
+    else:
+        print(
+            f"The proxy on port {port} is still logged in "
+            f"({answer.get('login_problem') or 'login held in memory'}): "
+            f"log out on its page, http://localhost:{port}/logout"
+        )
+
+
 def logout(args: argparse.Namespace) -> int:
-    _, store, _ = _context(args)
+    _, store, port = _context(args)
     with store.lock:
         existed = store.path.exists()
         store.clear()
     print(f"Logged out: removed {store.path}." if existed else "Not logged in: nothing to remove.")
+    _tell_proxy_logged_out(port, store.path)
+    return 0
+
+
+def _check(store: TokenStore, idcs: Idcs) -> int:
+    """--check: prove the saved login works by refreshing it with IDCS."""
+    try:
+        if TokenManager(store, idcs)._refresh_blocking() is None:
+            print(f"Check: no login in {store.path}. Run `oca-proxy login`.")
+            return 1
+        print("Check: IDCS accepted the login (refreshed).")
+    except LoginGone as e:
+        print(f"Check: the login has expired or was revoked ({e}). Run `oca-proxy login`.")
+        return 1
+    except IdcsError as e:
+        print(f"Check: could not reach IDCS ({e}).")
+        return 1
+    except TokenFileError as e:
+        print(f"Check: {e}.")
+        return 1
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
+    """A running proxy is asked first (its login may come from another file, as in
+    `oca-proxy demo`); without one, the token file says."""
     idcs, store, port = _context(args)
+    health = _proxy_health(port)
+    if health is not None:
+        logged_in = bool(health.get("logged_in"))
+        problem = health.get("login_problem")
+        print(
+            f"Proxy: running on port {port} ({health.get('mode')} mode, "
+            f"OCA {health.get('base_url')})"
+        )
+        print(f"Token file: {health.get('token_file')}")
+        print(
+            f"Login: {'logged in' if logged_in else 'not logged in'}"
+            + (f" ({problem})" if problem else "")
+            + ("" if logged_in else f". Log in at http://localhost:{port}/login")
+        )
+        if not logged_in:
+            return 1
+        if args.check and health.get("token_file"):
+            theirs = Idcs(str(health.get("idcs_url") or idcs.idcs_url), idcs.client_id)
+            return _check(TokenStore(Path(str(health["token_file"]))), theirs)
+        return 0
+    print(f"Proxy: not running on port {port}")
     print(f"Token file: {store.path}")
     try:
         token = store.read()
@@ -185,28 +275,14 @@ def status(args: argparse.Namespace) -> int:
         print("Login: not logged in. Run `oca-proxy login`.")
         return 1
     print("Login: saved")
-    if args.check:
-        try:
-            TokenManager(store, idcs)._refresh_blocking()
-            print("Check: IDCS accepted the login (refreshed).")
-        except LoginGone as e:
-            print(f"Check: the login has expired or was revoked ({e}). Run `oca-proxy login`.")
-            return 1
-        except IdcsError as e:
-            print(f"Check: could not reach IDCS ({e}).")
-            return 1
-    try:
-        health = requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
-        print(
-            f"Proxy: running on port {port} ({health.get('mode')} mode, "
-            f"{'logged in' if health.get('logged_in') else 'not logged in'})"
-        )
-    except (requests.RequestException, ValueError, json.JSONDecodeError):
-        print(f"Proxy: not running on port {port}")
-    return 0
+    return _check(store, idcs) if args.check else 0
 
 
 def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     args = _parser(command).parse_args(rest)
-    return {"login": login, "logout": logout, "status": status}[command](args)
+    try:
+        return {"login": login, "logout": logout, "status": status}[command](args)
+    except KeyboardInterrupt:  # Ctrl-C, e.g. at the login's paste prompt: no traceback
+        print(f"\noca-proxy {command}: cancelled.", file=sys.stderr)
+        return 130

@@ -21,6 +21,7 @@ import re
 import time
 import weakref
 from typing import Any
+from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http
 
@@ -395,7 +396,9 @@ def show_comments_in_mitmweb() -> None:
 
 
 def mitmweb_url() -> str | None:
-    """mitmweb's address when mitmweb is the running tool (its options exist only then)."""
+    """mitmweb's address when mitmweb is the running tool (its options exist only then),
+    with the token mitmweb wants (`?token=`, as in the address it prints at start): without
+    it mitmweb 12 answers 403. No token when the user set web_password: mitmweb asks for it."""
     opts = ctx.options
     if "web_port" not in opts:
         return None
@@ -404,4 +407,6 @@ def mitmweb_url() -> str | None:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{opts.web_port}/"
+    auth = ctx.master.addons.get("webauth")
+    query = urlsplit(getattr(auth, "web_url", "") or "").query if auth is not None else ""
+    return f"http://{host}:{opts.web_port}/" + (f"?{query}" if query else "")

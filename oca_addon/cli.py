@@ -16,8 +16,15 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .config import ALLOWED_PORTS, DEPLOYMENTS, ConfigError, find_config_file, load_settings
+from . import __version__, ports
+from .config import (
+    ALLOWED_PORTS,
+    DEPLOYMENTS,
+    ConfigError,
+    api_base,
+    find_config_file,
+    load_settings,
+)
 from .security import is_loopback_bind
 
 SCRIPT = Path(__file__).resolve().parent / "_script.py"
@@ -44,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         help="listen address (default 127.0.0.1; anything else needs proxy_api_key)",
     )
     p.add_argument("--web", action="store_true", help="run mitmweb instead of mitmdump")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a mitmproxy option, as mitmproxy's own --set (e.g. web_port=8083, "
+        "oca_keepalive=3600); other mitmproxy arguments go after `--`",
+    )
     p.add_argument("--no-browser", action="store_true", help="never open a browser")
     p.add_argument("--version", action="version", version=f"oca-proxy {__version__}")
     return p
@@ -62,7 +77,7 @@ def build_mitmproxy_args(args: argparse.Namespace, extra: list[str]) -> tuple[st
             "file, or `-- --set oca_proxy_api_key=KEY`), or keep the default 127.0.0.1."
         )
     mode = args.mode or settings.mode or "internal"
-    base = (args.base_url or settings.base_url or DEPLOYMENTS[mode].base_url).rstrip("/")
+    base = api_base(args.base_url or settings.base_url or DEPLOYMENTS[mode].base_url)
     port = args.port or _env_port() or settings.port or 8669
     if port not in ALLOWED_PORTS:
         print(
@@ -116,18 +131,58 @@ def _env_port() -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def run_proxy(argv: list[str]) -> int:
+def parse_proxy_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """oca-proxy's own options, and the mitmproxy arguments (`--set`s, then all after `--`)."""
     extra: list[str] = []
     if "--" in argv:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1 :]
-    args = _parser().parse_args(argv)
+    p = _parser()
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        p.error(
+            f"unrecognized arguments: {' '.join(unknown)} (mitmproxy's own arguments go "
+            f"after `--`: oca-proxy [options] -- {' '.join(unknown)})"
+        )
+    sets = [a for value in args.set for a in ("--set", value)]
+    return args, sets + extra
+
+
+def busy_ports(program: str, mitm_args: list[str]) -> str | None:
+    """Why mitmproxy could not start here (a port it needs is taken), as one line."""
+    mode = mitm_args[mitm_args.index("--mode") + 1]
+    host, _, port = mode.rpartition("@")[2].rpartition(":")
+    problem = ports.bind_problem(int(port), host.strip("[]"))
+    if problem:
+        return (
+            f"cannot listen on {host}:{port}: {problem} (another oca-proxy, or `oca-proxy "
+            "demo`? `oca-proxy status` asks it); choose another port with --port"
+        )
+    if program == "mitmweb":
+        web_host, web_port = ports.web_address(mitm_args)
+        problem = ports.bind_problem(web_port, web_host)
+        if problem:
+            return (
+                f"mitmweb cannot listen on {web_host}:{web_port}: {problem} (another "
+                "mitmweb?); choose another port with --set web_port=PORT"
+            )
+    return None
+
+
+def run_proxy(argv: list[str]) -> int:
+    args, extra = parse_proxy_args(argv)
     program, mitm_args = build_mitmproxy_args(args, extra)
+    busy = busy_ports(program, mitm_args)
+    if busy:
+        raise SystemExit(f"oca-proxy: {busy}")
     if program == "mitmweb":
         from mitmproxy.tools.main import mitmweb as run
     else:
         from mitmproxy.tools.main import mitmdump as run
-    result = run(mitm_args)
+    try:
+        result = run(mitm_args)
+    except OSError as e:  # a port taken since the check: mitmproxy's own words, no traceback
+        raise SystemExit(f"oca-proxy: {e.strerror or e}") from None
     return int(result or 0)
 
 

@@ -316,6 +316,13 @@ def resolve_model(
 API_PREFIX = "/20250206/app/litellm"
 
 
+def api_base(url: str) -> str:
+    """OCA's API base URL: one with no path gets OCA's API path (a deployment's address alone
+    gave 404s for every call), as the reverse-mode target of the mitmdump form does."""
+    url = url.strip().rstrip("/")
+    return url + API_PREFIX if not urlsplit(url).path else url
+
+
 @dataclass(frozen=True)
 class Deployment:
     """One OCA deployment: where its API and its login live (see OCA-FACTS.md)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import requests
 
+from . import ports
 from .config import API_PREFIX
 
 DEMO_SETTINGS = {
@@ -43,6 +44,25 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     raise SystemExit(f"oca-proxy demo: {url} did not come up")
 
 
+def _busy(args: argparse.Namespace, extra: list[str]) -> str | None:
+    """Why the demo cannot start here: a port it needs is taken (checked before anything
+    starts or is printed, and before another demo's simulator could answer for ours)."""
+    wanted = [
+        (args.port, "the proxy's port", "--port"),
+        (args.sim_port, "the simulator's port", "--sim-port"),
+    ]
+    if args.web:
+        wanted.append((ports.web_address(extra)[1], "mitmweb's port", "--set web_port=PORT"))
+    for port, what, option in wanted:
+        problem = ports.bind_problem(port)
+        if problem:
+            return (
+                f"{what} {port} is {problem if problem == 'in use' else 'unusable: ' + problem}"
+                f" (another demo or oca-proxy running?); stop it, or choose another with {option}"
+            )
+    return None
+
+
 def main(argv: list[str], run_proxy: Callable[[list[str]], int]) -> int:
     """`run_proxy` is cli.run_proxy, passed in so that this module needs nothing of cli."""
     p = argparse.ArgumentParser(prog="oca-proxy demo")
@@ -52,6 +72,10 @@ def main(argv: list[str], run_proxy: Callable[[list[str]], int]) -> int:
     args, extra = p.parse_known_args(argv)
     if extra and extra[0] == "--":
         extra = extra[1:]
+
+    busy = _busy(args, extra)
+    if busy:
+        raise SystemExit(f"oca-proxy demo: {busy}")
 
     home = Path(tempfile.mkdtemp(prefix="oca-demo-"))
     sim_url = f"http://127.0.0.1:{args.sim_port}"

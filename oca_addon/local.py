@@ -379,6 +379,9 @@ class LocalSite:
             return http.Response.make(200, pages.logout_confirm_page(self.csrf), HTML)
         if req.method != "POST":
             return http.Response.make(405, b"use POST", {"allow": "GET, POST"})
+        media_type = req.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type == "application/json":  # never a form, nor a page's no-cors request
+            return await self._check_token_file(flow)
         form = parse_qs(req.get_text(strict=False) or "")
         sent = (form.get("csrf") or [req.headers.get("x-csrf-token", "")])[0]
         if not sent.isascii():  # never ours (and compare_digest refuses non-ASCII str)
@@ -408,3 +411,33 @@ class LocalSite:
             ),
             HTML,
         )
+
+    async def _check_token_file(self, flow: http.HTTPFlow) -> http.Response:
+        """POST /logout {"check_token_file": true}: `oca-proxy logout` removed the token
+        file and asks the proxy to notice now, not at its next look (within a second).
+
+        No CSRF token is needed because nothing here is the caller's to decide: the login
+        ends only if its file is gone (what the next look would find anyway); no file is
+        removed and no login started. A page elsewhere cannot send it at all (JSON from
+        another site is refused for its Origin, and needs a CORS preflight we never grant)."""
+        assert self.state.tokens
+        try:
+            payload = json.loads(flow.request.get_text(strict=False) or "")
+        except ValueError:
+            payload = None
+        if not (isinstance(payload, dict) and payload.get("check_token_file") is True):
+            return http.Response.make(
+                400,
+                json.dumps(
+                    {"ok": False, "error": 'send {"check_token_file": true}, or use the form'}
+                ),
+                JSON,
+            )
+        status = await self.state.tokens.check_file()
+        body = {
+            "ok": True,
+            "logged_in": status.logged_in,
+            "login_problem": status.problem,
+            "token_file": str(self.state.tokens.store.path),
+        }
+        return http.Response.make(200, json.dumps(body), JSON)

@@ -118,9 +118,16 @@ class TokenManager:
     is adopted or the token file changes (another process may have logged in). A rotated
     refresh token that cannot be saved is kept in memory (and used, never the revoked one
     on disk), and saved on each refresh and every SAVE_RETRY_S until that works.
+
+    A login whose token file is removed (`oca-proxy logout`, or by hand) ends at once: before
+    a kept access token is handed out, the file's presence is looked at (one stat, at most
+    every PRESENCE_CHECK_S). That includes a login held in memory while the file still holds
+    the token it replaced (never written back then), but not a fresh login whose file could
+    never be written (its absence says nothing).
     """
 
     SAVE_RETRY_S = 60.0
+    PRESENCE_CHECK_S = 1.0
 
     def __init__(
         self,
@@ -145,6 +152,7 @@ class TokenManager:
         self._stale: str | None = None
         self.save_problem: str | None = None
         self._save_retry: asyncio.Task[None] | None = None
+        self._presence_due = 0.0  # time.monotonic() of the next look at the token file
 
     # -- state -------------------------------------------------------------------
 
@@ -153,6 +161,7 @@ class TokenManager:
         return self._token.expires_at if self._token else None
 
     async def status(self) -> LoginStatus:
+        self._file_removed()
         if self._token and self._token.expires_at > time.time():
             return LoginStatus(True, self._token.expires_at, self.save_problem)
         if self._unsaved:
@@ -184,6 +193,31 @@ class TokenManager:
         with self.store.lock:
             self.store.clear()
 
+    def _file_removed(self, *, now: bool = False) -> bool:
+        """Whether the login just ended because its token file is gone (logged out
+        elsewhere). One stat, at most every PRESENCE_CHECK_S unless `now`."""
+        if self._token is None and self._unsaved is None:
+            return False
+        if self._unsaved is not None and self._stale is None:
+            return False  # a login that never had a file: its absence says nothing
+        t = time.monotonic()
+        if t < self._presence_due and not now:
+            return False
+        self._presence_due = t + self.PRESENCE_CHECK_S
+        if self.store.path.exists():
+            return False
+        self._token = None
+        self._unsaved = self._stale = self.save_problem = None
+        self.problem = f"logged out ({self.store.path} was removed)"
+        log.info("The token file %s was removed: no longer logged in to OCA", self.store.path)
+        return True
+
+    async def check_file(self) -> LoginStatus:
+        """Look at the token file now (`oca-proxy logout` asks a running proxy to): a
+        removed file ends the login at once. Only ever ends a login, never starts one."""
+        self._file_removed(now=True)
+        return await self.status()
+
     def invalidate(self, access_token: str) -> None:
         """OCA refused this token: forget it so the next request refreshes."""
         if self._token and self._token.access_token == access_token:
@@ -194,6 +228,8 @@ class TokenManager:
     async def access_token(self) -> str | None:
         """A valid access token, or None when the user must log in (see .problem)."""
         token = self._token
+        if token is not None and time.monotonic() >= self._presence_due and self._file_removed():
+            token = None
         now = time.time()
         # Short-lived tokens (tests, odd tenants) are renewed at half their life at the latest.
         margin = min(self.refresh_margin, (token.expires_at - token.issued_at) / 2) if token else 0
@@ -288,11 +324,19 @@ class TokenManager:
     def _current_refresh_token(self, on_disk: str | None) -> str | None:
         """The refresh token to use: ours if the file still holds the one it replaced (the
         save failed), else the file's (a new one, from another process or a new login)."""
-        if self._unsaved is None:
+        ours = self._unsaved
+        if ours is None:
             return on_disk
-        if on_disk is None or on_disk == self._stale or on_disk == self._unsaved:
-            self._save_unsaved()
-            return self._unsaved
+        if on_disk is None and self._stale is not None:
+            # The file that held the token ours replaced was removed: logged out elsewhere.
+            log.info(
+                "The token file %s was removed: the login held in memory ends", self.store.path
+            )
+            self._unsaved = self._stale = self.save_problem = None
+            return None
+        if on_disk is None or on_disk == self._stale or on_disk == ours:
+            self._save_unsaved()  # clears _unsaved once it is on disk: ours is still the one
+            return ours
         log.info("The token file holds a new login (from another process): using it")
         self._unsaved = self._stale = self.save_problem = None
         return on_disk

@@ -279,3 +279,13 @@ def test_mitmweb_helpers() -> None:
         annotate.show_comments_in_mitmweb()
         assert list(tctx.options.web_columns) == ["path", "status"]  # the user's choice stays
         assert annotate.mitmweb_url() == "http://[::1]:8099/"
+    import argon2
+
+    auth = webaddons.WebAuth()
+    with taddons.context(webaddons.WebAddon(), auth) as tctx:  # issue 23.14: mitmweb's token
+        tctx.options.update(web_port=8099)
+        url = annotate.mitmweb_url()
+        assert url == f"http://127.0.0.1:8099/?token={auth._password}"
+        hashed = argon2.PasswordHasher().hash("pw")  # (a plain one logs a warning)
+        tctx.options.update(web_password=hashed)  # the user's password: mitmweb asks for it
+        assert annotate.mitmweb_url() == "http://127.0.0.1:8099/"

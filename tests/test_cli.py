@@ -3,15 +3,18 @@ and `oca-proxy demo` brings up simulator and proxy, already logged in."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -259,3 +262,139 @@ def test_replay_file_reaches_only_the_proxy_and_bad_files_are_clear_errors(
     finally:
         proxy.shutdown()
         other.shutdown()
+
+
+def test_ctrl_c_during_a_stream_prints_no_traceback(proxy_factory) -> None:
+    """Issue 23.13: CPython 3.12.1's asyncio logs a CancelledError traceback for each open
+    connection at shutdown (gh-113538, fixed in 3.12.2); the proxy silences exactly that."""
+    p = proxy_factory()
+    body = {
+        "model": "oca/gpt-4.1",
+        "stream": True,
+        "messages": [{"role": "user", "content": "SIM:slow=200 SIM:chunks=100 hi"}],
+    }
+    got = threading.Event()
+
+    def stream() -> None:
+        try:
+            with httpx.stream("POST", f"{p.url}/v1/chat/completions", json=body, timeout=30) as r:
+                for _ in r.iter_bytes():
+                    got.set()
+        except httpx.HTTPError:
+            pass
+
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    assert got.wait(20)
+    time.sleep(0.3)
+    p.proc.send_signal(signal.SIGINT)
+    p.proc.wait(20)
+    t.join(20)
+    log = p.log()
+    assert "Traceback" not in log and "CancelledError" not in log, log[-3000:]
+
+
+@contextlib.contextmanager
+def _held(port: int) -> Iterator[None]:
+    """Something else listening on 127.0.0.1:port meanwhile."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        yield
+
+
+def _run(*args: str, home: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("DISPLAY", None)
+    env.pop("PORT", None)
+    return subprocess.run(
+        [str(BIN / "oca-proxy"), *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def _one_clear_line(out: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip() and "warning: port" not in ln]
+    assert len(lines) == 1 and all(w in lines[0] for w in words), out.stderr
+
+
+@pytest.mark.parametrize("busy", ["proxy", "sim", "web"])
+def test_demo_on_a_busy_port_says_so_before_anything(tmp_path: Path, busy: str) -> None:
+    """Issue 23.12: no success banner then a traceback, nor another demo's simulator."""
+    port, sim_port, web_port = free_port(), free_port(), free_port()
+    taken = {"proxy": port, "sim": sim_port, "web": web_port}[busy]
+    with _held(taken):
+        out = _run(
+            "demo", "--port", str(port), "--sim-port", str(sim_port),
+            *(["--web", "--set", f"web_port={web_port}"] if busy == "web" else []),
+            home=tmp_path,
+        )  # fmt: skip
+    _one_clear_line(out, f"{taken} is in use", "choose another with")
+    assert "OCA simulator on" not in out.stdout  # no banner
+
+
+def test_busy_ports_are_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 23.13: `oca-proxy sim`, the proxy and mitmweb on a port that is taken."""
+    port, web_port = free_port(), free_port()
+    with _held(port):
+        _one_clear_line(_run("sim", "--port", str(port), home=tmp_path), f":{port}: in use")
+        out = _run("--port", str(port), "--no-browser", home=tmp_path)
+        _one_clear_line(out, f"127.0.0.1:{port}: in use", "--port")
+    with _held(web_port):
+        # issue 23.14 too: --set before `--` is taken as mitmproxy's own
+        out = _run(
+            "--web", "--port", str(port), "--no-browser", "--set", f"web_port={web_port}",
+            home=tmp_path,
+        )  # fmt: skip
+        _one_clear_line(out, f"mitmweb cannot listen on 127.0.0.1:{web_port}", "web_port=PORT")
+
+
+def test_set_is_mitmproxys_and_other_arguments_say_where_they_go() -> None:
+    """Issue 23.14: `oca-proxy --set web_port=8083` was refused as an unknown argument."""
+    from oca_addon.cli import parse_proxy_args
+
+    args, extra = parse_proxy_args(
+        ["--web", "--set", "web_port=8083", "--set", "oca_keepalive=60", "--", "-v"]
+    )
+    assert args.web and extra == ["--set", "web_port=8083", "--set", "oca_keepalive=60", "-v"]
+    out = _run("--ssl-insecure", home=Path("/nonexistent"))
+    assert out.returncode == 2 and "after `--`" in out.stderr
+    assert "oca-proxy [options] -- --ssl-insecure" in out.stderr
+
+
+def test_base_url_without_the_api_path_gets_it(tmp_path: Path, monkeypatch) -> None:
+    """Issue 23.15: `--base-url https://host` gave OCA's 404 for every call."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for given in ("http://127.0.0.1:9", "http://127.0.0.1:9/"):
+        _, argv = build_mitmproxy_args(_parser().parse_args(["--base-url", given]), [])
+        assert f"oca_base_url=http://127.0.0.1:9{PREFIX}" in argv
+    _, argv = build_mitmproxy_args(_parser().parse_args(["--base-url", "http://h/x/y/"]), [])
+    assert "oca_base_url=http://h/x/y" in argv  # a path of its own is kept
+
+
+def test_base_url_option_without_the_api_path_serves(proxy_factory, sim: Sim) -> None:
+    """The same for the mitmdump form's oca_base_url (and a settings file's base_url)."""
+    p = proxy_factory(options={"oca_base_url": sim.url})
+    assert p.health()["base_url"] == sim.url + PREFIX
+    r = httpx.post(
+        f"{p.url}/v1/chat/completions",
+        json={"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "x"}]},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_dashboard_link_opens_mitmweb(proxy_factory) -> None:
+    """Issue 23.14: mitmweb 12 wants its token; the dashboard's link gave a 403."""
+    web_port = free_port()
+    p = proxy_factory(
+        program="mitmweb", options={"web_port": str(web_port), "web_open_browser": "false"}
+    )
+    link = httpx.get(f"{p.url}/api/state", timeout=10).json()["urls"]["mitmweb"]
+    assert link.startswith(f"http://127.0.0.1:{web_port}/?token=")
+    assert httpx.get(f"http://127.0.0.1:{web_port}/", timeout=10).status_code == 403
+    with httpx.Client(timeout=10) as browser:
+        assert browser.get(link).status_code == 200
+        assert browser.get(f"http://127.0.0.1:{web_port}/flows").status_code == 200  # cookie

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import time
@@ -16,7 +17,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from conftest import BIN, Proxy, Sim, start_proxy, start_sim
+from conftest import BIN, Proxy, Sim, free_port, start_proxy, start_sim
 
 CHAT = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -288,7 +289,8 @@ def test_two_proxies_share_one_token_file(fresh_sim: Sim, tmp_path: Path) -> Non
 def test_cli_login_no_browser_status_logout(sim: Sim, tmp_path: Path) -> None:
     token_file = tmp_path / "t" / "refresh_token.json"
     env = {**os.environ, "HOME": str(tmp_path)}
-    common = ["--idcs-url", sim.url, "--token-file", str(token_file), "--port", "8669"]
+    # a free port: no proxy answers there (status asks a running proxy first)
+    common = ["--idcs-url", sim.url, "--token-file", str(token_file), "--port", str(free_port())]
     cli = [str(BIN / "oca-proxy")]
     proc = subprocess.Popen(
         [*cli, "login", "--no-browser", *common],
@@ -320,6 +322,98 @@ def test_cli_login_no_browser_status_logout(sim: Sim, tmp_path: Path) -> None:
     assert out.returncode == 0 and not token_file.exists()
     status = subprocess.run([*cli, "status", *common], capture_output=True, text=True, env=env)
     assert status.returncode == 1 and "not logged in" in status.stdout
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("PORT", None)
+    return subprocess.run(
+        [str(BIN / "oca-proxy"), *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_cli_logout_ends_a_running_proxys_login(proxy_factory, tmp_path: Path) -> None:
+    """Issue 23.5: the file goes and the running proxy stops using the login at once."""
+    p = proxy_factory()
+    assert httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30).status_code == 200
+    out = _cli("logout", "--port", str(p.port), home=p.home)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not p.token_file.exists()
+    assert f"The proxy on port {p.port} no longer uses the login" in out.stdout
+    assert p.health()["logged_in"] is False  # at once, not after the next look
+    r = httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert r.status_code == 401 and "/login" in r.json()["error"]["message"]
+    assert "was removed: no longer logged in" in p.log()
+    # the proxy's answer to that call changes nothing else, and it needs JSON
+    form = httpx.post(f"{p.url}/logout", data={"check_token_file": "true"}, timeout=10)
+    assert form.status_code == 403  # a form without the page's token, as before
+    plain = httpx.post(
+        f"{p.url}/logout",
+        content=b'{"check_token_file": true}',
+        headers={"content-type": "text/plain; x=json"},  # what a page may send unasked
+        timeout=10,
+    )
+    assert plain.status_code == 403
+
+
+def test_removed_token_file_ends_the_login_within_a_second(proxy_factory) -> None:
+    """Removed by hand (or by another tool): the proxy notices by itself."""
+    p = proxy_factory()
+    assert httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30).status_code == 200
+    p.token_file.unlink()
+    time.sleep(1.2)
+    r = httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=10)
+    assert r.status_code == 401
+    assert p.health()["logged_in"] is False
+
+
+def test_cli_status_asks_the_running_proxy(proxy_factory, tmp_path: Path) -> None:
+    """Issue 23.5: during `oca-proxy demo` (a login in another file) status said
+    "not logged in": a running proxy is asked first."""
+    p = proxy_factory()
+    other_home = tmp_path / "nobody"  # no token file of its own
+    other_home.mkdir()
+    out = _cli("status", "--port", str(p.port), home=other_home)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"Proxy: running on port {p.port}" in out.stdout
+    assert "Login: logged in" in out.stdout and str(p.token_file) in out.stdout
+    out = _cli("status", "--check", "--port", str(p.port), home=other_home)
+    assert out.returncode == 0 and "IDCS accepted the login" in out.stdout, out.stdout
+    assert httpx.post(f"{p.url}/v1/chat/completions", json=CHAT, timeout=30).status_code == 200
+    _cli("logout", "--port", str(p.port), "--token-file", str(p.token_file), home=other_home)
+    out = _cli("status", "--port", str(p.port), home=other_home)
+    assert out.returncode == 1 and "Login: not logged in" in out.stdout, out.stdout
+
+
+def _login_prompt(sim: Sim, tmp_path: Path) -> subprocess.Popen[str]:
+    """`oca-proxy login --no-browser`, waiting at its paste prompt."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [str(BIN / "oca-proxy"), "login", "--no-browser", "--idcs-url", sim.url,
+         "--port", str(free_port())],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    while "/oauth2/v1/authorize" not in (line := proc.stdout.readline()):
+        assert line, proc.communicate(timeout=10)
+    return proc
+
+
+@pytest.mark.parametrize("how", ["eof", "ctrl-c"])
+def test_cli_login_prompt_cancelled_without_a_traceback(sim: Sim, tmp_path: Path, how: str) -> None:
+    """Issue 23.13: EOF or Ctrl-C at the paste prompt printed a traceback."""
+    proc = _login_prompt(sim, tmp_path)
+    if how == "eof":
+        out, err = proc.communicate("", timeout=30)
+        assert proc.returncode == 1 and "nothing was pasted" in err, err
+    else:
+        time.sleep(1.0)  # at input() by now
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and "cancelled" in err, err
+    assert "Traceback" not in out + err, err
+    assert not (tmp_path / ".oca" / "refresh_token.json").exists()
 
 
 def test_cli_version_and_help() -> None:

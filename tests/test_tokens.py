@@ -440,3 +440,96 @@ def test_files_other_users_may_change_are_refused(tmp_path: Path, which: str) ->
         os.chown(path, 0, 0)
         os.chown(folder, 4242, 4242)
         assert f"folder {folder} belongs to another user (uid 4242)" in (problem() or "")
+
+
+def test_recovered_token_write_does_not_drop_the_login(tmp_path: Path) -> None:
+    """Issue 23.4: the refresh whose save finally works uses the token it just saved (it
+    was cleared from memory by the save, and the refresh went on with none: one 401)."""
+    idcs = FakeIdcs()
+    store = FailingStore(tmp_path / ".oca" / "refresh_token.json")
+    store.write("rt-0")
+    tm = TokenManager(store, idcs)  # type: ignore[arg-type]
+    store.broken = True
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"  # rt-1 only in memory
+        store.broken = False  # ~/.oca writable again
+        tm.invalidate("at-1")
+        assert await tm.access_token() == "at-2"  # rt-1 saved, then used
+        assert tm.problem is None and (await tm.status()).logged_in is True
+        assert store.read() == "rt-2" and idcs.calls == 2
+
+    asyncio.run(go())
+
+
+def test_removed_token_file_ends_the_login(tmp_path: Path) -> None:
+    """Issue 23.5: `oca-proxy logout` (or rm) ends a running proxy's login: a kept access
+    token is no longer handed out once the file is gone (looked at once a second at most)."""
+    idcs = FakeIdcs()
+    tm = make(tmp_path, idcs)
+    tm.PRESENCE_CHECK_S = 0.2
+
+    async def go() -> None:
+        assert await tm.access_token() == "at-1"
+        tm.store.clear()
+        await asyncio.sleep(0.25)
+        assert await tm.access_token() is None
+        status = await tm.status()
+        assert status.logged_in is False
+        assert idcs.calls == 1  # nothing refreshed from a login that was removed
+        # a new login in the file is used again
+        idcs.valid.add("rt-new")
+        tm.store.write("rt-new")
+        assert await tm.access_token() == "at-2"
+        # check_file: at once, without waiting for the next look
+        tm.PRESENCE_CHECK_S = 3600
+        assert await tm.access_token() == "at-2"
+        tm.store.clear()
+        assert await tm.access_token() == "at-2"  # not looked at yet (once an hour here)
+        assert (await tm.check_file()).logged_in is False
+        assert await tm.access_token() is None
+
+    asyncio.run(go())
+
+
+def test_removed_file_and_logins_held_in_memory(tmp_path: Path) -> None:
+    """A fresh login whose file could never be written is not a logged-out one; a rotated
+    token held in memory while the file kept the old one ends with the file (and the file is
+    not written back when ~/.oca is writable again: the logout stays)."""
+    idcs = FakeIdcs()
+    store = FailingStore(tmp_path / ".oca" / "refresh_token.json")
+    tm = TokenManager(store, idcs)  # type: ignore[arg-type]
+    tm.SAVE_RETRY_S = 0.1
+    store.broken = True
+
+    async def go() -> None:
+        await tm.hold_login(
+            TokenSet("at-fresh", time.time() + 3600, "rt-0", time.time()), OSError(30, "RO")
+        )
+        assert (await tm.check_file()).logged_in is True  # there never was a file
+        assert await tm.access_token() == "at-fresh"
+        store.broken = False
+        await asyncio.sleep(0.3)  # the retry saves it
+        assert store.read() == "rt-0"
+        store.broken = True
+        tm.invalidate("at-fresh")
+        assert await tm.access_token() == "at-1"  # rt-1 in memory, rt-0 (dead) on disk
+        store.clear()  # oca-proxy logout
+        assert (await tm.check_file()).logged_in is False
+        assert await tm.access_token() is None
+        store.broken = False
+        await asyncio.sleep(0.3)
+        assert not store.path.exists()  # not written back
+        # the same when the token expired before anyone looked at the file
+        store.write("rt-1")
+        assert await tm.access_token() == "at-2"
+        store.broken = True
+        tm.invalidate("at-2")
+        assert await tm.access_token() == "at-3"  # rt-3 in memory, rt-2 on disk
+        tm.invalidate("at-3")
+        store.clear()
+        tm._presence_due = time.monotonic() + 3600  # not looked at
+        assert await tm.access_token() is None
+        assert not store.path.exists() and idcs.calls == 3
+
+    asyncio.run(go())

@@ -14,12 +14,13 @@ import sys
 import webbrowser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mitmproxy import ctx
 from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
 
 from .. import __version__
-from ..config import API_PREFIX, DEPLOYMENTS, SettingsFile, find_config_file
+from ..config import API_PREFIX, DEPLOYMENTS, SettingsFile, api_base, find_config_file
 from ..idcs import Idcs
 from ..tokens import TokenManager, TokenStore, default_token_path
 from .state import ProxyState, Upstream
@@ -129,7 +130,7 @@ class Config:
         dep = DEPLOYMENTS[mode]
         base = opts.oca_base_url or _reverse_target(s.base_url) or s.base_url or dep.base_url
         return Upstream(
-            base_url=base.rstrip("/"),
+            base_url=api_base(base),
             idcs_url=opts.oca_idcs_url or s.idcs_url or dep.idcs_url,
             client_id=opts.oca_client_id or s.client_id or dep.client_id,
             mode=mode,
@@ -148,6 +149,14 @@ class Config:
         )
         for notice in state.upstream.notices:
             log.warning("%s", notice)
+        path = urlsplit(state.upstream.base_url).path.rstrip("/")
+        if path != API_PREFIX:
+            log.warning(
+                "The OCA base URL's path is %s, not OCA's API path %s: if OCA answers 404 "
+                "(Not found) to every call, fix the base URL",
+                path,
+                API_PREFIX,
+            )
         status = await state.tokens.status()
         if status.logged_in:
             log.info("Logged in (token file %s)", state.tokens.store.path)

@@ -12,11 +12,16 @@ frame protection on every answer.
   than `oca_max_headers` fields (mitmproxy has no limit; see mitm_patches).
 - `FrameGuard` (last in the chain, after every answer is final): `X-Frame-Options: DENY`
   and a CSP with `frame-ancestors 'none'` on everything the proxy answers.
+- `quiet_cancelled_callbacks()` (from `SecretGuard.load`): on CPython before 3.12.2, stopping
+  the proxy (Ctrl-C) while a call streams printed a CancelledError traceback per open
+  connection, from asyncio itself (gh-113538); exactly those records are dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from typing import Any
 
 from mitmproxy import ctx, http
@@ -80,11 +85,49 @@ class SecretFilter(logging.Filter):
         return True
 
 
+class CancelledCallbackNoise(logging.Filter):
+    """Drops the traceback CPython < 3.12.2 logs when a connection's task is cancelled at
+    shutdown: StreamReaderProtocol's done callback calls task.exception() on a cancelled
+    task, which raises CancelledError inside the callback (gh-113538, fixed in 3.12.2).
+    Only a CancelledError raised in that callback is dropped; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, asyncio.CancelledError):
+            return True
+        tb = exc.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_name == "callback" and code.co_filename.endswith(
+                ("asyncio/streams.py", "asyncio\\streams.py")
+            ):
+                return False
+            tb = tb.tb_next
+        return True
+
+
+# asyncio's default handler logs it (after mitmproxy's own handler is gone), mitmproxy's
+# handler while the proxy still runs.
+_NOISY_LOGGERS = ("asyncio", "mitmproxy.master")
+
+
+def quiet_cancelled_callbacks(version: tuple[int, ...] = sys.version_info[:3]) -> bool:
+    """On the Pythons with the bug, put the filter on the loggers that report it (once)."""
+    if version >= (3, 12, 2):
+        return False
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, CancelledCallbackNoise) for f in logger.filters):
+            logger.addFilter(CancelledCallbackNoise())
+    return True
+
+
 class SecretGuard:
     def __init__(self) -> None:
         self.filter = SecretFilter()
 
     def load(self, loader: Any) -> None:
+        quiet_cancelled_callbacks()
         self._install()
 
     def configure(self, updated: set[str]) -> None:

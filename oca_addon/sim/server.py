@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -151,8 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     def ready(port: int) -> None:
         print(f"OCA simulator listening on http://{config.host}:{port}", flush=True)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config, ready))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(config, ready))
+    except OSError as e:  # the port is taken (or not ours to take): one line, no traceback
+        if e.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        reason = "in use" if e.errno == errno.EADDRINUSE else e.strerror
+        print(
+            f"oca-sim: cannot listen on {config.host}:{config.port}: {reason} (another "
+            "simulator or `oca-proxy demo`?); choose another port with --port",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
