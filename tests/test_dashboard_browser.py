@@ -465,3 +465,29 @@ def test_state_api_long_polls_and_never_holds_a_token(proxy_factory: Any) -> Non
     rt = json.loads(proxy.token_file.read_text())["refresh_token"]
     assert rt not in json.dumps(waiter["state"])
     assert "Bearer" not in json.dumps(waiter["state"])
+
+
+def test_learned_from_oca_and_forget(proxy_factory: Any, browser: Chromium) -> None:
+    """A refusal OCA explained shows under "Learned from OCA"; its Forget button (the page's
+    CSRF token) forgets it, and the call's row says it was retried."""
+    from conftest import start_sim
+
+    sim = start_sim()
+    try:
+        sim.config(refusals={"oca/gpt-4.1": {"params": ["temperature"]}})
+        proxy: Proxy = proxy_factory(
+            sim=sim, settings={"model_mapping": MAPPING, "default_model": "oca/gpt-4.1"}
+        )
+        chat(proxy, "oca/gpt-4.1", "hi", temperature=0.3)
+        browser.goto(proxy.url + "/")
+        learned = browser.text("#learned-card")
+        assert "oca/gpt-4.1" in learned and "temperature" in learned, learned
+        assert "retried" in browser.text("#recent")
+        browser.click("#learned-card button.forget")
+        browser.wait_for("document.querySelector('#learned-empty') !== null")
+        assert "Forgotten (1)" in browser.text("#learned-status")
+        assert httpx.get(f"{proxy.url}/health", timeout=10).json()["learned"] == []
+        assert not browser.errors, browser.errors
+    finally:
+        sim.proc.terminate()
+        sim.proc.wait(10)
