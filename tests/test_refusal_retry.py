@@ -441,6 +441,12 @@ def test_mitmweb_shows_the_refused_attempt_beside_the_retry(rsim: Sim, tmp_path:
         assert answered[0]["id"] in refused[0]["comment"]
         assert "retried: dropped temperature" in answered[0]["comment"]
         assert "Bearer <redacted>" in json.dumps(refused[0]["request"]["headers"])
+        # Each shows its own request: the refused one with temperature, the retry without.
+        for f, has in ((refused[0], True), (answered[0], False)):
+            body = httpx.get(
+                f"{web}/flows/{f['id']}/request/content.data", params={"token": "pw"}, timeout=10
+            ).content
+            assert (b'"temperature"' in body) is has, body
         assert "sim-at-" not in json.dumps(flows)  # no token, in either
     finally:
         p.stop()

@@ -100,12 +100,13 @@ class RefusalRetry:
         token = await self.state.tokens.access_token() if self.state.tokens else None
         if not token:
             return False  # the refusal goes to the client; a login problem shows next call
+        refused = flow.copy()  # as OCA refused it, before the flow becomes the retry
         self._rewrite(flow, st, body, token)
         st.first_refusal = f"OCA answered {status}: {message}"
         st.record.retried = change
         st.record.route = route_label(st.exchange)
         st.access_token = token
-        self._show_refused(flow, st, status, change)
+        self._show_refused(flow, refused, status, change)
         mitm_patches.resend(flow)
         return True
 
@@ -170,19 +171,20 @@ class RefusalRetry:
         headers["opc-request-id"] = request_id
         for name, value in ex.upstream_headers.items():
             headers[name] = value
-        if ex.route.adapter != "messages" and not ex.route.upstream_path.startswith("/v1/messages"):
-            headers.pop("anthropic-version", None)
+        if not ex.route.upstream_path.startswith("/v1/messages"):
+            headers.pop("anthropic-version", None)  # a completions retry off a Messages model
         req.raw_content = body
         headers["content-length"] = str(len(body))
         headers["authorization"] = mitm_patches.REDACTED
         mitm_patches.set_wire_headers(req, {"authorization": f"Bearer {token}"})
 
-    def _show_refused(self, flow: http.HTTPFlow, st: InFlight, status: int, change: str) -> None:
+    def _show_refused(
+        self, flow: http.HTTPFlow, refused: http.HTTPFlow, status: int, change: str
+    ) -> None:
         """The refused attempt as a flow of its own in mitmweb, linked both ways."""
         view = ctx.master.addons.get("view") if ctx.master else None
         refused_id = ""
         if view is not None:
-            refused = flow.copy()
             refused.live = False
             refused.comment = f"refused by OCA ({status}); retried as flow {flow.id}: {change}"
             refused.marked = ":no_entry:"
