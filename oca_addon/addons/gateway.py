@@ -55,6 +55,16 @@ _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
 
 
+def _json_bytes(body: Any) -> bytes:
+    """A buffered answer as JSON, its text as is; a lone surrogate (half an emoji OCA cut)
+    as an escape, since UTF-8 cannot hold it."""
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(body).encode()
+
+
 def after_send(callback: Callable[..., None], *args: Any) -> None:
     """Call `callback(*args)` once mitmproxy has written the request this hook is making.
 
@@ -353,9 +363,7 @@ class Gateway:
                 200, sse.encode(body), {"content-type": "text/event-stream"}
             )
         else:
-            flow.response = http.Response.make(
-                200, json.dumps(body, ensure_ascii=False).encode(), headers
-            )
+            flow.response = http.Response.make(200, _json_bytes(body), headers)
 
     def _upstream_error(self, flow: http.HTTPFlow, st: InFlight) -> None:
         resp, tokens = flow.response, self.state.tokens

@@ -7,7 +7,8 @@ frame protection on every answer.
   that fail before the request hook (413, an aborted body). The proxy-key check reads the
   real values through `client_headers()`. A logging filter on every handler redacts bearer
   tokens, keys and the proxy key in every record (mitmproxy's `proxy_debug` lines print
-  raw request heads), and escapes control characters in what oca-proxy logs.
+  raw request heads), escapes control characters in what oca-proxy logs, and lone
+  surrogates in every record (no terminal prints them).
 - `HeadLimits`: a 431 for a request head over `oca_max_header_size` bytes or with more
   than `oca_max_headers` fields (mitmproxy has no limit; see mitm_patches).
 - `FrameGuard` (last in the chain, after every answer is final): `X-Frame-Options: DENY`
@@ -73,8 +74,9 @@ class SecretFilter(logging.Filter):
         except Exception:  # a broken format string: let logging report it as usual
             return True
         clean = security.redact_secrets(text, self.literals)
-        if own:
-            clean = security.escape_controls(clean)
+        # Everyone's lone surrogates (a path that is not UTF-8): the terminal cannot print them.
+        escape = security.escape_controls if own else security.escape_surrogates
+        clean = escape(clean)
         if clean != text:
             record.msg, record.args = clean, None
         return True
