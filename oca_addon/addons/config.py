@@ -22,6 +22,7 @@ from .. import __version__
 from ..config import API_PREFIX, DEPLOYMENTS, SettingsFile, find_config_file
 from ..idcs import Idcs
 from ..tokens import TokenManager, TokenStore, default_token_path
+from . import options
 from .state import ProxyState, Upstream
 
 log = logging.getLogger("oca_addon")
@@ -48,6 +49,11 @@ _TERMLOG_LEVELS = {
     "info": "info",
     "debug": "debug",
     "trace": "debug",
+}
+
+
+OPTION_RANGES = {
+    "oca_refresh_margin": options.IntRange(0, options.DAY, "seconds"),
 }
 
 
@@ -92,6 +98,10 @@ class Config:
         )
 
     def configure(self, updated: set[str]) -> None:
+        options.check_choice(updated, "oca_mode", ["", *DEPLOYMENTS])
+        options.check_url(updated, "oca_base_url")
+        options.check_url(updated, "oca_idcs_url")
+        options.check_ranges(updated, OPTION_RANGES)
         state, opts = self.state, ctx.options
         if "connection_strategy" in updated or "oca_mode" in updated or not state.upstream:
             # Lazy: an unreachable OCA must not take the local pages down with it.

@@ -38,6 +38,7 @@ from ..streams import (
     usage_from_stream,
 )
 from ..translate.anthropic import client_error_message
+from . import options
 from .fallback import CompletionsFallback, route_label
 from .replies import JSON, reply_error
 from .state import CLIENT_HEADERS, InFlight, ProxyState
@@ -78,6 +79,15 @@ def after_send(callback: Callable[..., None], *args: Any) -> None:
     loop.call_soon(loop.call_soon, callback, *args)
 
 
+OPTION_RANGES = {
+    "oca_models_ttl": options.IntRange(0, 365 * options.DAY, "seconds", "ask OCA every time"),
+    "oca_completions_refusal_ttl": options.IntRange(
+        0, 365 * options.DAY, "seconds", "ask /completions natively every time"
+    ),
+    "oca_conversation_memo": options.IntRange(0, 10_000, "conversations", "none kept"),
+}
+
+
 class Gateway:
     def __init__(self, state: ProxyState) -> None:
         self.state = state
@@ -104,9 +114,10 @@ class Gateway:
         )
 
     def configure(self, updated: set[str]) -> None:
+        options.check_ranges(updated, OPTION_RANGES)
         self.state.models_ttl = ctx.options.oca_models_ttl
         if "oca_conversation_memo" in updated:
-            self.state.conversations.size = max(0, ctx.options.oca_conversation_memo)
+            self.state.conversations.size = ctx.options.oca_conversation_memo
             self.state.conversations.clear()
 
     # -- request -----------------------------------------------------------------------

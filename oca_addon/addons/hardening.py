@@ -23,6 +23,7 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .. import mitm_patches, security
+from . import options
 
 CLIENT_KEY_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
 _HELD_ATTR = "_oca_client_keys"  # a private attribute: flow copies and saved flows lack it
@@ -111,6 +112,13 @@ class SecretGuard:
             hold_client_keys(flow.request)
 
 
+HEAD_LIMIT_RANGES = {
+    # A request line and a Host header fit in far less; a head of 0 bytes fits nothing.
+    "oca_max_header_size": options.IntRange(1024, None, "bytes"),
+    "oca_max_headers": options.IntRange(0, None, "fields", "no limit on the count"),
+}
+
+
 class HeadLimits:
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -123,10 +131,11 @@ class HeadLimits:
             "oca_max_headers",
             int,
             mitm_patches.MAX_HEADERS,
-            "Most header fields a request may have; more: 431.",
+            "Most header fields a request may have; more: 431 (0: no limit on the count).",
         )
 
     def configure(self, updated: set[str]) -> None:
+        options.check_ranges(updated, HEAD_LIMIT_RANGES)
         if "oca_max_header_size" in updated or "oca_max_headers" in updated:
             mitm_patches.set_head_limits(
                 ctx.options.oca_max_header_size, ctx.options.oca_max_headers

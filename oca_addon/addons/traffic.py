@@ -16,9 +16,13 @@ from mitmproxy import ctx, http
 from .. import annotate, contentview
 from ..stats import RequestRecord
 from ..streams import token_counts, usage_from_stream
+from . import options
 from .state import InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
+
+
+OPTION_RANGES = {"oca_capture_limit": options.IntRange(0, None, "bytes", "keep nothing")}
 
 
 class Traffic:
@@ -35,6 +39,7 @@ class Traffic:
         )
 
     def configure(self, updated: set[str]) -> None:
+        options.check_ranges(updated, OPTION_RANGES)
         self.state.capture_limit = ctx.options.oca_capture_limit
 
     def running(self) -> None:
