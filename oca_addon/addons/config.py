@@ -52,6 +52,8 @@ _TERMLOG_LEVELS = {
 }
 
 
+# mitmproxy options the addon sets (back) itself.
+_FORCED = frozenset({"connection_strategy", "http2", "oca_mode"})
 OPTION_RANGES = {
     "oca_refresh_margin": options.IntRange(0, options.DAY, "seconds"),
 }
@@ -103,10 +105,14 @@ class Config:
         options.check_url(updated, "oca_idcs_url")
         options.check_ranges(updated, OPTION_RANGES)
         state, opts = self.state, ctx.options
-        if "connection_strategy" in updated or "oca_mode" in updated or not state.upstream:
+        if updated & _FORCED or not state.upstream:
             # Lazy: an unreachable OCA must not take the local pages down with it.
             if opts.connection_strategy != "lazy":
                 opts.update(connection_strategy="lazy")
+            # HTTP/1.1 only (README, "HTTP/1.1 only"): TLS clients are not offered h2, and neither
+            # is OCA; a cleartext HTTP/2 preface is refused (mitm_patches).
+            if opts.http2:
+                opts.update(http2=False)
             # We check and rewrite Host ourselves; keep the client's for the DNS-rebinding check.
             if not opts.keep_host_header:
                 opts.update(keep_host_header=True)

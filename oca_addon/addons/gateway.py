@@ -56,6 +56,14 @@ _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
 
 
+def wants_close(fields: Any) -> bool:
+    """Whether a head's `Connection` fields hold the `close` token."""
+    return any(
+        k.lower() == b"connection" and b"close" in (t.strip() for t in v.lower().split(b","))
+        for k, v in fields
+    )
+
+
 def _json_bytes(body: Any) -> bytes:
     """A buffered answer as JSON, its text as is; a lone surrogate (half an emoji OCA cut)
     as an escape, since UTF-8 cannot hold it."""
@@ -212,6 +220,9 @@ class Gateway:
         # client's headers we keep, in their order, then ours. Emptied before the host and
         # port setters, so that they do not rewrite a Host header that is going anyway.
         fields = [(k, v) for k, v in req.headers.fields if k.lower() in keep]
+        # mitmproxy closes the client's connection after the answer when the request (this
+        # one, rewritten) says `Connection: close`: kept, so the client's word still counts.
+        close = wants_close(req.headers.fields)
         sent = {k.lower() for k, _ in fields}
         fields += [(k, v) for k, v in _CLIENT_FIELDS if k not in sent]
         # What the upstream API wants that the client's did not carry (Messages adapter).
@@ -240,6 +251,8 @@ class Gateway:
             (b"opc-request-id", request_id.encode()),
             (b"content-length", str(len(body)).encode()),
         ]
+        if close:
+            fields.append((b"connection", b"close"))
         req.headers = http.Headers(fields)
         if h2:
             req.host_header = host_header  # the :authority
