@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -28,7 +29,7 @@ from mitmproxy import ctx, http
 from . import headerfields
 from .contentview import META_KEY
 from .routing import Endpoint, classify
-from .security import escape_controls
+from .security import escape_controls, escape_surrogates
 from .stats import RequestRecord
 from .streams import PassthroughTap, StreamDriver
 
@@ -252,7 +253,7 @@ def finish(flow: http.HTTPFlow, rec: RequestRecord) -> None:
     refused_flow = (meta(flow).get("retry") or {}).get("refused_flow")
     if refused_flow:  # mitmweb shows OCA's refusal of the first try as a flow of its own
         comment += f" (refused try: flow {refused_flow})"
-    flow.comment = comment
+    flow.comment = escape_surrogates(comment)  # saved flows and mitmweb encode it as UTF-8
     if failed(rec.status, rec.error):
         _mark(flow, rec.status)
     data = meta(flow)
@@ -261,7 +262,7 @@ def finish(flow: http.HTTPFlow, rec: RequestRecord) -> None:
     path = data.get("client_request", {}).get("path") or rec.path
     # One line per call, whatever the client put in its model name or path.
     line = f"{rec.status or '---'} {flow.request.method} {path} · {comment}"
-    traffic_log.add(escape_controls(line))
+    traffic_log.add(line)
 
 
 class TrafficLog:
@@ -280,7 +281,10 @@ class TrafficLog:
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, line: str) -> None:
-        self.lines.append(line)
+        # One line per call, whatever the client put in its model name or path: control
+        # characters and lone surrogates escaped (a line no terminal can print would cost
+        # its whole batch).
+        self.lines.append(escape_controls(line))
         if self._timer is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -302,7 +306,12 @@ class TrafficLog:
                 f"[{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now * 1000) % 1000:03d}] "
             )
             lines[1:] = [stamp + line for line in lines[1:]]
-        log.info("%s", "\n".join(lines))
+        try:
+            log.info("%s", "\n".join(lines))
+        except Exception:  # a log handler that fails must not lose the other calls' lines
+            for line in lines:
+                with contextlib.suppress(Exception):
+                    log.info("%s", line.encode("ascii", "backslashreplace").decode())
 
 
 traffic_log = TrafficLog()
@@ -328,7 +337,8 @@ def local_answer(flow: http.HTTPFlow) -> RequestRecord | None:
     if status >= 400:
         return refused(flow, status, _error_message(resp))
     if endpoint is None:
-        flow.comment = f"oca-proxy {'dashboard' if path.startswith('/api/') else 'page'} {path}"
+        kind = "dashboard" if path.startswith("/api/") else "page"
+        flow.comment = escape_surrogates(f"oca-proxy {kind} {path}")
     elif endpoint is Endpoint.MODELS:
         flow.comment = "models · answered by oca-proxy from OCA's model list"
     elif endpoint is Endpoint.COUNT_TOKENS:
@@ -363,7 +373,9 @@ def refused(flow: http.HTTPFlow, status: int, message: str) -> RequestRecord:
         latency_ms=(time.time() - flow.request.timestamp_start) * 1000,
     )
     label = API_LABELS.get(api, api)
-    flow.comment = f"{label} · ✗ {status}: {_short(message)} (refused by oca-proxy)"
+    flow.comment = escape_surrogates(
+        f"{label} · ✗ {status}: {_short(message)} (refused by oca-proxy)"
+    )
     _mark(flow, status)
     traffic_log.add(f"{status} {flow.request.method} {path[:200]} · {flow.comment}")
     return rec

@@ -100,6 +100,8 @@ def build_mitmproxy_args(args: argparse.Namespace, extra: list[str]) -> tuple[st
         "--set",
         "keep_host_header=true",
         "--set",
+        "http2=false",  # HTTP/1.1 only (README, "HTTP/1.1 only"); the addon holds to it too
+        "--set",
         f"oca_base_url={base}",
         "--set",
         f"oca_mode={mode}",

@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import REASONING_EFFORTS, MappingTarget, Settings
 from .modelinfo import Catalog
+from .security import escape_surrogates
 from .stats import RequestRecord, Stats
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -275,6 +276,8 @@ def _text(value: Any, what: str) -> str:
         return ""
     if not isinstance(value, str):
         raise FormError(f"{what} must be text")
+    if escape_surrogates(value) != value:  # no settings file could hold it
+        raise FormError(f"{what} is not valid Unicode text (it holds a lone surrogate)")
     return value.strip()
 
 
@@ -347,7 +350,9 @@ def csp(nonce: str) -> str:
 
 def json_for_script(data: Any) -> str:
     """JSON safe inside <script>: no `</script>`, no HTML comment openers."""
-    text = json.dumps(data, ensure_ascii=False)
+    # A lone surrogate (in a path that is not UTF-8) stays a \\uXXXX escape: the page must
+    # encode as UTF-8 whatever one odd call left in the recent requests.
+    text = escape_surrogates(json.dumps(data, ensure_ascii=False))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

@@ -216,6 +216,16 @@ def _model_field(body: dict[str, Any], endpoint: Endpoint) -> str:
         raise RequestError("'model' is required", param="model")
     if not isinstance(model, str):
         raise RequestError(f"'model' must be a string, not {type(model).__name__}", param="model")
+    if not model.isascii():
+        try:
+            model.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate ("\ud800"): no text can hold it
+            bad = model[e.start]
+            raise RequestError(
+                f"'model' is not valid Unicode text: it holds a lone surrogate "
+                f"(\\u{ord(bad):04x}) at character {e.start}; send the model's name",
+                param="model",
+            ) from None
     return model
 
 

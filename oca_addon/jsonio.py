@@ -51,7 +51,8 @@ dumps_spaced_any = _spaced_encoder(str)  # default=str: anything goes (token est
 
 def loads(data: bytes | bytearray | str) -> Any:
     """Like json.loads; raises json.JSONDecodeError (a ValueError) with the standard
-    library's message on bad input, BeyondLimits (a ValueError) on nesting or numbers beyond
+    library's message on bad input (UnicodeDecodeError, one too, on bytes that are not
+    text), BeyondLimits (a ValueError) on nesting or numbers beyond
     what is parsed."""
     try:
         return orjson.loads(data)
@@ -62,7 +63,7 @@ def loads(data: bytes | bytearray | str) -> Any:
     except RecursionError:  # orjson stops at 1024 levels; the standard library's stack less gently
         raise BeyondLimits("the JSON is nested too deeply") from None
     except ValueError as e:
-        if isinstance(e, json.JSONDecodeError):
+        if isinstance(e, json.JSONDecodeError | UnicodeDecodeError):
             raise
         # int("7" * 5000): Python refuses integers of more than 4300 digits
         raise BeyondLimits("a number in the JSON has too many digits") from None

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from mitmproxy import http
 
-from . import __version__, annotate, dashboard, pages
+from . import __version__, annotate, dashboard, jsonio, pages
 from .addons.state import ProxyState
 from .config import ConfigError, parse_settings
 from .idcs import IdcsError, LoginRequest
@@ -23,6 +23,21 @@ log = logging.getLogger(__name__)
 LOGIN_STATE_TTL = 600  # seconds a login attempt stays valid (IDCS codes are short-lived too)
 HTML = {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"}
 JSON = {"content-type": "application/json", "cache-control": "no-store"}
+
+
+def _json_payload(req: http.Request) -> Any:
+    """The dashboard's JSON body; a ValueError saying why not (not JSON, not UTF-8, nested
+    or numbered beyond what is parsed)."""
+    try:
+        text = (req.raw_content or b"").decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"the body is not valid UTF-8 (byte {e.start})") from None
+    try:
+        return jsonio.loads(text)
+    except jsonio.BeyondLimits as e:
+        raise ValueError(f"the body cannot be read: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"the body is not valid JSON: {e}") from None
 
 
 class LocalSite:
@@ -202,17 +217,21 @@ class LocalSite:
         if refusal:
             return http.Response.make(403, json.dumps({"ok": False, "error": refusal}), JSON)
         try:
-            payload = json.loads(req.get_text(strict=False) or "")
-        except ValueError:
-            payload = None
+            payload = _json_payload(req)
+        except ValueError as e:
+            return http.Response.make(400, json.dumps({"ok": False, "error": str(e)}), JSON)
         flow_id = payload.get("flow") if isinstance(payload, dict) else None
         if not isinstance(flow_id, str) or not flow_id or self.state.replay is None:
             return http.Response.make(
                 400, json.dumps({"ok": False, "error": "name the flow to replay"}), JSON
             )
         model, effort = payload.get("model") or "", payload.get("effort") or ""
+        if not isinstance(model, str) or not isinstance(effort, str):
+            return http.Response.make(
+                400, json.dumps({"ok": False, "error": "model and effort must be text"}), JSON
+            )
         try:
-            new_id = self.state.replay(flow_id, str(model), str(effort))
+            new_id = self.state.replay(flow_id, model, effort)
         except ReplayError as e:
             return http.Response.make(400, json.dumps({"ok": False, "error": str(e)}), JSON)
         return http.Response.make(200, json.dumps({"ok": True, "flow": new_id}), JSON)
@@ -275,7 +294,7 @@ class LocalSite:
                 },
             )
         try:
-            payload = json.loads(req.get_text(strict=False) or "")
+            payload = _json_payload(req)
             new = dashboard.settings_from_form(current, payload)
             parse_settings(new.to_dict(), settings_file.path)  # what a reload would accept
         except (ValueError, ConfigError) as e:

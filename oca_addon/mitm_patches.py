@@ -13,9 +13,11 @@ stream that broke midway without a word. API clients can do nothing with either,
 - `resend()` makes mitmproxy send a flow's (changed) request to OCA again, from the response
   hook, before anything reached the client: its answer then takes the usual way (hooks,
   streaming), which no public hook offers for a second request (a refusal OCA explained,
-  retried: addons/retry.py).
-The client side only touches HTTP/1 (what local API clients speak); all are applied once, on
-load (the Gateway addon's).
+  retried: addons/retry.py);
+- a client that opens with HTTP/2's preface is refused (GOAWAY, HTTP_1_1_REQUIRED), and a
+  chunked request body's trailers are dropped, its lines capped (mitmproxy hangs on both).
+The client side only touches HTTP/1 (what local API clients speak: HTTP/2 is refused, see
+README "HTTP/1.1 only"); all are applied once, on load (the Gateway addon's).
 
 Why not public hooks: mitmproxy sends its error page after the `error` hook whatever the
 hook sets (flow.response is ignored there); no hook runs between the `request` hook and the
@@ -34,18 +36,24 @@ import asyncio
 import importlib
 import json
 import logging
+import re
+import types
 from collections.abc import Generator
 from typing import Any
 
+import h11
 from mitmproxy import http, version
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, server
 from mitmproxy.proxy.layers.http import HttpStream, SendHttp, _http1, _http2
+from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import (
+    ErrorCode,
     RequestData,
     RequestEndOfMessage,
     RequestHeaders,
+    RequestProtocolError,
     ResponseProtocolError,
 )
 
@@ -77,8 +85,10 @@ CHECKED: dict[str, tuple[str, tuple[str, ...]]] = {
         "a3b722b18c3f46fa",
         ("self", "event"),
     ),
-    # wrapped by _read_headers (431 for heads over the limits)
+    # wrapped by _read_headers (431 for heads over the limits; HTTP/2's preface refused)
     "proxy.layers.http._http1.Http1Server.read_headers": ("3fe0945216bcf7bc", ("self", "event")),
+    # wrapped by _read_body on the client side (chunked bodies: trailers, line sizes)
+    "proxy.layers.http._http1.Http1Connection.read_body": ("aece271029af36e4", ("self", "event")),
     # wrapped by _close_connection (closes the client's socket after a 413)
     "proxy.server.ConnectionHandler.close_connection": (
         "c0d10cc05dd65b80",
@@ -384,12 +394,18 @@ def set_head_limits(max_bytes: int, max_headers: int) -> None:
     _head_limits = (max_bytes, max_headers)
 
 
+# Where a head ends, as mitmproxy (h11's ReceiveBuffer) finds it: the first empty line,
+# whether lines end in CRLF or in a bare LF, so the limits hold for either.
+_HEAD_END = re.compile(rb"\n\r?\n")
+
+
 def head_problem(buf: bytes, max_bytes: int, max_headers: int) -> str | None:
     """Why the request head at the start of `buf` is too big (None: fine, or not complete)."""
-    end = buf.find(b"\r\n\r\n", 0, max_bytes + 4)
-    if end < 0:
+    end = _HEAD_END.search(buf, 0, max_bytes + 3)
+    if end is None:
         return f"more than {max_bytes} bytes" if len(buf) > max_bytes else None
-    if max_headers > 0 and buf.count(b"\n", 0, end) > max_headers:  # request line + fields
+    # request line + fields (the last field's line ends where the empty line starts)
+    if max_headers > 0 and buf.count(b"\n", 0, end.start()) > max_headers:
         return f"more than {max_headers} header fields"
     return None
 
@@ -398,8 +414,12 @@ def _read_headers(self: Any, event: Any) -> Generator[commands.Command, Any, Non
     from mitmproxy.proxy import events
 
     max_bytes, max_headers = _head_limits
-    # A head with more fields than the limit is longer than 4 bytes each: cheap to skip.
-    if isinstance(event, events.DataReceived) and len(self.buf) > min(max_bytes, 4 * max_headers):
+    if isinstance(event, events.DataReceived) and h2_preface(self.buf, event.data):
+        yield from _refuse_h2(self)
+        return
+    # A head with more fields than the limit is longer than 2 bytes a line ("a\n"): cheap
+    # to skip.
+    if isinstance(event, events.DataReceived) and len(self.buf) > min(max_bytes, 2 * max_headers):
         problem = head_problem(bytes(self.buf), max_bytes, max_headers)
         if problem:
             yield commands.SendData(self.conn, error_response_bytes(431, problem))
@@ -463,7 +483,117 @@ def _resend(self: Any) -> Generator[Any, Any, None]:
 
 
 _original_send_response = HttpStream.send_response
+# -- HTTP/2 refused ---------------------------------------------------------------------------
+# oca-proxy speaks HTTP/1.1 to its clients (README, "HTTP/1.1 only"): mitmproxy's HTTP/2 paths
+# have none of the patches above (the 431 head limits, API-shaped 413/502, the terminal
+# error event of a cut stream). TLS clients are offered HTTP/1.1 only (Config sets
+# mitmproxy's `http2` option off, which also leaves h2 out of the ALPN offered to OCA).
+# A cleartext client that starts with the HTTP/2 preface (prior knowledge) gets HTTP/2's
+# own refusal: the server preface, then GOAWAY with HTTP_1_1_REQUIRED, which HTTP/2
+# clients report as such (mitmproxy 12.3.1 would parse the preface as an HTTP/1 request
+# "PRI * HTTP/2.0" and drop the connection without a word: addons/disable_h2c.py).
+# Checked against mitmproxy 12.3.1: done in _read_headers (Http1Server.read_headers).
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_H2_REFUSAL_TEXT = b"oca-proxy speaks HTTP/1.1 only; connect without HTTP/2"
+H2_REFUSAL = (
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # SETTINGS, empty: the server preface
+    + (8 + len(_H2_REFUSAL_TEXT)).to_bytes(3, "big")
+    + b"\x07\x00\x00\x00\x00\x00"  # GOAWAY, no flags, stream 0
+    + b"\x00\x00\x00\x00"  # last stream id: none was processed
+    + b"\x00\x00\x00\x0d"  # HTTP_1_1_REQUIRED
+    + _H2_REFUSAL_TEXT
+)
+
+
+def h2_preface(buf: Any, data: bytes) -> bool:
+    """Whether the connection's data so far starts like HTTP/2's preface (what arrived in
+    this event is all there is: a preface split over packets gets mitmproxy's handling)."""
+    return len(buf) == len(data) and data[:14] == H2_PREFACE[:14]
+
+
+def _refuse_h2(self: Any) -> Generator[commands.Command, Any, None]:
+    yield commands.SendData(self.conn, H2_REFUSAL)
+    # Half-closed, and what the client sends after its preface read and dropped: a close
+    # with unread bytes would send a reset that can overtake the GOAWAY.
+    yield commands.CloseTcpConnection(self.conn, half_close=True)
+    yield commands.Log("Refused an HTTP/2 connection (oca-proxy speaks HTTP/1.1)", logging.INFO)
+    self.state = types.MethodType(_discard, self)
+    yield from _discard(self, None)
+
+
+def _discard(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
+    if len(self.buf):
+        self.buf.maybe_extract_at_most(len(self.buf))
+    yield from ()
+
+
+# -- chunked request bodies: trailers, and lines of bounded size ----------------------------
+# mitmproxy 12.3.1 reads a chunked body with h11's ChunkedReader and raises
+# NotImplementedError on trailers (_http1.Http1Connection.read_body: "HTTP trailers are not
+# implemented yet"): the connection's handling dies and the client waits forever. h11
+# buffers a chunk-size line (with its extensions) and the trailer section until they end:
+# 200 MB of either stayed in memory. On the client side, then: trailers are dropped (a
+# proxy may; nothing here reads them), and a chunk-size line or trailer section longer than
+# the head limit (oca_max_header_size) gets a 400 and the connection closes.
+
+
+class ChunkLineTooLong(Exception):
+    """A chunk-size line or trailer section over the limit (not an h11.ProtocolError, so
+    that mitmproxy's read_body lets it through to _read_body)."""
+
+
+class BoundedChunkedReader:
+    """h11's ChunkedReader (mitmproxy's, checked against mitmproxy 12.3.1 and h11 0.16),
+    trailers dropped and its buffered lines capped. h11's reader returns None with bytes
+    left in the buffer only while a line is incomplete (a chunk-size line, or the trailer
+    section up to its empty line): those bytes are what is capped."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, buf: Any) -> Any:
+        event = self.inner(buf)
+        if event is None:
+            limit = _head_limits[0]
+            if len(buf) > limit:
+                raise ChunkLineTooLong(
+                    f"a chunk-size line or the trailers of the chunked body are longer than "
+                    f"{limit} bytes"
+                )
+        elif isinstance(event, h11.EndOfMessage) and event.headers:
+            return h11.EndOfMessage()  # the trailers, dropped
+        return event
+
+    def read_eof(self) -> Any:
+        return self.inner.read_eof()
+
+
+# Patch (checked against mitmproxy 12.3.1): Http1Connection.read_body, for the client side
+# (Http1Server) only; the reader of OCA's answers stays mitmproxy's own.
+def _read_body(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
+    reader = self.body_reader
+    if type(reader) is _http1.ChunkedReader:
+        self.body_reader = reader = BoundedChunkedReader(reader)
+    if not isinstance(reader, BoundedChunkedReader):
+        yield from _original_read_body(self, event)  # a body with a length: as it was
+        return
+    try:
+        yield from _original_read_body(self, event)
+    except ChunkLineTooLong as e:
+        if self.response is None:
+            path = client_path(self.request)
+            yield commands.SendData(self.conn, error_response_bytes(400, str(e), path))
+        yield commands.CloseConnection(self.conn)
+        yield commands.Log(f"Refused a chunked request body: {e} (400)", logging.WARNING)
+        yield ReceiveHttp(
+            RequestProtocolError(self.stream_id, str(e), ErrorCode.GENERIC_CLIENT_ERROR)
+        )
+        self.state = self.done
+
+
 _original_read_headers = _http1.Http1Server.read_headers
+_original_read_body = _http1.Http1Connection.read_body
 _original_send = _http1.Http1Server.send
 _original_close_connection = server.ConnectionHandler.close_connection
 
@@ -477,6 +607,7 @@ def apply() -> None:
     _http1.Http1Server.send = _send  # type: ignore[method-assign]
     HttpStream.send_response = _send_response  # type: ignore[method-assign]
     _http1.Http1Server.read_headers = _read_headers  # type: ignore[method-assign]
+    _http1.Http1Server.read_body = _read_body  # type: ignore[method-assign]
     server.ConnectionHandler.close_connection = _close_connection  # type: ignore[method-assign]
     _http1.Http1Client.send = _with_wire_headers(_http1.Http1Client.send)  # type: ignore[method-assign]
     _http2.Http2Client._handle_event2 = _with_wire_headers(_http2.Http2Client._handle_event2)  # type: ignore[method-assign]

@@ -259,15 +259,29 @@ def redact_secrets(text: str, literals: frozenset[str] = frozenset()) -> str:
     return text
 
 
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    return repr(m.group())[1:-1]
 
 
 def escape_controls(text: str) -> str:
     """Control characters (newline, escape, ...) shown as escapes: client input cannot
-    forge a log line or drive the terminal."""
+    forge a log line or drive the terminal. Lone surrogates too (a `"\\ud800"` in JSON, a
+    byte that is not UTF-8 in a path): no UTF-8 output could hold them."""
     if not _CONTROLS.search(text):
         return text
-    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+    return _CONTROLS.sub(_escape, text)
+
+
+def escape_surrogates(text: str) -> str:
+    """Lone surrogates shown as escapes, so that the text encodes as UTF-8 (flow comments,
+    which saved flows and mitmweb encode, and JSON written with ensure_ascii=False)."""
+    if text.isascii() or not _SURROGATES.search(text):
+        return text
+    return _SURROGATES.sub(_escape, text)
 
 
 # -- frame protection ----------------------------------------------------------------------------

@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,6 +77,8 @@ MODELS = st.sampled_from(
         "gpt-5-mapped",
         "anything",
         "",
+        "\ud800",  # issue 23.6: a lone surrogate (UTF-8 cannot hold it)
+        "oca/gpt-4.1\udfff",
     ]
 )
 ROLES = st.sampled_from(["user", "assistant", "system", "tool", "developer", "function", "x"])
@@ -105,7 +109,8 @@ chat_message = st.fixed_dictionaries(
     {"role": maybe(ROLES)},
     optional={
         "content": st.one_of(text, st.lists(chat_part, max_size=3), junk),
-        "tool_calls": maybe(st.lists(tool_call, max_size=2)),
+        # issue 23.6: a number, a boolean, ... (junk) through an adapter was a 500
+        "tool_calls": maybe(st.lists(tool_call, max_size=2), bad=4),
         "tool_call_id": maybe(text),
         "name": maybe(text),
     },
@@ -131,7 +136,14 @@ COMMON = {
 }
 chat_body = st.fixed_dictionaries(
     {
-        "model": model("oca/gpt-4.1", "claude-sonnet-4-6", "gpt-5-mapped", "oca/llama-4"),
+        "model": model(
+            "oca/gpt-4.1",
+            "claude-sonnet-4-6",
+            "gpt-5-mapped",
+            "oca/llama-4",
+            "oca/gpt-5-codex",  # Responses-only: through the upstream adapter
+            "oca/claude-opus-4",  # Messages-only: through the upstream adapter
+        ),
         "messages": maybe(st.lists(chat_message, min_size=1, max_size=4)),
     },
     optional={
@@ -406,6 +418,7 @@ CONTENT_TYPES = st.sampled_from(
 @st.composite
 def payloads(draw: st.DrawFn, endpoint: Endpoint) -> tuple[bytes, dict[str, str]]:
     kinds = ["json"] * 6 + ["junk-json", "bytes", "non-utf8", "type", "deep", "huge-int"]
+    kinds += ["surrogate"]
     kind = draw(st.sampled_from(kinds))
     headers = {"content-type": "application/json"}
     if kind == "deep":  # issue 14.5: beyond orjson's 1,024 levels, and the stdlib's stack
@@ -418,6 +431,9 @@ def payloads(draw: st.DrawFn, endpoint: Endpoint) -> tuple[bytes, dict[str, str]
         sign = draw(st.sampled_from([b"", b"-"]))
         field = draw(st.sampled_from([b"max_tokens", b"model", b"temperature", b"x"]))
         body = b'{"model": "oca/gpt-4.1", "' + field + b'": ' + sign + digits + b"}"
+    elif kind == "surrogate":  # issue 23.6: a lone surrogate as the model (JSON escapes it)
+        bad = draw(st.sampled_from(["\ud800", "\udfff", "a\udc80b", "oca/gpt-4.1\ud83d"]))
+        body = json.dumps({**draw(BODIES[endpoint]), "model": bad}).encode()
     elif kind == "json":
         body = json.dumps(draw(BODIES[endpoint])).encode()
     elif kind == "junk-json":
@@ -563,3 +579,136 @@ def test_huge_headers_get_an_answer(fuzz_proxy: Proxy, count: int, size: int) ->
         assert r.json()["error"]["message"]
     else:
         assert r.status_code == 200, (count, size, r.text[:200])
+
+
+# -- issue 23.6: found by the attack ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["oca/gpt-5-codex", "oca/claude-opus-4"])
+@pytest.mark.parametrize("calls", [5, -1, True, 0.5, "x", {}], ids=repr)
+def test_found_by_the_attack_tool_calls_not_an_array_through_an_adapter(
+    fuzz_proxy: Proxy, model: str, calls: Any
+) -> None:
+    """`tool_calls` given as a number (or anything but an array) on a model reached through
+    an upstream adapter was a 500 TypeError: now a 400 naming the field."""
+    body = {
+        "model": model,
+        "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "user", "content": "y"},
+        ],
+    }
+    r = httpx.post(fuzz_proxy.url + PATHS[Endpoint.CHAT], json=body, timeout=30)
+    check_answer(r, Endpoint.CHAT)
+    assert r.status_code == 400, r.text
+    assert "'messages[1].tool_calls' must be an array" in r.json()["error"]["message"]
+    assert "Traceback" not in fuzz_proxy.log()
+
+
+@pytest.mark.parametrize("endpoint", list(PATHS), ids=[e.value for e in PATHS])
+def test_found_by_the_attack_lone_surrogate_model(fuzz_proxy: Proxy, endpoint: Endpoint) -> None:
+    """A lone surrogate as the model (`{"model":"\\ud800"}`) was a 500 UnicodeEncodeError on
+    /v1/responses; on chat it took the dashboard down (500 until restart) and lost that
+    batch's log lines. Now a 400 naming the model, and everything after works."""
+    body = {
+        "model": "\ud800",
+        "messages": [{"role": "user", "content": "x"}],
+        "input": "x",
+        "prompt": "x",
+        "max_tokens": 5,
+    }
+    r = httpx.post(
+        fuzz_proxy.url + PATHS[endpoint],
+        content=json.dumps(body).encode(),  # "\ud800" escaped, as a client's JSON has it
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    check_answer(r, endpoint)
+    if endpoint is not Endpoint.COUNT_TOKENS:  # counted locally: the model is not used
+        assert r.status_code == 400, r.text
+        message = r.json()["error"]["message"]
+        assert "'model'" in message and "surrogate" in message
+    # the next call still gets its log line, and the dashboard still renders
+    line = "200 POST /v1/chat/completions · chat · oca/gpt-4.1"
+    before = fuzz_proxy.log().count(line)
+    ok = httpx.post(
+        fuzz_proxy.url + "/v1/chat/completions",
+        json={"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "after"}]},
+        timeout=30,
+    )
+    assert ok.status_code == 200
+    page = httpx.get(fuzz_proxy.url + "/", timeout=30)
+    assert page.status_code == 200 and page.content.decode("utf-8")
+    assert httpx.get(fuzz_proxy.url + "/api/state", timeout=30).status_code == 200
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and fuzz_proxy.log().count(line) == before:
+        time.sleep(0.1)
+    log = fuzz_proxy.log()
+    assert log.count(line) > before, log[-2000:]
+    if endpoint is not Endpoint.COUNT_TOKENS:
+        assert f"400 POST {PATHS[endpoint]} " in log
+    assert "Traceback" not in log, log[-3000:]
+
+
+def _csrf(p: Proxy) -> str:
+    page = httpx.get(p.url + "/", timeout=30).text
+    return page.split("name=csrf-token content='", 1)[1].split("'", 1)[0]
+
+
+DASHBOARD_BODIES = {
+    "deep-object": b'{"a":' * 5_000 + b"1" + b"}" * 5_000,
+    "deep-array": b"[" * 5_000 + b"]" * 5_000,
+    "huge-int": b'{"flow": ' + b"9" * 5_000 + b"}",
+    "non-utf8": b'{"flow": "\xff"}',
+    "not-json": b"{nope",
+    "surrogate": b'{"flow": "\\ud800", "model": "\\ud800", "default_model": "\\ud800"}',
+    "model-not-text": b'{"flow": "x", "model": [[[1]]], "effort": {}}',
+}
+
+
+@pytest.mark.parametrize("path", ["/api/settings", "/api/replay"])
+@pytest.mark.parametrize("kind", list(DASHBOARD_BODIES))
+def test_found_by_the_attack_dashboard_writes_with_odd_json(
+    fuzz_proxy: Proxy, path: str, kind: str
+) -> None:
+    """/api/settings and /api/replay with 5,000-deep JSON (and a valid CSRF token) were a
+    500: now a 400 in the dashboard's own shape ({"ok": false, "error": ...})."""
+    r = httpx.post(
+        fuzz_proxy.url + path,
+        content=DASHBOARD_BODIES[kind],
+        headers={"x-csrf-token": _csrf(fuzz_proxy), "content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    body = r.json()
+    assert body["ok"] is False and body["error"], body
+    assert "Traceback" not in fuzz_proxy.log()
+
+
+@settings(
+    max_examples=max(20, EXAMPLES // 5), deadline=None, suppress_health_check=list(HealthCheck)
+)
+@given(
+    payload=st.one_of(
+        junk.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=100),
+        st.integers(1_025, 8_000).map(lambda n: b"[" * n + b"]" * n),
+        st.text(max_size=20).map(lambda t: json.dumps({"flow": t, "model": t}).encode()),
+    ),
+    path=st.sampled_from(["/api/replay", "/api/settings"]),
+)
+def test_dashboard_writes_with_any_body(fuzz_proxy: Proxy, payload: bytes, path: str) -> None:
+    """Whatever the body of a dashboard write (with a valid CSRF token): never a 500."""
+    if path == "/api/settings":  # a well-formed mapping would be saved: only what cannot be
+        with contextlib.suppress(ValueError, RecursionError):
+            value = json.loads(payload)
+            assume(not (isinstance(value, dict) and "default_model" in value))
+    r = httpx.post(
+        fuzz_proxy.url + path,
+        content=payload,
+        headers={"x-csrf-token": _csrf(fuzz_proxy), "content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code in (400, 409), (r.status_code, r.text[:300])
+    assert r.json()["ok"] is False

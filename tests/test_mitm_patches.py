@@ -51,6 +51,12 @@ def test_apply_replaces_exactly_the_checked_methods() -> None:
         assert now.__module__ == mitm_patches.__name__
     mitm_patches.apply()  # once only: a second call wraps nothing twice
     assert _http1.Http1Server.send is mitm_patches._send
+    # chunked request bodies: the client side only; OCA's answers are read as mitmproxy does
+    assert _http1.Http1Server.read_body is mitm_patches._read_body
+    assert (
+        _http1.Http1Client.read_body
+        is originals["proxy.layers.http._http1.Http1Connection.read_body"]
+    )
 
 
 def test_checked_version_is_named_on_each_patch() -> None:

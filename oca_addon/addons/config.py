@@ -23,6 +23,7 @@ from .. import __version__
 from ..config import API_PREFIX, DEPLOYMENTS, SettingsFile, api_base, find_config_file
 from ..idcs import Idcs
 from ..tokens import TokenManager, TokenStore, default_token_path
+from . import options
 from .state import ProxyState, Upstream
 
 log = logging.getLogger("oca_addon")
@@ -49,6 +50,13 @@ _TERMLOG_LEVELS = {
     "info": "info",
     "debug": "debug",
     "trace": "debug",
+}
+
+
+# mitmproxy options the addon sets (back) itself.
+_FORCED = frozenset({"connection_strategy", "http2", "oca_mode"})
+OPTION_RANGES = {
+    "oca_refresh_margin": options.IntRange(0, options.DAY, "seconds"),
 }
 
 
@@ -93,11 +101,19 @@ class Config:
         )
 
     def configure(self, updated: set[str]) -> None:
+        options.check_choice(updated, "oca_mode", ["", *DEPLOYMENTS])
+        options.check_url(updated, "oca_base_url")
+        options.check_url(updated, "oca_idcs_url")
+        options.check_ranges(updated, OPTION_RANGES)
         state, opts = self.state, ctx.options
-        if "connection_strategy" in updated or "oca_mode" in updated or not state.upstream:
+        if updated & _FORCED or not state.upstream:
             # Lazy: an unreachable OCA must not take the local pages down with it.
             if opts.connection_strategy != "lazy":
                 opts.update(connection_strategy="lazy")
+            # HTTP/1.1 only (README, "HTTP/1.1 only"): TLS clients are not offered h2, and neither
+            # is OCA; a cleartext HTTP/2 preface is refused (mitm_patches).
+            if opts.http2:
+                opts.update(http2=False)
             # We check and rewrite Host ourselves; keep the client's for the DNS-rebinding check.
             if not opts.keep_host_header:
                 opts.update(keep_host_header=True)

@@ -40,6 +40,7 @@ from ..streams import (
     usage_from_stream,
 )
 from ..translate.anthropic import client_error_message
+from . import options
 from .replies import JSON, reply_error
 from .retry import RefusalRetry, both_refusals, route_label
 from .state import CLIENT_HEADERS, InFlight, ProxyState
@@ -57,6 +58,24 @@ _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
 _TRANSLATED_STREAM_DROP = _STREAM_DROP | {b"content-length", b"transfer-encoding"}
 
 
+def wants_close(fields: Any) -> bool:
+    """Whether a head's `Connection` fields hold the `close` token."""
+    return any(
+        k.lower() == b"connection" and b"close" in (t.strip() for t in v.lower().split(b","))
+        for k, v in fields
+    )
+
+
+def _json_bytes(body: Any) -> bytes:
+    """A buffered answer as JSON, its text as is; a lone surrogate (half an emoji OCA cut)
+    as an escape, since UTF-8 cannot hold it."""
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(body).encode()
+
+
 def after_send(callback: Callable[..., None], *args: Any) -> None:
     """Call `callback(*args)` once mitmproxy has written the request this hook is making.
 
@@ -68,6 +87,18 @@ def after_send(callback: Callable[..., None], *args: Any) -> None:
     connection to OCA still opening, the work runs meanwhile."""
     loop = asyncio.get_running_loop()
     loop.call_soon(loop.call_soon, callback, *args)
+
+
+OPTION_RANGES = {
+    "oca_models_ttl": options.IntRange(0, 365 * options.DAY, "seconds", "ask OCA every time"),
+    "oca_completions_refusal_ttl": options.IntRange(
+        0, 365 * options.DAY, "seconds", "ask /completions natively every time"
+    ),
+    "oca_conversation_memo": options.IntRange(0, 10_000, "conversations", "none kept"),
+    "oca_learned_ttl": options.IntRange(
+        0, 10 * 365 * options.DAY, "seconds", "what OCA's refusals teach is not kept"
+    ),
+}
 
 
 class Gateway:
@@ -117,6 +148,7 @@ class Gateway:
         )
 
     def configure(self, updated: set[str]) -> None:
+        options.check_ranges(updated, OPTION_RANGES)
         state = self.state
         state.models_ttl = ctx.options.oca_models_ttl
         state.completions_refusal_ttl = ctx.options.oca_completions_refusal_ttl
@@ -125,7 +157,7 @@ class Gateway:
             state.learned = LearnedFacts(self._learned_path(), ctx.options.oca_learned_ttl)
             state.learned.load()
         if "oca_conversation_memo" in updated:
-            self.state.conversations.size = max(0, ctx.options.oca_conversation_memo)
+            self.state.conversations.size = ctx.options.oca_conversation_memo
             self.state.conversations.clear()
 
     # -- request -----------------------------------------------------------------------
@@ -228,6 +260,9 @@ class Gateway:
         # client's headers we keep, in their order, then ours. Emptied before the host and
         # port setters, so that they do not rewrite a Host header that is going anyway.
         fields = [(k, v) for k, v in req.headers.fields if k.lower() in keep]
+        # mitmproxy closes the client's connection after the answer when the request (this
+        # one, rewritten) says `Connection: close`: kept, so the client's word still counts.
+        close = wants_close(req.headers.fields)
         sent = {k.lower() for k, _ in fields}
         fields += [(k, v) for k, v in _CLIENT_FIELDS if k not in sent]
         # What the upstream API wants that the client's did not carry (Messages adapter).
@@ -256,6 +291,8 @@ class Gateway:
             (b"opc-request-id", request_id.encode()),
             (b"content-length", str(len(body)).encode()),
         ]
+        if close:
+            fields.append((b"connection", b"close"))
         req.headers = http.Headers(fields)
         if h2:
             req.host_header = host_header  # the :authority
@@ -390,9 +427,7 @@ class Gateway:
                 200, sse.encode(body), {"content-type": "text/event-stream"}
             )
         else:
-            flow.response = http.Response.make(
-                200, json.dumps(body, ensure_ascii=False).encode(), headers
-            )
+            flow.response = http.Response.make(200, _json_bytes(body), headers)
 
     def _upstream_error(self, flow: http.HTTPFlow, st: InFlight) -> None:
         resp, tokens = flow.response, self.state.tokens

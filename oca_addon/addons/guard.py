@@ -17,11 +17,15 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from .. import headerfields, security
 from ..errors import ApiError, ApiFlavor
 from ..routing import classify, is_api_path
+from . import options
 from .hardening import client_headers
 from .replies import reply_error
 from .state import ProxyState
 
 log = logging.getLogger("oca_addon")
+
+
+OPTION_RANGES = {"oca_max_body": options.IntRange(0, None, "bytes", "no limit")}
 
 
 class Guard:
@@ -58,6 +62,7 @@ class Guard:
         return state.current_settings().proxy_api_key if state.settings_file else None
 
     def configure(self, updated: set[str]) -> None:
+        options.check_ranges(updated, OPTION_RANGES)
         opts = ctx.options
         self._proxy_key_option = opts.oca_proxy_api_key
         if "mode" in updated or "listen_port" in updated:

@@ -7,7 +7,8 @@ frame protection on every answer.
   that fail before the request hook (413, an aborted body). The proxy-key check reads the
   real values through `client_headers()`. A logging filter on every handler redacts bearer
   tokens, keys and the proxy key in every record (mitmproxy's `proxy_debug` lines print
-  raw request heads), and escapes control characters in what oca-proxy logs.
+  raw request heads), escapes control characters in what oca-proxy logs, and lone
+  surrogates in every record (no terminal prints them).
 - `HeadLimits`: a 431 for a request head over `oca_max_header_size` bytes or with more
   than `oca_max_headers` fields (mitmproxy has no limit; see mitm_patches).
 - `FrameGuard` (last in the chain, after every answer is final): `X-Frame-Options: DENY`
@@ -27,6 +28,7 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .. import mitm_patches, security
+from . import options
 
 CLIENT_KEY_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
 _HELD_ATTR = "_oca_client_keys"  # a private attribute: flow copies and saved flows lack it
@@ -78,8 +80,9 @@ class SecretFilter(logging.Filter):
         except Exception:  # a broken format string: let logging report it as usual
             return True
         clean = security.redact_secrets(text, self.literals)
-        if own:
-            clean = security.escape_controls(clean)
+        # Everyone's lone surrogates (a path that is not UTF-8): the terminal cannot print them.
+        escape = security.escape_controls if own else security.escape_surrogates
+        clean = escape(clean)
         if clean != text:
             record.msg, record.args = clean, None
         return True
@@ -152,6 +155,13 @@ class SecretGuard:
             hold_client_keys(flow.request)
 
 
+HEAD_LIMIT_RANGES = {
+    # A request line and a Host header fit in far less; a head of 0 bytes fits nothing.
+    "oca_max_header_size": options.IntRange(1024, None, "bytes"),
+    "oca_max_headers": options.IntRange(0, None, "fields", "no limit on the count"),
+}
+
+
 class HeadLimits:
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -164,10 +174,11 @@ class HeadLimits:
             "oca_max_headers",
             int,
             mitm_patches.MAX_HEADERS,
-            "Most header fields a request may have; more: 431.",
+            "Most header fields a request may have; more: 431 (0: no limit on the count).",
         )
 
     def configure(self, updated: set[str]) -> None:
+        options.check_ranges(updated, HEAD_LIMIT_RANGES)
         if "oca_max_header_size" in updated or "oca_max_headers" in updated:
             mitm_patches.set_head_limits(
                 ctx.options.oca_max_header_size, ctx.options.oca_max_headers

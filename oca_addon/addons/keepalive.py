@@ -18,6 +18,7 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .. import mitm_patches
+from . import options
 from .state import ProxyState
 
 log = logging.getLogger("oca_addon")
@@ -26,6 +27,12 @@ try:
     _malloc_trim: Any = ctypes.CDLL("libc.so.6").malloc_trim  # glibc (Linux) only
 except (OSError, AttributeError):
     _malloc_trim = None
+
+
+OPTION_RANGES = {
+    "oca_keepalive": options.IntRange(0, 365 * options.DAY, "seconds", "never"),
+    "oca_upstream_idle_timeout": options.IntRange(0, 365 * options.DAY, "seconds", "wait forever"),
+}
 
 
 class Keepalive:
@@ -54,6 +61,9 @@ class Keepalive:
             "Seconds OCA may stay silent (before or within an answer) before the request "
             "fails with a clear error (0: wait forever).",
         )
+
+    def configure(self, updated: set[str]) -> None:
+        options.check_ranges(updated, OPTION_RANGES)
 
     def running(self) -> None:
         loop = asyncio.get_running_loop()

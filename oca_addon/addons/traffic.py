@@ -16,11 +16,14 @@ from mitmproxy import ctx, http
 from .. import annotate, contentview, mitm_patches
 from ..stats import RequestRecord
 from ..streams import token_counts, usage_from_stream
-from . import owncalls
+from . import options, owncalls
 from .owncalls import OWN_CALL
 from .state import InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
+
+
+OPTION_RANGES = {"oca_capture_limit": options.IntRange(0, None, "bytes", "keep nothing")}
 
 
 class Traffic:
@@ -37,6 +40,7 @@ class Traffic:
         )
 
     def configure(self, updated: set[str]) -> None:
+        options.check_ranges(updated, OPTION_RANGES)
         self.state.capture_limit = ctx.options.oca_capture_limit
 
     def running(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from .. import annotate, mitm_patches
+from . import options
 from .state import ProxyState
 
 log = logging.getLogger("oca_addon")
@@ -34,6 +35,12 @@ def flow_size(flow: http.HTTPFlow) -> int:
             if isinstance(body, str):
                 size += len(body)
     return size
+
+
+OPTION_RANGES = {
+    "oca_view_limit_mb": options.IntRange(0, None, "MiB", "no limit"),
+    "oca_view_limit_flows": options.IntRange(0, None, "flows", "no limit"),
+}
 
 
 class ViewLimit:
@@ -63,8 +70,9 @@ class ViewLimit:
         )
 
     def configure(self, updated: set[str]) -> None:
-        self.max_bytes = max(0, ctx.options.oca_view_limit_mb) * 1024 * 1024
-        self.max_flows = max(0, ctx.options.oca_view_limit_flows)
+        options.check_ranges(updated, OPTION_RANGES)
+        self.max_bytes = ctx.options.oca_view_limit_mb * 1024 * 1024
+        self.max_flows = ctx.options.oca_view_limit_flows
         if self.view is not None:
             self._trim()
 

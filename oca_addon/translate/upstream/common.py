@@ -107,6 +107,21 @@ def string_metadata(metadata: Any) -> dict[str, str]:
     return out
 
 
+def tool_calls(message: dict[str, Any], index: int) -> list[Any]:
+    """An assistant message's `tool_calls`, as the adapters translate them. One that is not
+    an array cannot be translated: a 400 naming the message."""
+    calls = message.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise RequestError(
+            f"'messages[{index}].tool_calls' must be an array of tool calls, "
+            f"not {type(calls).__name__}",
+            param=f"messages[{index}].tool_calls",
+        )
+    return calls
+
+
 def error_chunk(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": openai_error_type(status), "code": status}}
 

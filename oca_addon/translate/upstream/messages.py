@@ -28,7 +28,16 @@ from ..anthropic.common import (
     merge_usage,
     opaque_id,
 )
-from .common import Chunks, chat_usage, count, data_url, error_chunk, function_tools, text_of
+from .common import (
+    Chunks,
+    chat_usage,
+    count,
+    data_url,
+    error_chunk,
+    function_tools,
+    text_of,
+    tool_calls,
+)
 
 DEFAULT_MAX_TOKENS = 8192  # Messages requires max_tokens; chat clients often send none
 _FINISH = {
@@ -138,7 +147,7 @@ def _messages(messages: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         else:
             turns.append({"role": role, "content": blocks})
 
-    for m in messages if isinstance(messages, list) else ():
+    for i, m in enumerate(messages if isinstance(messages, list) else ()):
         if not isinstance(m, dict):
             continue
         role, content = m.get("role"), m.get("content")
@@ -147,7 +156,7 @@ def _messages(messages: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         elif role == "user":
             add("user", _blocks(content, images=True))
         elif role == "assistant":
-            add("assistant", _assistant(m))
+            add("assistant", _assistant(m, i))
         elif role == "tool":
             add("user", [_tool_result(m)])
     for turn in turns:  # a user turn's tool results come first
@@ -215,10 +224,10 @@ def _document(part: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
-def _assistant(m: dict[str, Any]) -> list[dict[str, Any]]:
+def _assistant(m: dict[str, Any], index: int) -> list[dict[str, Any]]:
     # Reasoning is not sent back: Anthropic takes only thinking blocks it signed itself.
     blocks = _blocks(m.get("content"), images=False)
-    for call in m.get("tool_calls") or ():
+    for call in tool_calls(m, index):
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             continue

@@ -28,6 +28,7 @@ from .common import (
     function_tools,
     string_metadata,
     text_of,
+    tool_calls,
 )
 
 MIN_OUTPUT_TOKENS = 16  # the Responses API's floor for max_output_tokens
@@ -97,7 +98,7 @@ def _input(messages: Any) -> tuple[str, list[dict[str, Any]]]:
     """(instructions, input items) of chat messages."""
     system: list[str] = []
     items: list[dict[str, Any]] = []
-    for m in messages if isinstance(messages, list) else ():
+    for i, m in enumerate(messages if isinstance(messages, list) else ()):
         if not isinstance(m, dict):
             continue
         role, content = m.get("role"), m.get("content")
@@ -115,7 +116,7 @@ def _input(messages: Any) -> tuple[str, list[dict[str, Any]]]:
             text = text_of(content)
             if text:
                 items.append({"type": "message", "role": "assistant", "content": text})
-            for call in m.get("tool_calls") or ():
+            for call in tool_calls(m, i):
                 fn = call.get("function") if isinstance(call, dict) else None
                 if isinstance(fn, dict) and isinstance(fn.get("name"), str):
                     args = fn.get("arguments")
