@@ -1,5 +1,5 @@
 """In-process cost of translating a stream: recorded chat chunks (the simulator's exact
-bytes) fed one by one through `oca_addon.streams.StreamDriver` with each translator, against the
+bytes) fed one by one through `oca_addon.core.streams.StreamDriver` with each translator, against the
 `PassthroughTap` that native answers take. No network, no mitmproxy: just the addon's
 per-chunk work, in microseconds of CPU time per chunk."""
 
@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from oca_addon import gateway
-from oca_addon import streams as answer_streams
-from oca_addon.config import Settings
-from oca_addon.modelinfo import Catalog
-from oca_addon.routing import Endpoint
+from oca_addon.core import exchange as gateway
+from oca_addon.core import streams as answer_streams
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.routing import Endpoint
+from oca_addon.core.settings import Settings
 from oca_addon.sim import llm, streams
 from oca_addon.sim.models import MODELS, model_info_payload
 from oca_addon.translate.responses import ResponseHistory

@@ -25,9 +25,9 @@ from oca_addon.addons.hardening import FrameGuard, HeadLimits, SecretGuard
 from oca_addon.addons.keepalive import Keepalive
 from oca_addon.addons.pages import LocalPages
 from oca_addon.addons.replay import Replays
-from oca_addon.addons.state import ProxyState
 from oca_addon.addons.traffic import Traffic
 from oca_addon.addons.viewlimit import ViewLimit
+from oca_addon.mitm.state import ProxyState
 
 state = ProxyState()
 addons = [

@@ -11,9 +11,9 @@ from mitmproxy import io as mitm_io
 from mitmproxy.test import taddons, tflow
 from mitmproxy.tools.web import webaddons
 
-from oca_addon import annotate
-from oca_addon.stats import RequestRecord
-from oca_addon.streams import PassthroughTap, StreamDriver
+from oca_addon.core.stats import RequestRecord
+from oca_addon.core.streams import PassthroughTap, StreamDriver
+from oca_addon.mitm import annotate
 
 TOKEN = "at-secret-0123456789"
 

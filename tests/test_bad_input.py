@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 from mitmproxy.test import tflow
 
-from oca_addon import annotate, dashboard, jsonio, security
 from oca_addon.addons.hardening import SecretFilter
-from oca_addon.config import Settings
-from oca_addon.errors import RequestError
-from oca_addon.gateway import prepare
-from oca_addon.routing import Endpoint
-from oca_addon.stats import RequestRecord, Stats
+from oca_addon.core import jsonio, security
+from oca_addon.core.errors import RequestError
+from oca_addon.core.exchange import prepare
+from oca_addon.core.routing import Endpoint
+from oca_addon.core.settings import Settings
+from oca_addon.core.stats import RequestRecord, Stats
+from oca_addon.mitm import annotate
+from oca_addon.site import dashboard
 from oca_addon.translate.upstream import messages, responses
 
 CALLS = [5, -1, True, 1.5, "x", {"id": "c"}]

@@ -23,8 +23,8 @@ import openai
 import pytest
 from conftest import BIN, PREFIX, ROOT, Sim, free_port, wait_for
 
-from oca_addon import repro
-from oca_addon.cli import _parser, build_mitmproxy_args
+from oca_addon.cli.main import _parser, build_mitmproxy_args
+from oca_addon.core import repro
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -216,7 +216,7 @@ def test_replay_file_reaches_only_the_proxy_and_bad_files_are_clear_errors(
         f = tmp_path / "repro.json"
         f.write_bytes(raw if raw is not None else json.dumps(doc).encode())
         return subprocess.run(
-            [sys.executable, "-m", "oca_addon.cli", "replay", str(f), "--proxy", proxy_url],
+            [sys.executable, "-m", "oca_addon.cli.main", "replay", str(f), "--proxy", proxy_url],
             capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
         )  # fmt: skip
 
@@ -254,7 +254,7 @@ def test_replay_file_reaches_only_the_proxy_and_bad_files_are_clear_errors(
         with big.open("wb") as f:  # sparse: refused by its size, never read
             f.truncate(repro.FILE_MAX + 1)
         run = subprocess.run(
-            [sys.executable, "-m", "oca_addon.cli", "replay", str(big), "--proxy", proxy_url],
+            [sys.executable, "-m", "oca_addon.cli.main", "replay", str(big), "--proxy", proxy_url],
             capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
         )  # fmt: skip
         assert run.returncode != 0 and "it is over 67,108,864 bytes" in run.stderr, run.stderr
@@ -353,7 +353,7 @@ def test_busy_ports_are_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 def test_set_is_mitmproxys_and_other_arguments_say_where_they_go() -> None:
     """Issue 23.14: `oca-proxy --set web_port=8083` was refused as an unknown argument."""
-    from oca_addon.cli import parse_proxy_args
+    from oca_addon.cli.main import parse_proxy_args
 
     args, extra = parse_proxy_args(
         ["--web", "--set", "web_port=8083", "--set", "oca_keepalive=60", "--", "-v"]

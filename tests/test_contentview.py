@@ -11,7 +11,7 @@ from mitmproxy import contentviews, http
 from mitmproxy.contentviews import Metadata
 from mitmproxy.test import taddons, tflow
 
-from oca_addon import contentview as cv
+from oca_addon.mitm import contentview as cv
 from oca_addon.sim import llm, streams
 from oca_addon.sim.models import MODELS
 from oca_addon.translate import anthropic, responses

@@ -11,8 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oca_addon import sse
-from oca_addon.config import (
+from oca_addon.core import sse
+from oca_addon.core.errors import anthropic_error, openai_error, upstream_error_message
+from oca_addon.core.modelinfo import Catalog, openai_model_list
+from oca_addon.core.routing import Endpoint, classify, plan_route
+from oca_addon.core.settings import (
     ConfigError,
     MappingTarget,
     Settings,
@@ -22,10 +25,7 @@ from oca_addon.config import (
     resolve_model,
     save_settings,
 )
-from oca_addon.errors import anthropic_error, openai_error, upstream_error_message
-from oca_addon.modelinfo import Catalog, openai_model_list
-from oca_addon.routing import Endpoint, classify, plan_route
-from oca_addon.streams import StreamDriver, token_counts, usage_from_stream
+from oca_addon.core.streams import StreamDriver, token_counts, usage_from_stream
 from oca_addon.translate.anthropic import NativeMessagesStream
 from oca_addon.translate.chat import ChatAssembler, ChatStream, prepare_chat_request
 from oca_addon.translate.upstream import AdaptedStream

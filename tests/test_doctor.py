@@ -16,11 +16,11 @@ import httpx
 import pytest
 from conftest import BIN, PREFIX, ROOT, Sim, free_port, start_sim, wait_for
 
-from oca_addon.doctor import plan as plans
-from oca_addon.doctor.report import GUESS_CLAIMS, sim_settings
-from oca_addon.mitm_patches import REDACTED
-from oca_addon.modelinfo import Catalog
-from oca_addon.refusals import LearnedFacts, learned_facts_path
+from oca_addon.cli.doctor import plan as plans
+from oca_addon.cli.doctor.report import GUESS_CLAIMS, sim_settings
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.refusals import LearnedFacts, learned_facts_path
+from oca_addon.mitm.patches import REDACTED
 from oca_addon.sim.config import GUESSES
 from oca_addon.sim.models import model_info_payload
 
@@ -127,8 +127,8 @@ def test_plan_bodies_tiny_and_capped() -> None:
 
 def test_pure_modules_import_no_mitmproxy() -> None:
     code = (
-        "import sys, oca_addon.doctor.plan, oca_addon.doctor.read, oca_addon.doctor.report, "
-        "oca_addon.doctor.learn; "
+        "import sys, oca_addon.cli.doctor.plan, oca_addon.cli.doctor.read, oca_addon.cli.doctor.report, "
+        "oca_addon.cli.doctor.learn; "
         "print([m for m in sys.modules if m.split('.')[0] == 'mitmproxy'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -15,10 +15,10 @@ import pytest
 from conftest import Proxy, Sim, start_proxy
 
 from bench import bigbody
-from oca_addon.config import Settings
-from oca_addon.gateway import prepare
-from oca_addon.modelinfo import Catalog
-from oca_addon.routing import Endpoint
+from oca_addon.core.exchange import prepare
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.routing import Endpoint
+from oca_addon.core.settings import Settings
 from oca_addon.sim.models import model_info_payload
 
 CATALOG = Catalog.from_model_info(model_info_payload())

@@ -22,7 +22,7 @@ from conftest import PREFIX, Proxy, free_port
 from mitmproxy import http
 from mitmproxy import io as mitm_io
 
-from oca_addon import contentview
+from oca_addon.mitm import contentview
 
 SETTINGS = {
     "model_mapping": {

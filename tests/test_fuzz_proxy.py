@@ -23,14 +23,14 @@ from conftest import Proxy, Sim, sse_events, start_proxy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from oca_addon import sse
-from oca_addon.config import MappingTarget, Settings
-from oca_addon.errors import ApiError
-from oca_addon.gateway import prepare
-from oca_addon.modelinfo import Catalog
-from oca_addon.routing import Endpoint
+from oca_addon.core import sse
+from oca_addon.core.errors import ApiError
+from oca_addon.core.exchange import prepare
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.routing import Endpoint
+from oca_addon.core.settings import MappingTarget, Settings
+from oca_addon.core.streams import StreamDriver
 from oca_addon.sim.models import model_info_payload
-from oca_addon.streams import StreamDriver
 from oca_addon.translate.chat import prepare_chat_request, validate_chat_request
 from oca_addon.translate.responses import ResponseHistory
 

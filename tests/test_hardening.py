@@ -270,7 +270,7 @@ def test_patched_mitmproxy_code_is_what_the_patches_were_written_for() -> None:
     from mitmproxy.proxy import server
     from mitmproxy.proxy.layers.http import _http1
 
-    from oca_addon import mitm_patches
+    from oca_addon.mitm import patches as mitm_patches
 
     mitm_patches.apply()
     assert _http1.Http1Server.read_headers is mitm_patches._read_headers

@@ -1,4 +1,4 @@
-"""oca_addon/headerfields.py gives what mitmproxy's own header lookups give."""
+"""oca_addon/mitm/headerfields.py gives what mitmproxy's own header lookups give."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mitmproxy import http
 
-from oca_addon import headerfields
+from oca_addon.mitm import headerfields
 
 _names = st.sampled_from([b"Content-Type", b"content-type", b"Origin", b"X-Api-Key", b"A"])
 _values = st.binary(max_size=8).filter(lambda b: b"\r" not in b and b"\n" not in b)

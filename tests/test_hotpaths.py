@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oca_addon import annotate, jsonio, sse
-from oca_addon.streams import PassthroughTap, StreamDriver
+from oca_addon.core import jsonio, sse
+from oca_addon.core.streams import PassthroughTap, StreamDriver
+from oca_addon.mitm import annotate
 
 # -- jsonio ------------------------------------------------------------------------------
 

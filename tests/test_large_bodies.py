@@ -18,14 +18,15 @@ from mitmproxy import http
 from mitmproxy.test import tflow
 
 from bench import bigbody
-from oca_addon import annotate, jsonio
 from oca_addon.addons.gateway import Gateway
-from oca_addon.addons.state import ProxyState, Upstream
-from oca_addon.config import Settings
-from oca_addon.errors import RequestError
-from oca_addon.gateway import parse_json_body, prepare
-from oca_addon.modelinfo import Catalog
-from oca_addon.routing import Endpoint, classify
+from oca_addon.core import jsonio
+from oca_addon.core.errors import RequestError
+from oca_addon.core.exchange import parse_json_body, prepare
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.routing import Endpoint, classify
+from oca_addon.core.settings import Settings
+from oca_addon.mitm import annotate
+from oca_addon.mitm.state import ProxyState, Upstream
 from oca_addon.sim.models import model_info_payload
 from oca_addon.translate.anthropic import anthropic_to_chat
 from oca_addon.translate.anthropic.blocks import _ArgumentsMemo

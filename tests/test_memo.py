@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import bigbody
-from oca_addon.config import Settings
-from oca_addon.gateway import prepare
-from oca_addon.modelinfo import Catalog
-from oca_addon.routing import Endpoint
+from oca_addon.core.exchange import prepare
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.routing import Endpoint
+from oca_addon.core.settings import Settings
 from oca_addon.sim.models import model_info_payload
 from oca_addon.translate import memo as memo_module
 from oca_addon.translate.anthropic import anthropic_to_chat

@@ -10,7 +10,7 @@ import pytest
 from mitmproxy import version
 from mitmproxy.proxy.layers.http import _http1, _http2
 
-from oca_addon import mitm_patches
+from oca_addon.mitm import patches as mitm_patches
 
 
 def _fingerprint(obj: object) -> tuple[str, tuple[str, ...]]:
@@ -24,7 +24,7 @@ def test_patched_mitmproxy_code_is_what_was_checked(name: str) -> None:
     recorded = mitm_patches.CHECKED[name]
     found = _fingerprint(mitm_patches.ORIGINALS[name])
     assert found == recorded, (
-        f"mitmproxy.{name} is not the code oca_addon/mitm_patches.py was checked against "
+        f"mitmproxy.{name} is not the code oca_addon/mitm/patches.py was checked against "
         f"(mitmproxy {mitm_patches.CHECKED_AGAINST}; installed: {version.VERSION}). "
         f"Source hash and parameters now {found}, recorded {recorded}. Re-read mitmproxy's "
         "new code against the patch, fix the patch if needed, then record the new values "

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from oca_addon.config import Settings
-from oca_addon.gateway import explain_upstream_error, prepare
-from oca_addon.modelinfo import Catalog, anthropic_model_list, fit_effort, openai_model_list
-from oca_addon.routing import Endpoint, plan_route
+from oca_addon.core.exchange import explain_upstream_error, prepare
+from oca_addon.core.modelinfo import Catalog, anthropic_model_list, fit_effort, openai_model_list
+from oca_addon.core.routing import Endpoint, plan_route
+from oca_addon.core.settings import Settings
 from oca_addon.translate import caching
 from oca_addon.translate.anthropic import anthropic_to_chat
 

@@ -17,7 +17,7 @@ from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons
 
 from oca_addon.addons import config, gateway, guard, hardening, keepalive, traffic, viewlimit
-from oca_addon.addons.state import ProxyState
+from oca_addon.mitm.state import ProxyState
 
 # option -> (values refused, a value accepted)
 BAD: dict[str, tuple[list[Any], Any]] = {

@@ -28,7 +28,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "oca_addon.cli", "demo", "--port", str(port),
+            [sys.executable, "-m", "oca_addon.cli.main", "demo", "--port", str(port),
              "--sim-port", str(sim_port)],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""oca_addon/refusals.py: OCA's refusals read, fixed, learned.
+"""oca_addon/core/refusals.py: OCA's refusals read, fixed, learned.
 
 Every wording below is a real one, quoted from the public thread named in its comment (the
 model and numbers as found there)."""
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oca_addon.refusals import (
+from oca_addon.core.refusals import (
     EFFORT_FIELDS,
     Fact,
     LearnedFacts,
@@ -637,7 +637,7 @@ def test_file_modes_whatever_the_umask(tmp_path: Path) -> None:
 def test_corrupt_file(tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str) -> None:
     path = tmp_path / "learned.json"
     path.write_text(text)
-    with caplog.at_level(logging.WARNING, logger="oca_addon.refusals"):
+    with caplog.at_level(logging.WARNING, logger="oca_addon.core.refusals"):
         facts = LearnedFacts(path)
     assert facts.snapshot() == []
     assert caplog.records
@@ -1058,7 +1058,7 @@ def test_file_with_some_bad_entries(tmp_path: Path, caplog: pytest.LogCaptureFix
         "text",
     ]
     path.write_text(json.dumps({"version": 1, "models": {"oca/x": {"facts": [good, *bad]}}}))
-    with caplog.at_level(logging.WARNING, logger="oca_addon.refusals"):
+    with caplog.at_level(logging.WARNING, logger="oca_addon.core.refusals"):
         facts = LearnedFacts(path)
     assert facts.facts("oca/x") == [Fact("max_tokens", maximum=100)]
     assert "6 unreadable entries" in caplog.text
@@ -1080,7 +1080,7 @@ def test_save_failure_keeps_what_was_learned(
     facts = LearnedFacts(folder / "learned.json")
     folder.chmod(0o500)
     try:
-        with caplog.at_level(logging.WARNING, logger="oca_addon.refusals"):
+        with caplog.at_level(logging.WARNING, logger="oca_addon.core.refusals"):
             assert facts.learn("oca/x", Fact("max_tokens", maximum=100))
     finally:
         folder.chmod(0o700)

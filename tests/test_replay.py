@@ -63,7 +63,7 @@ class Web:
 
 def chat_text(sse: str) -> str:
     """The text of a chat completion stream."""
-    from oca_addon import contentview
+    from oca_addon.mitm import contentview
 
     assembled = contentview.assemble(sse.encode())
     return assembled.text if assembled is not None else ""
@@ -265,7 +265,7 @@ def test_repro_file_has_no_secrets_and_replays(proxy_factory: Any, tmp_path: Pat
 
     # oca-proxy replay FILE: sends it again, with another model, and prints the answer.
     run = subprocess.run(
-        [sys.executable, "-m", "oca_addon.cli", "replay", str(path), "--model", "oca/llama-4",
+        [sys.executable, "-m", "oca_addon.cli.main", "replay", str(path), "--model", "oca/llama-4",
          "--proxy", proxy.url, "--key", key],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip

@@ -9,7 +9,7 @@ import shlex
 
 import pytest
 
-from oca_addon import repro
+from oca_addon.core import repro
 
 
 def test_model_and_effort_go_where_each_api_keeps_them() -> None:

@@ -19,12 +19,12 @@ import openai
 import pytest
 from upstream_streams import Script, upstream_sse
 
-from oca_addon.config import Settings
-from oca_addon.errors import ApiError, anthropic_error, openai_error
-from oca_addon.gateway import Exchange, completions_via_chat, prepare
-from oca_addon.modelinfo import Catalog
-from oca_addon.routing import Endpoint, plan_route
-from oca_addon.streams import PassthroughTap, StreamDriver, terminal_error_frame
+from oca_addon.core.errors import ApiError, anthropic_error, openai_error
+from oca_addon.core.exchange import Exchange, completions_via_chat, prepare
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.routing import Endpoint, plan_route
+from oca_addon.core.settings import Settings
+from oca_addon.core.streams import PassthroughTap, StreamDriver, terminal_error_frame
 
 try:  # anthropic >= 2.x runs on httpx2
     import httpx2

@@ -1,7 +1,7 @@
 """Issue 7, "nobody else gets in": loopback only, proxy key, DNS rebinding, cross-site
 requests, and no token anywhere it could be read (log, errors, pages, mitmweb, saved flows).
 
-The pure checks (oca_addon/security.py) are tested directly; the rest through real mitmdump
+The pure checks (oca_addon/core/security.py) are tested directly; the rest through real mitmdump
 and mitmweb processes. Tests that need a peer on another address run in a private network
 namespace (`unshare -n`) where only the loopback device exists, with a second address on it.
 """
@@ -27,9 +27,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from isolated import can_isolate
 
-from oca_addon import security
-from oca_addon.cli import _parser, build_mitmproxy_args
-from oca_addon.security import (
+from oca_addon.cli.main import _parser, build_mitmproxy_args
+from oca_addon.core import security
+from oca_addon.core.security import (
     any_key_matches,
     check_request,
     client_key,
@@ -633,7 +633,7 @@ def test_with_frame_ancestors() -> None:
 
 
 def test_head_problem() -> None:
-    from oca_addon.mitm_patches import head_problem
+    from oca_addon.mitm.patches import head_problem
 
     head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * 10 + b"\r\nbody"
     assert head_problem(head, 1000, 11) is None
@@ -661,7 +661,7 @@ def test_head_problem() -> None:
 def test_urls_off_oracles_domains_are_named(url: str, why: str | None) -> None:
     """Issue 23, item 1: allowed (the simulator, tests), but said at start and on the
     dashboard (tests/test_cli.py, test_dashboard_browser.py)."""
-    from oca_addon.config import DEPLOYMENTS, off_oracle, upstream_notices
+    from oca_addon.core.settings import DEPLOYMENTS, off_oracle, upstream_notices
 
     found = off_oracle(url)
     assert found is None if why is None else why in (found or ""), found

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from oca_addon.idcs import IdcsError, LoginGone, TokenSet
-from oca_addon.tokens import TokenFileError, TokenManager, TokenStore
+from oca_addon.auth.idcs import IdcsError, LoginGone, TokenSet
+from oca_addon.auth.tokens import TokenFileError, TokenManager, TokenStore
 
 
 class FakeIdcs:
@@ -346,7 +346,7 @@ def test_which_refresh_failures_end_the_login(
     monkeypatch: pytest.MonkeyPatch, status: int, body: object, gone: bool
 ) -> None:
     """Issue 12, part 3: and the request carries exactly what real clients send."""
-    from oca_addon import idcs as idcs_module
+    from oca_addon.auth import idcs as idcs_module
 
     sent: list[dict[str, str]] = []
 
@@ -370,7 +370,7 @@ def test_which_refresh_failures_end_the_login(
 def test_settings_and_token_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     """Under umask 000 the dashboard's save made ~/.config/oca 0777: another user could swap
     in a settings file pointing idcs_url at their server, and get the refresh token."""
-    from oca_addon.config import Settings, save_settings
+    from oca_addon.core.settings import Settings, save_settings
 
     home = tmp_path / "home"
     settings = home / ".config" / "oca" / "oca-proxy.config.json"
@@ -392,7 +392,7 @@ def test_settings_and_token_files_are_private_whatever_the_umask(tmp_path: Path)
 def test_files_other_users_may_change_are_refused(tmp_path: Path, which: str) -> None:
     """As ssh does: a settings or token file that another user owns or may write (or whose
     folder they may write) is refused, saying how to fix it."""
-    from oca_addon.config import ConfigError, load_settings
+    from oca_addon.core.settings import ConfigError, load_settings
 
     folder = tmp_path / "private"
     folder.mkdir(mode=0o700)
@@ -422,8 +422,8 @@ def test_files_other_users_may_change_are_refused(tmp_path: Path, which: str) ->
     assert f"folder {folder} is writable by other users" in (problem() or "")
     assert f"run chmod 700 {folder}" in (problem() or "")
     if which == "settings":  # nor is one saved there (the dashboard says why)
-        from oca_addon.config import Settings, save_settings
-        from oca_addon.private import UnsafeFile
+        from oca_addon.core.private import UnsafeFile
+        from oca_addon.core.settings import Settings, save_settings
 
         with pytest.raises(UnsafeFile, match="run chmod 700"):
             save_settings(path, Settings())

@@ -12,8 +12,8 @@ from anthropic.types import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oca_addon import sse
-from oca_addon.errors import ApiError, RequestError
+from oca_addon.core import sse
+from oca_addon.core.errors import ApiError, RequestError
 from oca_addon.translate.anthropic import (
     AnthropicContext,
     AnthropicStream,

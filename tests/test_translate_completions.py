@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types import Completion
 
-from oca_addon import sse
-from oca_addon.errors import ApiError, RequestError
+from oca_addon.core import sse
+from oca_addon.core.errors import ApiError, RequestError
 from oca_addon.translate.chat import ChatAssembler
 from oca_addon.translate.completions import (
     CompletionsContext,

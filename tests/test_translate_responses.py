@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai.types.responses import Response, ResponseCompletedEvent
 
-from oca_addon import sse
-from oca_addon.errors import RequestError
+from oca_addon.core import sse
+from oca_addon.core.errors import RequestError
 from oca_addon.translate.chat import ChatAssembler
 from oca_addon.translate.memo import ConversationMemo
 from oca_addon.translate.responses import (

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from upstream_streams import Script, messages_sse, responses_sse
 
-from oca_addon import sse
-from oca_addon.errors import ApiError
-from oca_addon.streams import StreamDriver
+from oca_addon.core import sse
+from oca_addon.core.errors import ApiError
+from oca_addon.core.streams import StreamDriver
 from oca_addon.translate.anthropic import AnthropicContext, AnthropicStream
 from oca_addon.translate.chat import ChatAssembler, ChatStream
 from oca_addon.translate.upstream import ADAPTERS, AdaptedStream, answer_chunks

@@ -88,7 +88,7 @@ class _FakeView:
 def test_the_oldest_go_first_and_live_flows_stay() -> None:
     from mitmproxy.test import tflow
 
-    from oca_addon.addons.state import ProxyState
+    from oca_addon.mitm.state import ProxyState
 
     limit = ViewLimit(ProxyState())
     limit.view = _FakeView()

@@ -19,12 +19,18 @@ from urllib.parse import urlsplit
 from mitmproxy import ctx
 from mitmproxy.proxy.mode_specs import ProxyMode, ReverseMode
 
-from .. import __version__
-from ..config import API_PREFIX, DEPLOYMENTS, SettingsFile, api_base, find_config_file
-from ..idcs import Idcs
-from ..tokens import TokenManager, TokenStore, default_token_path
-from . import options
-from .state import ProxyState, Upstream
+from oca_addon import __version__
+from oca_addon.auth.idcs import Idcs
+from oca_addon.auth.tokens import TokenManager, TokenStore, default_token_path
+from oca_addon.core.settings import (
+    API_PREFIX,
+    DEPLOYMENTS,
+    SettingsFile,
+    api_base,
+    find_config_file,
+)
+from oca_addon.mitm import options
+from oca_addon.mitm.state import ProxyState, Upstream
 
 log = logging.getLogger("oca_addon")
 

@@ -1,5 +1,5 @@
 """Gateway: the API calls. Forwards them to OCA (token, model mapping, route, translation,
-via oca_addon/gateway.py), answers /v1/models and count_tokens itself, puts a stream
+via oca_addon/core/exchange.py), answers /v1/models and count_tokens itself, puts a stream
 translator (or a pass-through tap) on streamed answers, and shapes buffered answers and
 OCA's errors in the client's API.
 
@@ -26,24 +26,25 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .. import annotate, headerfields, jsonio, mitm_patches, sse
-from ..errors import ApiError, ApiFlavor, upstream_error_message
-from ..gateway import Exchange, explain_upstream_error, parse_json_body, prepare
-from ..refusals import LearnedFacts, learned_facts_path
-from ..routing import Endpoint, classify
-from ..stats import RequestRecord
-from ..streams import (
+from oca_addon.core import jsonio, sse
+from oca_addon.core.errors import ApiError, ApiFlavor, upstream_error_message
+from oca_addon.core.exchange import Exchange, explain_upstream_error, parse_json_body, prepare
+from oca_addon.core.refusals import LearnedFacts, learned_facts_path
+from oca_addon.core.routing import Endpoint, classify
+from oca_addon.core.stats import RequestRecord
+from oca_addon.core.streams import (
     PassthroughTap,
     StreamDriver,
     terminal_error_frame,
     token_counts,
     usage_from_stream,
 )
-from ..translate.anthropic import client_error_message
-from . import options
-from .replies import JSON, reply_error
-from .retry import RefusalRetry, both_refusals, route_label
-from .state import CLIENT_HEADERS, InFlight, ProxyState
+from oca_addon.mitm import annotate, headerfields, options
+from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.replies import JSON, reply_error
+from oca_addon.mitm.retry import RefusalRetry, both_refusals, route_label
+from oca_addon.mitm.state import CLIENT_HEADERS, InFlight, ProxyState
+from oca_addon.translate.anthropic import client_error_message
 
 log = logging.getLogger("oca_addon")
 
@@ -314,7 +315,7 @@ class Gateway:
         return token
 
     async def _models(self, flow: http.HTTPFlow, flavor: ApiFlavor) -> None:
-        from ..modelinfo import anthropic_model_list, openai_model_list
+        from oca_addon.core.modelinfo import anthropic_model_list, openai_model_list
 
         token = await self._access_token(flavor)
         catalog = await self.state.catalog(token)
@@ -330,7 +331,7 @@ class Gateway:
         flow.response = http.Response.make(200, json.dumps(body), JSON)
 
     def _count_tokens(self, flow: http.HTTPFlow) -> None:
-        from ..translate.count_tokens import count_tokens
+        from oca_addon.translate.count_tokens import count_tokens
 
         body = parse_json_body(flow.request.raw_content, flow.request.headers.get("content-type"))
         if not isinstance(body.get("messages"), list):

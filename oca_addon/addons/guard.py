@@ -14,13 +14,13 @@ from typing import Any
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode
 
-from .. import headerfields, security
-from ..errors import ApiError, ApiFlavor
-from ..routing import classify, is_api_path
-from . import options
-from .hardening import client_headers
-from .replies import reply_error
-from .state import ProxyState
+from oca_addon.addons.hardening import client_headers
+from oca_addon.core import security
+from oca_addon.core.errors import ApiError, ApiFlavor
+from oca_addon.core.routing import classify, is_api_path
+from oca_addon.mitm import headerfields, options
+from oca_addon.mitm.replies import reply_error
+from oca_addon.mitm.state import ProxyState
 
 log = logging.getLogger("oca_addon")
 

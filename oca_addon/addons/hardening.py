@@ -27,8 +27,9 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .. import mitm_patches, security
-from . import options
+from oca_addon.core import security
+from oca_addon.mitm import options
+from oca_addon.mitm import patches as mitm_patches
 
 CLIENT_KEY_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
 _HELD_ATTR = "_oca_client_keys"  # a private attribute: flow copies and saved flows lack it

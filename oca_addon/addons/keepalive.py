@@ -17,9 +17,9 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .. import mitm_patches
-from . import options
-from .state import ProxyState
+from oca_addon.mitm import options
+from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.state import ProxyState
 
 log = logging.getLogger("oca_addon")
 

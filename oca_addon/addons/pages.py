@@ -1,5 +1,5 @@
 """LocalPages: the pages oca-proxy answers itself (dashboard, login, callback, logout,
-health), without touching OCA. The pages are in oca_addon/local.py; this hands them the
+health), without touching OCA. The pages are in oca_addon/site/local.py; this hands them the
 flows that are not API calls.
 """
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from ..local import LocalSite
-from ..routing import classify
-from .state import ProxyState
+from oca_addon.core.routing import classify
+from oca_addon.mitm.state import ProxyState
+from oca_addon.site.local import LocalSite
 
 
 class LocalPages:

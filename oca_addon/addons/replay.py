@@ -31,13 +31,15 @@ from typing import Any
 import mitmproxy.types
 from mitmproxy import command, connection, ctx, exceptions, flow, http
 
-from .. import annotate, mitm_patches, private, repro, security
-from ..errors import ApiError
-from ..routing import classify
-from ..stats import RequestRecord
-from .owncalls import OWN_CALL
-from .replies import reply_error
-from .state import ProxyState
+from oca_addon.core import private, repro, security
+from oca_addon.core.errors import ApiError
+from oca_addon.core.routing import classify
+from oca_addon.core.stats import RequestRecord
+from oca_addon.mitm import annotate
+from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.owncalls import OWN_CALL
+from oca_addon.mitm.replies import reply_error
+from oca_addon.mitm.state import ProxyState
 
 log = logging.getLogger("oca_addon")
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .. import annotate, contentview, mitm_patches
-from ..stats import RequestRecord
-from ..streams import token_counts, usage_from_stream
-from . import options, owncalls
-from .owncalls import OWN_CALL
-from .state import InFlight, ProxyState
+from oca_addon.core.stats import RequestRecord
+from oca_addon.core.streams import token_counts, usage_from_stream
+from oca_addon.mitm import annotate, contentview, options, owncalls
+from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.owncalls import OWN_CALL
+from oca_addon.mitm.state import InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
 

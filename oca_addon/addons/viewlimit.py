@@ -15,9 +15,9 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from .. import annotate, mitm_patches
-from . import options
-from .state import ProxyState
+from oca_addon.mitm import annotate, options
+from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.state import ProxyState
 
 log = logging.getLogger("oca_addon")
 

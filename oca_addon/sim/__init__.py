@@ -3,9 +3,9 @@
 python -m oca_addon.sim --port 9100   (see server.build_parser for the knobs)
 """
 
-from .app import make_app
-from .config import SimConfig
-from .models import CATALOGUE, MODELS, SimModel
-from .server import SimServer, main, serve
+from oca_addon.sim.app import make_app
+from oca_addon.sim.config import SimConfig
+from oca_addon.sim.models import CATALOGUE, MODELS, SimModel
+from oca_addon.sim.server import SimServer, main, serve
 
 __all__ = ["CATALOGUE", "MODELS", "SimConfig", "SimModel", "SimServer", "main", "make_app", "serve"]

@@ -1,5 +1,5 @@
 import sys
 
-from .server import main
+from oca_addon.sim.server import main
 
 sys.exit(main())

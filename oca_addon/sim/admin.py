@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import BaseHandler
-from .config import DEFAULT_CLIENT_IDS
+from oca_addon.sim.base import BaseHandler
+from oca_addon.sim.config import DEFAULT_CLIENT_IDS
 
 _LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 

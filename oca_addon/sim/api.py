@@ -13,10 +13,17 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
-from . import cache, llm, refusals, streams, whole
-from .base import BaseHandler
-from .models import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES, SimModel
-from .state import SimState
+from oca_addon.sim import cache, llm, refusals, streams, whole
+from oca_addon.sim.base import BaseHandler
+from oca_addon.sim.models import (
+    CHAT_COMPLETIONS,
+    COMPLETIONS,
+    EMBEDDINGS,
+    MESSAGES,
+    RESPONSES,
+    SimModel,
+)
+from oca_addon.sim.state import SimState
 
 PREFIX = "/20250206/app/litellm"
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import tornado.web
 
-from . import admin, idcs
-from .api import PREFIX, ApiHandler, ModelInfoHandler
-from .base import NotFoundHandler
-from .config import SimConfig
-from .models import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
-from .state import SimState
+from oca_addon.sim import admin, idcs
+from oca_addon.sim.api import PREFIX, ApiHandler, ModelInfoHandler
+from oca_addon.sim.base import NotFoundHandler
+from oca_addon.sim.config import SimConfig
+from oca_addon.sim.models import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
+from oca_addon.sim.state import SimState
 
 access_log = logging.getLogger("oca_addon.sim.access")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import tornado.web
 
-from .state import SimState
+from oca_addon.sim.state import SimState
 
 log = logging.getLogger("oca_addon.sim")
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from .models import CHAT_COMPLETIONS, MESSAGES
+from oca_addon.sim.models import CHAT_COMPLETIONS, MESSAGES
 
 
 def _marked(obj: Any) -> bool:

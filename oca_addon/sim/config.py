@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .refusals import validate as validate_refusals
+from oca_addon.sim.refusals import validate as validate_refusals
 
 # The two public OCA client ids (internal and external IDCS), see OCA-FACTS.md.
 DEFAULT_CLIENT_IDS: tuple[str, ...] = (

@@ -15,9 +15,9 @@ import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from .base import BaseHandler
-from .config import ALLOWED_REDIRECT_PORTS
-from .state import CodeGrant
+from oca_addon.sim.base import BaseHandler
+from oca_addon.sim.config import ALLOWED_REDIRECT_PORTS
+from oca_addon.sim.state import CodeGrant
 
 _PKCE_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import SimModel
+from oca_addon.sim.models import SimModel
 
 DIRECTIVE_RE = re.compile(r"SIM:(\w+)(?:=(\S+))?")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import CHAT_COMPLETIONS, COMPLETIONS, MESSAGES, RESPONSES
+from oca_addon.sim.models import CHAT_COMPLETIONS, COMPLETIONS, MESSAGES, RESPONSES
 
 KEYS = ("params", "efforts", "max_output_tokens")
 

@@ -18,9 +18,9 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from .app import make_app
-from .config import CHOICES, GUESSES, GUESSES_ENV, SimConfig
-from .state import SimState
+from oca_addon.sim.app import make_app
+from oca_addon.sim.config import CHOICES, GUESSES, GUESSES_ENV, SimConfig
+from oca_addon.sim.state import SimState
 
 
 async def serve(
@@ -120,7 +120,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 def apply_report(config: SimConfig, report: Any) -> None:
     """Make the simulator behave as a doctor's report measured (ValueError: not a report)."""
-    from ..doctor.report import sim_settings
+    from oca_addon.cli.doctor.report import sim_settings
 
     if not isinstance(report, dict) or "measured" not in report:
         raise ValueError('not an `oca-proxy doctor` report (no "measured")')
@@ -193,7 +193,7 @@ class SimServer:
 
     @property
     def api_base(self) -> str:
-        from .api import PREFIX
+        from oca_addon.sim.api import PREFIX
 
         return self.url + PREFIX
 

@@ -14,8 +14,8 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from .config import SimConfig
-from .models import MODELS, SimModel, model_info_payload, parse_model_info
+from oca_addon.sim.config import SimConfig
+from oca_addon.sim.models import MODELS, SimModel, model_info_payload, parse_model_info
 
 
 @dataclass

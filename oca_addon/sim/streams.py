@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from .llm import Plan
+from oca_addon.sim.llm import Plan
 
 DONE = b"data: [DONE]\n\n"
 

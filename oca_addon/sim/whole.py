@@ -10,8 +10,8 @@ import time
 import uuid
 from typing import Any
 
-from . import streams
-from .llm import Plan
+from oca_addon.sim import streams
+from oca_addon.sim.llm import Plan
 
 
 def _hex() -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import sse
-from ..errors import RequestError, openai_error
+from oca_addon.core import sse
+from oca_addon.core.errors import RequestError, openai_error
 
 
 def prepare_chat_request(body: dict[str, Any]) -> dict[str, Any]:

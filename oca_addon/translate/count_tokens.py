@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..jsonio import dumps_spaced_any
+from oca_addon.core.jsonio import dumps_spaced_any
 
 CHARS_PER_TOKEN = 3.5
 BASE_OVERHEAD = 8  # request framing

@@ -26,8 +26,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import layout as layouts
-from .layout import Layout
+from oca_addon.translate import layout as layouts
+from oca_addon.translate.layout import Layout
 
 
 @dataclass(eq=False)

@@ -13,8 +13,8 @@
 Pure Python over dicts and bytes: no mitmproxy here.
 """
 
-from .answer import chat_to_anthropic, client_error_message
-from .common import (
+from oca_addon.translate.anthropic.answer import chat_to_anthropic, client_error_message
+from oca_addon.translate.anthropic.common import (
     BILLING_PREFIX,
     ERROR_STATUS,
     MAX_STOP_SEQUENCES,
@@ -23,13 +23,13 @@ from .common import (
     merge_usage,
     upstream_tool_name,
 )
-from .native import (
+from oca_addon.translate.anthropic.native import (
     NativeMessagesAssembler,
     NativeMessagesStream,
     prepare_native_messages,
 )
-from .request import anthropic_to_chat
-from .stream import AnthropicStream
+from oca_addon.translate.anthropic.request import anthropic_to_chat
+from oca_addon.translate.anthropic.stream import AnthropicStream
 
 __all__ = [
     "BILLING_PREFIX",

@@ -8,7 +8,7 @@ import hashlib
 import re
 from typing import Any
 
-from .common import (
+from oca_addon.translate.anthropic.common import (
     AnthropicContext,
     _new_message_id,
     _new_tool_id,

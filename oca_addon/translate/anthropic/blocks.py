@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 
-from ...errors import RequestError
-from ...jsonio import dumps_spaced
-from .. import caching
-from .common import (
+from oca_addon.core.errors import RequestError
+from oca_addon.core.jsonio import dumps_spaced
+from oca_addon.translate import caching
+from oca_addon.translate.anthropic.common import (
     _require_str,
     _strip_billing,
     _type_name,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import RequestError
+from oca_addon.core.errors import RequestError
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit; LiteLLM passes `stop` on to OpenAI models as is

@@ -10,9 +10,9 @@ import binascii
 import json
 from typing import Any
 
-from ... import sse
-from ...errors import ApiError, RequestError, anthropic_error
-from .common import (
+from oca_addon.core import sse
+from oca_addon.core.errors import ApiError, RequestError, anthropic_error
+from oca_addon.translate.anthropic.common import (
     BILLING_PREFIX,
     ERROR_STATUS,
     MIN_THINKING_BUDGET,

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...errors import RequestError
-from ...modelinfo import caches_prompts, fit_effort, takes_thinking
-from .. import caching
-from ..count_tokens import estimate
-from ..memo import ConversationMemo, RawBody
-from .blocks import _RequestBuilder
-from .common import (
+from oca_addon.core.errors import RequestError
+from oca_addon.core.modelinfo import caches_prompts, fit_effort, takes_thinking
+from oca_addon.translate import caching
+from oca_addon.translate.anthropic.blocks import _RequestBuilder
+from oca_addon.translate.anthropic.common import (
     _CLIENT_EFFORT,
     MAX_STOP_SEQUENCES,
     AnthropicContext,
@@ -27,6 +25,8 @@ from .common import (
     opaque_id,
     upstream_tool_name,
 )
+from oca_addon.translate.count_tokens import estimate
+from oca_addon.translate.memo import ConversationMemo, RawBody
 
 
 def anthropic_to_chat(

@@ -6,9 +6,9 @@ import hashlib
 import json
 from typing import Any
 
-from ... import jsonio, sse
-from ...errors import anthropic_error
-from .common import (
+from oca_addon.core import jsonio, sse
+from oca_addon.core.errors import anthropic_error
+from oca_addon.translate.anthropic.common import (
     AnthropicContext,
     _new_message_id,
     _new_tool_id,

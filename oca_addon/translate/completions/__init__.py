@@ -9,11 +9,14 @@
 - `common`: the per-request context and shared helpers.
 """
 
-from .answer import chat_stream_to_completion, chat_to_completion
-from .common import CompletionsContext
-from .native import assemble_completion_stream, prepare_native_completions
-from .request import completions_to_chat
-from .stream import CompletionsStream
+from oca_addon.translate.completions.answer import chat_stream_to_completion, chat_to_completion
+from oca_addon.translate.completions.common import CompletionsContext
+from oca_addon.translate.completions.native import (
+    assemble_completion_stream,
+    prepare_native_completions,
+)
+from oca_addon.translate.completions.request import completions_to_chat
+from oca_addon.translate.completions.stream import CompletionsStream
 
 __all__ = [
     "CompletionsContext",

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ... import sse
-from ...errors import ApiError
-from .common import CompletionsContext, _chunk, _finish, _status, _usage
-from .stream import CompletionsStream
+from oca_addon.core import sse
+from oca_addon.core.errors import ApiError
+from oca_addon.translate.completions.common import (
+    CompletionsContext,
+    _chunk,
+    _finish,
+    _status,
+    _usage,
+)
+from oca_addon.translate.completions.stream import CompletionsStream
 
 
 def chat_to_completion(completion: dict[str, Any], ctx: CompletionsContext) -> dict[str, Any]:

@@ -9,10 +9,10 @@ import time
 import uuid
 from typing import Any
 
-from ... import sse
-from ...errors import ApiError, RequestError
-from ...modelinfo import fit_effort
-from .common import _finish, _status, _usage
+from oca_addon.core import sse
+from oca_addon.core.errors import ApiError, RequestError
+from oca_addon.core.modelinfo import fit_effort
+from oca_addon.translate.completions.common import _finish, _status, _usage
 
 
 def assemble_completion_stream(

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import RequestError
-from ...modelinfo import fit_effort
-from .common import CompletionsContext, _int, _is_number
+from oca_addon.core.errors import RequestError
+from oca_addon.core.modelinfo import fit_effort
+from oca_addon.translate.completions.common import CompletionsContext, _int, _is_number
 
 
 def _prompt(body: dict[str, Any]) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ... import sse
-from ...errors import openai_error
-from .common import CompletionsContext, _chunk, _finish, _usage
+from oca_addon.core import sse
+from oca_addon.core.errors import openai_error
+from oca_addon.translate.completions.common import CompletionsContext, _chunk, _finish, _usage
 
 
 class CompletionsStream:

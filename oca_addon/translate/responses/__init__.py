@@ -14,13 +14,17 @@
 Pure Python over dicts and bytes: no mitmproxy here.
 """
 
-from .answer import chat_to_response
-from .common import MINTED_REASONING_PREFIX, flat_tool_name
-from .context import ResponsesContext, response_object
-from .history import ResponseHistory
-from .native import NativeResponsesAssembler, NativeResponsesStream, prepare_native_responses
-from .request import responses_to_chat
-from .stream import ResponsesStream
+from oca_addon.translate.responses.answer import chat_to_response
+from oca_addon.translate.responses.common import MINTED_REASONING_PREFIX, flat_tool_name
+from oca_addon.translate.responses.context import ResponsesContext, response_object
+from oca_addon.translate.responses.history import ResponseHistory
+from oca_addon.translate.responses.native import (
+    NativeResponsesAssembler,
+    NativeResponsesStream,
+    prepare_native_responses,
+)
+from oca_addon.translate.responses.request import responses_to_chat
+from oca_addon.translate.responses.stream import ResponsesStream
 
 __all__ = [
     "MINTED_REASONING_PREFIX",

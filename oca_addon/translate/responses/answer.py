@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import (
+from oca_addon.translate.responses.common import (
     _INCOMPLETE_REASONS,
     _dumps,
     _message_item,
@@ -14,11 +14,7 @@ from .common import (
     _usage,
     unique_call_id,
 )
-from .context import (
-    ResponsesContext,
-    _call_item,
-    response_object,
-)
+from oca_addon.translate.responses.context import ResponsesContext, _call_item, response_object
 
 
 def chat_to_response(completion: dict[str, Any], ctx: ResponsesContext) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import uuid
 from typing import Any
 
-from ...errors import RequestError
+from oca_addon.core.errors import RequestError
 
 MINTED_REASONING_PREFIX = "rs_oca_"
 _MINTED_ID_PREFIXES = ("rs_oca_", "msg_oca_", "fc_oca_", "ctc_oca_")

@@ -8,14 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import RequestError
-from .common import (
-    _custom_input,
-    _is_number,
-    _new_id,
-    _not_found,
-)
-from .history import ResponseHistory
+from oca_addon.core.errors import RequestError
+from oca_addon.translate.responses.common import _custom_input, _is_number, _new_id, _not_found
+from oca_addon.translate.responses.history import ResponseHistory
 
 
 @dataclass

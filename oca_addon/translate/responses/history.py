@@ -6,9 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from .common import (
-    _not_found,
-)
+from oca_addon.translate.responses.common import _not_found
 
 
 class ResponseHistory:

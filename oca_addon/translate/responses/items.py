@@ -10,8 +10,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import RequestError
-from .common import (
+from oca_addon.core.errors import RequestError
+from oca_addon.translate.responses.common import (
     _CALL_TYPES,
     _NO_OUTPUT_TEXT,
     _OUTPUT_TYPES,

@@ -9,10 +9,10 @@ import json
 import time
 from typing import Any
 
-from ... import sse
-from ...errors import RequestError
-from ...modelinfo import fit_effort
-from .common import (
+from oca_addon.core import sse
+from oca_addon.core.errors import RequestError
+from oca_addon.core.modelinfo import fit_effort
+from oca_addon.translate.responses.common import (
     _MINTED_ID_PREFIXES,
     MINTED_REASONING_PREFIX,
     _error_code,
@@ -20,13 +20,13 @@ from .common import (
     _obj,
     _text_part,
 )
-from .context import (
+from oca_addon.translate.responses.context import (
     ResponsesContext,
     _check_body,
     _context_from_body,
     response_object,
 )
-from .history import ResponseHistory
+from oca_addon.translate.responses.history import ResponseHistory
 
 
 def _strip_minted(items: list[Any]) -> list[Any]:

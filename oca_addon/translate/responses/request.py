@@ -6,23 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import RequestError
-from ...modelinfo import fit_effort
-from ..memo import ConversationMemo, RawBody
-from .common import (
-    _int,
-    _is_number,
-    _obj,
-    flat_tool_name,
-)
-from .context import (
+from oca_addon.core.errors import RequestError
+from oca_addon.core.modelinfo import fit_effort
+from oca_addon.translate.memo import ConversationMemo, RawBody
+from oca_addon.translate.responses.common import _int, _is_number, _obj, flat_tool_name
+from oca_addon.translate.responses.context import (
     ResponsesContext,
     _check_body,
     _context_from_body,
     _input_items,
 )
-from .history import ResponseHistory
-from .items import _items_to_messages, _text_of
+from oca_addon.translate.responses.history import ResponseHistory
+from oca_addon.translate.responses.items import _items_to_messages, _text_of
 
 
 def _custom_tool_description(tool: dict[str, Any]) -> str:

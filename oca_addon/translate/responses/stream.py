@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ... import jsonio, sse
-from .common import (
+from oca_addon.core import jsonio, sse
+from oca_addon.translate.responses.common import (
     _INCOMPLETE_REASONS,
     _custom_input,
     _error_code,
@@ -18,11 +18,7 @@ from .common import (
     _usage,
     unique_call_id,
 )
-from .context import (
-    ResponsesContext,
-    _call_item,
-    response_object,
-)
+from oca_addon.translate.responses.context import ResponsesContext, _call_item, response_object
 
 
 class _TextItem:

@@ -13,8 +13,8 @@ into chat chunks (`Answer`). So a new kind of upstream is one module, not one pe
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import messages, responses
-from .common import AdaptedStream, UpstreamAnswer, answer_chunks
+from oca_addon.translate.upstream import messages, responses
+from oca_addon.translate.upstream.common import AdaptedStream, UpstreamAnswer, answer_chunks
 
 
 class Adapter(NamedTuple):

@@ -13,8 +13,8 @@ import time
 import uuid
 from typing import Any, Protocol
 
-from ... import jsonio, sse
-from ...errors import ApiError, RequestError, openai_error_type
+from oca_addon.core import jsonio, sse
+from oca_addon.core.errors import ApiError, RequestError, openai_error_type
 
 
 class UpstreamAnswer(Protocol):

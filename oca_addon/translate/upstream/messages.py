@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..anthropic.common import (
+from oca_addon.translate.anthropic.common import (
     ERROR_STATUS,
     MIN_THINKING_BUDGET,
     _parse_arguments,
@@ -28,7 +28,7 @@ from ..anthropic.common import (
     merge_usage,
     opaque_id,
 )
-from .common import (
+from oca_addon.translate.upstream.common import (
     Chunks,
     chat_usage,
     count,

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...modelinfo import fit_effort
-from ..anthropic.common import effort_for_budget
-from .common import (
+from oca_addon.core.modelinfo import fit_effort
+from oca_addon.translate.anthropic.common import effort_for_budget
+from oca_addon.translate.upstream.common import (
     Chunks,
     chat_usage,
     count,

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..refusals import EFFORT_FIELDS, parse_refusal
-from ..sse import SSEParser
-from .plan import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
+from oca_addon.cli.doctor.plan import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
+from oca_addon.core.refusals import EFFORT_FIELDS, parse_refusal
+from oca_addon.core.sse import SSEParser
 
 _REQUEST_ID = re.compile(r"\s*\(?opc-request-id:\s*[\w-]+\)?", re.IGNORECASE)
 MAX_MESSAGE = 1000

@@ -14,7 +14,7 @@ import uuid
 
 from mitmproxy import connection, ctx, http
 
-from .state import CLIENT_HEADERS, ProxyState
+from oca_addon.mitm.state import CLIENT_HEADERS, ProxyState
 
 OWN_CALL = "oca.own_call"  # flow.metadata: what the call is for, in words
 

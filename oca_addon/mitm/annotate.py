@@ -26,12 +26,12 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http
 
-from . import headerfields
-from .contentview import META_KEY
-from .routing import Endpoint, classify
-from .security import escape_controls, escape_surrogates
-from .stats import RequestRecord
-from .streams import PassthroughTap, StreamDriver
+from oca_addon.core.routing import Endpoint, classify
+from oca_addon.core.security import escape_controls, escape_surrogates
+from oca_addon.core.stats import RequestRecord
+from oca_addon.core.streams import PassthroughTap, StreamDriver
+from oca_addon.mitm import headerfields
+from oca_addon.mitm.contentview import META_KEY
 
 log = logging.getLogger("oca_addon.traffic")
 

@@ -22,21 +22,21 @@ from urllib.parse import urlsplit
 from mitmproxy import ctx
 from mitmproxy.proxy.mode_specs import ProxyMode
 
-from .. import __version__
-from ..config import upstream_notices
-from ..modelinfo import Catalog
-from ..refusals import LearnedFacts
-from ..stats import RequestRecord, Stats
-from ..translate.memo import ConversationMemo
-from ..translate.responses import ResponseHistory
+from oca_addon import __version__
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.refusals import LearnedFacts
+from oca_addon.core.settings import upstream_notices
+from oca_addon.core.stats import RequestRecord, Stats
+from oca_addon.translate.memo import ConversationMemo
+from oca_addon.translate.responses import ResponseHistory
 
 if TYPE_CHECKING:
     from mitmproxy import http
 
-    from ..config import Settings, SettingsFile
-    from ..gateway import Exchange
-    from ..streams import PassthroughTap, StreamDriver
-    from ..tokens import TokenManager
+    from oca_addon.auth.tokens import TokenManager
+    from oca_addon.core.exchange import Exchange
+    from oca_addon.core.settings import Settings, SettingsFile
+    from oca_addon.core.streams import PassthroughTap, StreamDriver
 
 # Known OCA clients name themselves on every request; so does oca-proxy, where the calling
 # tool did not name itself.
@@ -166,7 +166,7 @@ class ProxyState:
     async def _fetch_catalog(self, token: str) -> Catalog | None:
         """GET /v1/model/info as a flow of its own (addons/owncalls.py); `token` says the
         login is there (the Replays addon puts a fresh one on the wire)."""
-        from .owncalls import call_oca
+        from oca_addon.mitm.owncalls import call_oca
 
         # A silent OCA costs no more here than oca_upstream_idle_timeout on a request.
         wait = min(15, ctx.options.oca_upstream_idle_timeout or 15)

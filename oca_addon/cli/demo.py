@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-from . import ports
-from .config import API_PREFIX
+from oca_addon.cli import ports
+from oca_addon.core.settings import API_PREFIX
 
 DEMO_SETTINGS = {
     "model_mapping": {

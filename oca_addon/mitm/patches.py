@@ -57,7 +57,7 @@ from mitmproxy.proxy.layers.http._events import (
     ResponseProtocolError,
 )
 
-from .errors import anthropic_error_type, openai_error_type
+from oca_addon.core.errors import anthropic_error_type, openai_error_type
 
 log = logging.getLogger(__name__)
 _applied = False
@@ -182,7 +182,7 @@ def error_response_bytes(status_code: int, message: str = "", path: str | None =
 def _flavor(path: str | None) -> str | None:
     if not path:
         return None
-    from .routing import classify, is_api_path
+    from oca_addon.core.routing import classify, is_api_path
 
     endpoint = classify(path)
     if endpoint is not None:

@@ -15,21 +15,21 @@ from typing import Any
 
 import orjson
 
-from . import jsonio, sse
-from .config import ModelChoice, Settings, resolve_model
-from .errors import ApiError, ApiFlavor, RequestError, upstream_error_message
-from .modelinfo import Catalog, fit_effort
-from .routing import TRANSLATED_TO_CHAT, Endpoint, Route, plan_route, translated_route
-from .streams import StreamTranslator, error_status, json_or_none
-from .translate import anthropic, completions, responses
-from .translate.chat import (
+from oca_addon.core import jsonio, sse
+from oca_addon.core.errors import ApiError, ApiFlavor, RequestError, upstream_error_message
+from oca_addon.core.modelinfo import Catalog, fit_effort
+from oca_addon.core.routing import TRANSLATED_TO_CHAT, Endpoint, Route, plan_route, translated_route
+from oca_addon.core.settings import ModelChoice, Settings, resolve_model
+from oca_addon.core.streams import StreamTranslator, error_status, json_or_none
+from oca_addon.translate import anthropic, completions, responses
+from oca_addon.translate.chat import (
     ChatAssembler,
     ChatStream,
     prepare_chat_request,
     validate_chat_request,
 )
-from .translate.memo import ConversationMemo
-from .translate.upstream import ADAPTERS, AdaptedStream, answer_chunks
+from oca_addon.translate.memo import ConversationMemo
+from oca_addon.translate.upstream import ADAPTERS, AdaptedStream, answer_chunks
 
 ANTHROPIC_VERSION = "2023-06-01"  # the Messages API version the Messages adapter speaks
 

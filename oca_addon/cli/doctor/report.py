@@ -11,9 +11,8 @@ import json
 import time
 from typing import Any
 
-from .. import __version__
-from ..modelinfo import Catalog
-from .plan import (
+from oca_addon import __version__
+from oca_addon.cli.doctor.plan import (
     API_NAMES,
     PROMPTS,
     Plan,
@@ -22,7 +21,8 @@ from .plan import (
     listed_efforts,
     listed_max,
 )
-from .read import refusal
+from oca_addon.cli.doctor.read import refusal
+from oca_addon.core.modelinfo import Catalog
 
 FORMAT = 1
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .errors import ApiFlavor
-from .modelinfo import CHAT, MESSAGES, RESPONSES, Catalog, supports
+from oca_addon.core.errors import ApiFlavor
+from oca_addon.core.modelinfo import CHAT, MESSAGES, RESPONSES, Catalog, supports
 
 
 class Endpoint(Enum):

@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import sse
-from .translate.chat import ChatAssembler
+from oca_addon.core import sse
+from oca_addon.translate.chat import ChatAssembler
 
 META_KEY = "oca"  # flow.metadata[META_KEY]: what annotate.py keeps about a call
 NAME = "OCA"

@@ -16,8 +16,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, ports
-from .config import (
+from oca_addon import __version__
+from oca_addon.cli import ports
+from oca_addon.core.security import is_loopback_bind
+from oca_addon.core.settings import (
     ALLOWED_PORTS,
     DEPLOYMENTS,
     ConfigError,
@@ -25,9 +27,8 @@ from .config import (
     find_config_file,
     load_settings,
 )
-from .security import is_loopback_bind
 
-SCRIPT = Path(__file__).resolve().parent / "_script.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "_script.py"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -191,21 +192,21 @@ def run_proxy(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "sim":
-        from .sim import main as sim_main
+        from oca_addon.sim import main as sim_main
 
         return int(sim_main(argv[1:]) or 0)
     if argv and argv[0] == "demo":
-        from .demo import main as demo_main
+        from oca_addon.cli.demo import main as demo_main
 
         return int(demo_main(argv[1:], run_proxy) or 0)
     if argv and argv[0] == "replay":
         return replay_main(argv[1:])
     if argv and argv[0] == "doctor":
-        from .doctor.command import main as doctor_main
+        from oca_addon.cli.doctor.command import main as doctor_main
 
         return doctor_main(argv[1:])
     if argv and argv[0] in ("login", "logout", "status"):
-        from .account import main as account_main
+        from oca_addon.cli.account import main as account_main
 
         return int(account_main(argv) or 0)
     return run_proxy(argv)
@@ -216,7 +217,7 @@ def replay_main(argv: list[str]) -> int:
     the status and the answer (a stream assembled into its text, tool calls and usage)."""
     import requests
 
-    from . import private, repro
+    from oca_addon.core import private, repro
 
     p = argparse.ArgumentParser(prog="oca-proxy replay", description=replay_main.__doc__)
     p.add_argument("file", help="a reproduction file written by the oca.repro command")
@@ -268,7 +269,7 @@ def replay_main(argv: list[str]) -> int:
     print(f"HTTP {resp.status_code} from {url}")
     content_type = resp.headers.get("content-type", "")
     if "text/event-stream" in content_type and not args.raw:
-        from .contentview import render_stream
+        from oca_addon.mitm.contentview import render_stream
 
         print(render_stream(resp.content))
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..modelinfo import CHAT, MESSAGES, RESPONSES, Catalog, ModelEntry
+from oca_addon.core.modelinfo import CHAT, MESSAGES, RESPONSES, Catalog, ModelEntry
 
 COMPLETIONS = "COMPLETIONS"
 EMBEDDINGS = "EMBEDDINGS"

@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from . import jsonio, sse
-from .errors import anthropic_error, upstream_error_message
-from .routing import Endpoint
-from .translate import anthropic
+from oca_addon.core import jsonio, sse
+from oca_addon.core.errors import anthropic_error, upstream_error_message
+from oca_addon.core.routing import Endpoint
+from oca_addon.translate import anthropic
 
 
 class StreamTranslator(Protocol):

@@ -6,7 +6,7 @@
 - `settings_from_form(current, payload)` validates a mapping edit from the page
   (`POST /api/settings`, CSRF-protected in local.py) into new `Settings` to save.
 - `render_page(state, csrf, nonce)` is the HTML: vanilla JS and CSS from
-  `oca_addon/static/` inlined under a nonce-based Content-Security-Policy (`csp(nonce)`).
+  `oca_addon/site/static/` inlined under a nonce-based Content-Security-Policy (`csp(nonce)`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from .config import REASONING_EFFORTS, MappingTarget, Settings
-from .modelinfo import Catalog
-from .security import escape_surrogates
-from .stats import RequestRecord, Stats
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.security import escape_surrogates
+from oca_addon.core.settings import REASONING_EFFORTS, MappingTarget, Settings
+from oca_addon.core.stats import RequestRecord, Stats
 
 STATIC = Path(__file__).resolve().parent / "static"
 RECENT_LIMIT = 100

@@ -21,12 +21,14 @@ import time
 import orjson
 from mitmproxy import ctx, http
 
-from .. import annotate, jsonio, mitm_patches
-from ..errors import ApiError, upstream_error_message
-from ..gateway import Exchange, completions_via_chat
-from ..refusals import UpstreamApi, fix_request, parse_refusal
-from ..routing import Endpoint
-from .state import InFlight, ProxyState
+from oca_addon.core import jsonio
+from oca_addon.core.errors import ApiError, upstream_error_message
+from oca_addon.core.exchange import Exchange, completions_via_chat
+from oca_addon.core.refusals import UpstreamApi, fix_request, parse_refusal
+from oca_addon.core.routing import Endpoint
+from oca_addon.mitm import annotate
+from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.state import InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
 

@@ -723,7 +723,7 @@ def learned_facts_path(settings_path: Path | None = None) -> Path:
     """The learned-facts file the proxy and `oca-proxy doctor` share: beside the settings
     file (`~/.config/oca/oca-proxy.learned.json` for the default settings file)."""
     if settings_path is None:
-        from .config import config_dir
+        from oca_addon.core.settings import config_dir
 
         return config_dir() / LEARNED_FILE
     return Path(settings_path).expanduser().parent / LEARNED_FILE

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import jsonio
+from oca_addon.core import jsonio
 
 
 @dataclass(slots=True)

@@ -19,10 +19,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from .config import DEPLOYMENTS, ConfigError, find_config_file, load_settings, off_oracle
-from .idcs import Idcs, IdcsError, LoginGone, LoginRequest
-from .ports import port_free
-from .tokens import TokenFileError, TokenManager, TokenStore, default_token_path
+from oca_addon.auth.idcs import Idcs, IdcsError, LoginGone, LoginRequest
+from oca_addon.auth.tokens import TokenFileError, TokenManager, TokenStore, default_token_path
+from oca_addon.cli.ports import port_free
+from oca_addon.core.settings import (
+    DEPLOYMENTS,
+    ConfigError,
+    find_config_file,
+    load_settings,
+    off_oracle,
+)
 
 
 def _parser(command: str) -> argparse.ArgumentParser:

@@ -12,11 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from mitmproxy import http
 
-from . import __version__, annotate, dashboard, jsonio, pages
-from .addons.state import ProxyState
-from .config import ConfigError, parse_settings
-from .idcs import IdcsError, LoginRequest
-from .private import FileRefused
+from oca_addon import __version__
+from oca_addon.auth.idcs import IdcsError, LoginRequest
+from oca_addon.core import jsonio
+from oca_addon.core.private import FileRefused
+from oca_addon.core.settings import ConfigError, parse_settings
+from oca_addon.mitm import annotate
+from oca_addon.mitm.state import ProxyState
+from oca_addon.site import dashboard
+from oca_addon.site import loginpages as pages
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +194,7 @@ class LocalSite:
 
     def _write_refusal(self, flow: http.HTTPFlow) -> str | None:
         """Why a write from the dashboard is refused (None: it came from our own page)."""
-        from .security import origin_allowed
+        from oca_addon.core.security import origin_allowed
 
         req = flow.request
         sent = req.headers.get("x-csrf-token", "")
@@ -208,7 +212,7 @@ class LocalSite:
     async def api_replay(self, flow: http.HTTPFlow) -> http.Response:
         """POST {"flow": id, "model"?, "effort"?} (the dashboard's Replay button): the call's
         client request again, as a new flow through the whole pipeline."""
-        from .repro import ReplayError
+        from oca_addon.core.repro import ReplayError
 
         req = flow.request
         if req.method != "POST":

@@ -23,7 +23,7 @@ import shlex
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from .routing import Endpoint, classify
+from oca_addon.core.routing import Endpoint, classify
 
 FORMAT = 1
 # The only request headers written to a file or sent again: what makes the call what it is

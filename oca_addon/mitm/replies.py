@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from ..errors import ApiError, ApiFlavor, error_bytes
-from ..stats import RequestRecord
+from oca_addon.core.errors import ApiError, ApiFlavor, error_bytes
+from oca_addon.core.stats import RequestRecord
 
 JSON = {"content-type": "application/json"}
 

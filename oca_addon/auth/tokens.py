@@ -19,8 +19,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from . import private
-from .idcs import Idcs, IdcsError, LoginGone, TokenSet
+from oca_addon.auth.idcs import Idcs, IdcsError, LoginGone, TokenSet
+from oca_addon.core import private
 
 log = logging.getLogger(__name__)
 

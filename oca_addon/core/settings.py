@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import private
+from oca_addon.core import private
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from mitmproxy import exceptions, http
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
-from .. import mitm_patches
-from ..addons.state import CLIENT_HEADERS
-from .read import Reply
+from oca_addon.cli.doctor.read import Reply
+from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.state import CLIENT_HEADERS
 
 TokenSource = Callable[[], Awaitable[str | None]]
 TIMEOUT = (15, 180)  # connect, read (seconds)

@@ -18,13 +18,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import DEPLOYMENTS, ConfigError, find_config_file, load_settings
-from ..idcs import Idcs
-from ..modelinfo import Catalog
-from ..tokens import TokenFileError, TokenManager, TokenStore, default_token_path
-from . import report as reports
-from .plan import DEFAULT_MAX_CALLS, MODEL_LIST, PATHS, build_plan, plan_text
-from .read import Reply, error_of, summarize
+from oca_addon.auth.idcs import Idcs
+from oca_addon.auth.tokens import TokenFileError, TokenManager, TokenStore, default_token_path
+from oca_addon.cli.doctor import report as reports
+from oca_addon.cli.doctor.plan import (
+    DEFAULT_MAX_CALLS,
+    MODEL_LIST,
+    PATHS,
+    build_plan,
+    plan_text,
+)
+from oca_addon.cli.doctor.read import Reply, error_of, summarize
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.settings import DEPLOYMENTS, ConfigError, find_config_file, load_settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -138,7 +144,7 @@ class Doctor:
         return token
 
     async def run(self) -> int:
-        from .runner import DoctorError, EmbeddedProxy
+        from oca_addon.cli.doctor.runner import DoctorError, EmbeddedProxy
 
         login = await self.refresh()
         if login is None:
@@ -216,7 +222,7 @@ class Doctor:
 
     def learn(self, found: dict[str, Any]) -> None:
         """What was measured, into the proxy's learned facts (when refusals.py is here)."""
-        from .learn import learn
+        from oca_addon.cli.doctor.learn import learn
 
         path, new = learn(found, self.settings_path)
         if new:

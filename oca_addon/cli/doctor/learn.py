@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..modelinfo import Catalog
-from ..refusals import Fact, LearnedFacts, canonical, learned_facts_path
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.refusals import Fact, LearnedFacts, canonical, learned_facts_path
 
 
 def facts(report: dict[str, Any]) -> list[tuple[str, Fact]]:
