@@ -24,7 +24,7 @@ from oca_addon.core.exchange import Exchange, completions_via_chat, prepare
 from oca_addon.core.modelinfo import Catalog
 from oca_addon.core.routing import Endpoint, plan_route
 from oca_addon.core.settings import Settings
-from oca_addon.core.streams import PassthroughTap, StreamDriver, terminal_error_frame
+from oca_addon.core.streams import PassthroughTap, StreamDriver
 
 try:  # anthropic >= 2.x runs on httpx2
     import httpx2
@@ -132,15 +132,15 @@ class Proxy:
         body = json.loads(request.content)
         endpoint = ENDPOINT[self.client]
         ex = prepare(endpoint, body, Settings(), CATALOG)
-        if endpoint is Endpoint.COMPLETIONS:  # OCA refused the native call: the one retry
-            ex = completions_via_chat(ex)
+        # OCA refuses legacy /completions here: the one retry, on its API's other route.
+        ex = ex.api.retry_elsewhere(ex) or ex
         self.exchanges.append(ex)
         data = upstream_sse(ex.route.upstream_path, self.script)
         response = httpx2.Response if self.client == "messages" else httpx.Response
         if ex.client_stream:
             driver: Any
             if ex.make_translator is None:
-                driver = PassthroughTap(1 << 20, lambda m: terminal_error_frame(endpoint, 502, m))
+                driver = PassthroughTap(1 << 20, lambda m: ex.api.terminal_error(502, m))
             else:
                 driver = StreamDriver(ex.make_translator())
             out = [piece for i in range(0, len(data), 37) for piece in driver(data[i : i + 37])]

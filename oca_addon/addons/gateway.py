@@ -27,15 +27,14 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from oca_addon.core import jsonio, sse
-from oca_addon.core.errors import ApiError, ApiFlavor, upstream_error_message
+from oca_addon.core.apis import ClientApi, LocalRequest, api_for
+from oca_addon.core.errors import ApiError, upstream_error_message
 from oca_addon.core.exchange import Exchange, explain_upstream_error, parse_json_body, prepare
 from oca_addon.core.refusals import LearnedFacts, learned_facts_path
-from oca_addon.core.routing import Endpoint, classify
 from oca_addon.core.stats import RequestRecord
 from oca_addon.core.streams import (
     PassthroughTap,
     StreamDriver,
-    terminal_error_frame,
     token_counts,
     usage_from_stream,
 )
@@ -48,11 +47,6 @@ from oca_addon.translate.anthropic import client_error_message
 
 log = logging.getLogger("oca_addon")
 
-# Client headers passed on to OCA (lower-case, as bytes: compared with the raw head).
-_KEEP = frozenset(
-    {b"user-agent", b"client", b"client-version", b"client-ide", b"client-ide-version"}
-)
-_KEEP_NATIVE_MESSAGES = _KEEP | {b"anthropic-version", b"anthropic-beta"}
 _CLIENT_FIELDS = [(k.encode(), v.encode()) for k, v in CLIENT_HEADERS.items()]
 # OCA's response headers a stream to the client replaces (translated: the length too).
 _STREAM_DROP = frozenset({b"content-type", b"cache-control"})
@@ -170,24 +164,21 @@ class Gateway:
             return  # a replay of a request made for OCA: never translated again
         req = flow.request
         path = req.path
-        endpoint = classify(path)
-        if endpoint is None:
+        api = api_for(path)
+        if api is None:
             return  # not an API call (LocalPages answers those)
-        flavor = endpoint.flavor
         try:
-            if endpoint is Endpoint.MODELS:
-                await self._models(flow, flavor)
-            elif endpoint is Endpoint.COUNT_TOKENS:
-                self._count_tokens(flow)
+            if api.local:
+                await self._answer_locally(flow, api)
             else:
-                await self._forward(flow, endpoint)
+                await self._forward(flow, api)
         except ApiError as e:
-            reply_error(flow, flavor, e)
+            reply_error(flow, api.flavor, e)
         except Exception as e:  # a bug must cost one request, never the proxy
             log.exception("Unexpected error handling %s %s", req.method, path)
             reply_error(
                 flow,
-                flavor,
+                api.flavor,
                 ApiError(500, f"oca-proxy failed on this request: {type(e).__name__}: {e}"),
             )
 
@@ -198,16 +189,16 @@ class Gateway:
         settings = self.state.settings_file
         return learned_facts_path(settings.path if settings is not None else None)
 
-    async def _forward(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
+    async def _forward(self, flow: http.HTTPFlow, api: ClientApi) -> None:
         state = self.state
         req = flow.request
         if req.method != "POST":
             raise ApiError(405, f"{req.path.split('?')[0]} takes POST, not {req.method}")
         body = parse_json_body(req.raw_content, headerfields.get(req.headers, b"content-type"))
-        token = await self._access_token(endpoint.flavor)
+        token = await self._access_token()
         catalog = await state.catalog(token)
         ex = prepare(
-            endpoint,
+            api.endpoint,
             body,
             state.current_settings(),
             catalog,
@@ -219,7 +210,7 @@ class Gateway:
         request_id = secrets.token_hex(16)
         record = RequestRecord(
             started=time.time(),
-            api=endpoint.value,
+            api=api.endpoint.value,
             path=req.path.split("?")[0],
             requested_model=ex.choice.requested,
             target_model=ex.choice.target,
@@ -254,9 +245,7 @@ class Gateway:
         assert upstream
         req = flow.request
         mitm_patches.remember_client_path(req)  # mitmproxy's own errors are shaped by it
-        keep = (
-            _KEEP_NATIVE_MESSAGES if ex.endpoint is Endpoint.MESSAGES and ex.route.native else _KEEP
-        )
+        keep = ex.api.kept_headers(ex)
         # The whole head at once (mitmproxy's header edits one by one are a hot spot): the
         # client's headers we keep, in their order, then ours. Emptied before the host and
         # port setters, so that they do not rewrite a Host header that is going anyway.
@@ -282,7 +271,7 @@ class Gateway:
         h2 = req.is_http2 or req.is_http3
         if not h2:
             fields.append((b"Host", host_header.encode("utf-8", "surrogateescape")))
-        accept = b"application/json" if ex.endpoint is Endpoint.EMBEDDINGS else b"text/event-stream"
+        accept = b"text/event-stream" if ex.api.streams else b"application/json"
         fields += [
             # The token goes on the wire only: the flow (mitmweb, saved flows) shows a placeholder.
             (b"authorization", mitm_patches.REDACTED.encode()),
@@ -300,7 +289,7 @@ class Gateway:
         mitm_patches.set_wire_headers(req, {"authorization": f"Bearer {token}"})
         req.raw_content = body
 
-    async def _access_token(self, flavor: ApiFlavor) -> str:
+    async def _access_token(self) -> str:
         tokens = self.state.tokens
         assert tokens
         token = await tokens.access_token()
@@ -314,31 +303,20 @@ class Gateway:
             )
         return token
 
-    async def _models(self, flow: http.HTTPFlow, flavor: ApiFlavor) -> None:
-        from oca_addon.core.modelinfo import anthropic_model_list, openai_model_list
-
-        token = await self._access_token(flavor)
-        catalog = await self.state.catalog(token)
+    async def _answer_locally(self, flow: http.HTTPFlow, api: ClientApi) -> None:
+        """/v1/models and count_tokens: oca-proxy's own answer, in the API's shape."""
+        req = flow.request
+        body = (
+            parse_json_body(req.raw_content, headerfields.get(req.headers, b"content-type"))
+            if api.takes_body
+            else None
+        )
+        catalog = await self.state.catalog(await self._access_token()) if api.needs_login else None
         aliases = [
             n for n in self.state.current_settings().model_mapping if not any(c in n for c in "*?[")
         ]
-        anthropic_client = "anthropic-version" in flow.request.headers
-        body = (
-            anthropic_model_list(catalog, aliases)
-            if anthropic_client
-            else openai_model_list(catalog, aliases)
-        )
-        flow.response = http.Response.make(200, json.dumps(body), JSON)
-
-    def _count_tokens(self, flow: http.HTTPFlow) -> None:
-        from oca_addon.translate.count_tokens import count_tokens
-
-        body = parse_json_body(flow.request.raw_content, flow.request.headers.get("content-type"))
-        if not isinstance(body.get("messages"), list):
-            raise ApiError(400, "'messages' must be an array")
-        flow.response = http.Response.make(
-            200, json.dumps({"input_tokens": count_tokens(body)}), JSON
-        )
+        local = LocalRequest(body, catalog, aliases, "anthropic-version" in req.headers)
+        flow.response = http.Response.make(200, json.dumps(api.answer(local)), JSON)
 
     # -- answer --------------------------------------------------------------------------
 
@@ -370,7 +348,7 @@ class Gateway:
                 fields.append((b"transfer-encoding", b"chunked"))
         else:
             st.driver = PassthroughTap(
-                limit, lambda msg: terminal_error_frame(ex.endpoint, 502, msg)
+                limit, lambda msg: ex.api.terminal_error(502, msg)
             )
         fields += [
             (b"content-type", b"text/event-stream; charset=utf-8"),

@@ -16,8 +16,9 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 
 from oca_addon.addons.hardening import client_headers
 from oca_addon.core import security
+from oca_addon.core.apis import api_for
 from oca_addon.core.errors import ApiError, ApiFlavor
-from oca_addon.core.routing import classify, is_api_path
+from oca_addon.core.routing import is_api_path
 from oca_addon.mitm import headerfields, options
 from oca_addon.mitm.replies import reply_error
 from oca_addon.mitm.state import ProxyState
@@ -152,8 +153,8 @@ class Guard:
             return
         log.warning("Refused %s %s from %s: %s", req.method, req.path[:200], peer, refusal.code)
         if api:
-            endpoint = classify(req.path)
-            flavor: ApiFlavor = endpoint.flavor if endpoint else "openai"
+            called = api_for(req.path)
+            flavor: ApiFlavor = called.flavor if called else "openai"
             reply_error(flow, flavor, ApiError(refusal.status, refusal.message, code=refusal.code))
         else:
             flow.response = http.Response.make(

@@ -32,8 +32,8 @@ import mitmproxy.types
 from mitmproxy import command, connection, ctx, exceptions, flow, http
 
 from oca_addon.core import private, repro, security
+from oca_addon.core.apis import api_for
 from oca_addon.core.errors import ApiError
-from oca_addon.core.routing import classify
 from oca_addon.core.stats import RequestRecord
 from oca_addon.mitm import annotate
 from oca_addon.mitm import patches as mitm_patches
@@ -77,10 +77,10 @@ class Replays:
         assert upstream and tokens
         prefix = upstream.prefix
         api_path = req.path[len(prefix) :] if req.path.startswith(prefix) else req.path
-        endpoint = classify(api_path)
+        api = api_for(api_path)
         rec = RequestRecord(
             started=time.time(),
-            api=endpoint.value if endpoint else "oca",
+            api=api.endpoint.value if api else "oca",
             path=req.path.split("?")[0],
             requested_model=_model_of(req.raw_content),
             target_model=_model_of(req.raw_content),
@@ -98,7 +98,7 @@ class Replays:
         if token is None:
             reply_error(
                 flow,
-                endpoint.flavor if endpoint else "openai",
+                api.flavor if api else "openai",
                 ApiError(401, "oca-proxy is not logged in to OCA", code="login_required"),
                 rec,
             )
@@ -222,7 +222,7 @@ def _client_request(f: http.HTTPFlow) -> dict[str, Any]:
     if isinstance(data, dict) and "client_request" in data:
         return repro.client_request_of(data)
     req = f.request
-    if classify(req.path) is None:
+    if api_for(req.path) is None:
         raise repro.ReplayError(f"flow {f.id} is not an API call oca-proxy handled")
     if req.raw_content is None:
         raise repro.ReplayError("this flow's request body is missing")

@@ -2,32 +2,29 @@
 
 Pure over dicts and bytes (no mitmproxy): the addon calls `prepare()` in its request hook,
 puts a `StreamDriver` on streamed answers, and calls `Exchange.client_body()` on buffered
-ones. Translator modules follow the contract in docs/ARCHITECTURE.md.
+ones. What differs per client API is the API's own (core/apis: `ex.api`); translator
+modules follow the contract in docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from oca_addon.core import jsonio, sse
+from oca_addon.core.apis import API, ClientApi, Inputs
+from oca_addon.core.apis.base import chat_chunks
 from oca_addon.core.errors import ApiError, ApiFlavor, RequestError, upstream_error_message
-from oca_addon.core.modelinfo import Catalog, fit_effort
-from oca_addon.core.routing import TRANSLATED_TO_CHAT, Endpoint, Route, plan_route, translated_route
+from oca_addon.core.modelinfo import Catalog
+from oca_addon.core.routing import Endpoint, Route, plan_route
 from oca_addon.core.settings import ModelChoice, Settings, resolve_model
 from oca_addon.core.streams import StreamTranslator, error_status, json_or_none
-from oca_addon.translate import anthropic, completions, responses
-from oca_addon.translate.chat import (
-    ChatAssembler,
-    ChatStream,
-    prepare_chat_request,
-    validate_chat_request,
-)
+from oca_addon.translate import anthropic, responses
 from oca_addon.translate.memo import ConversationMemo
 from oca_addon.translate.upstream import ADAPTERS, AdaptedStream, answer_chunks
 
@@ -38,7 +35,7 @@ ANTHROPIC_VERSION = "2023-06-01"  # the Messages API version the Messages adapte
 class Exchange:
     """Everything the addon needs to carry one request from hook to hook."""
 
-    endpoint: Endpoint
+    api: ClientApi  # the client API called (core/apis): it knows what differs per API
     route: Route
     choice: ModelChoice
     client_stream: bool
@@ -56,8 +53,12 @@ class Exchange:
     learned_changes: list[str] = field(default_factory=list)  # as OCA said of the model before
 
     @property
+    def endpoint(self) -> Endpoint:
+        return self.api.endpoint
+
+    @property
     def flavor(self) -> ApiFlavor:
-        return self.endpoint.flavor
+        return self.api.flavor
 
     @property
     def requested_model(self) -> str:
@@ -95,59 +96,21 @@ class Exchange:
 
     def client_body(self, upstream: bytes) -> dict[str, Any]:
         """A buffered (non-streamed) answer for the client, from OCA's streamed body."""
-        if self.endpoint is Endpoint.EMBEDDINGS:
+        if not self.api.streams:
             return _json_object(upstream)
         events = sse.parse_all(upstream)
         if not events:
             raise ApiError(502, _not_a_stream(upstream))
         _raise_stream_error(events)
-        ep, native = self.endpoint, self.route.native
-        if ep is Endpoint.MESSAGES and native:
-            msgs = anthropic.NativeMessagesAssembler()
-            for ev in events:
-                msgs.feed(ev)
-            return msgs.result(self.requested_model)
-        if ep is Endpoint.RESPONSES and native:
-            resp = responses.NativeResponsesAssembler(self.ctx)
-            for ev in events:
-                resp.feed(ev)
-            return resp.result()
-        if ep is Endpoint.COMPLETIONS and native:
-            return completions.assemble_completion_stream(
-                events, requested_model=self.requested_model
-            )
+        if self.route.native:
+            return self.api.native_answer(self, events)
         adapter = self.route.adapter
-        if adapter is not None:  # the model's own API -> chat chunks, then as below
-            chunks = answer_chunks(ADAPTERS[adapter].answer(self.target), events)
-            if ep is Endpoint.COMPLETIONS:
-                stream = completions.CompletionsStream(self.ctx)
-                for chunk in chunks:
-                    stream.feed(chunk)
-                stream.finish()
-                assert stream.completion is not None
-                self.usage = stream.completion["usage"]
-                return stream.completion
-            assembler = ChatAssembler()
-            for chunk in chunks:
-                assembler.feed(chunk)
-        elif ep is Endpoint.COMPLETIONS:  # all `n` choices (ChatAssembler keeps only the first)
-            return completions.chat_stream_to_completion(events, self.ctx)
-        else:
-            assembler = ChatAssembler()
-            for ev in events:
-                if ev.data != "[DONE]":
-                    chunk = json_or_none(ev.data)
-                    if isinstance(chunk, dict):
-                        assembler.feed(chunk)
-        completion = assembler.result()
-        self.usage = completion.get("usage") or {}
-        if ep is Endpoint.CHAT:
-            return completion
-        if ep is Endpoint.MESSAGES:
-            return anthropic.chat_to_anthropic(completion, self.ctx)
-        if ep is Endpoint.RESPONSES:
-            return responses.chat_to_response(completion, self.ctx)
-        return completions.chat_to_completion(completion, self.ctx)
+        chunks: Iterable[dict[str, Any]] = (
+            answer_chunks(ADAPTERS[adapter].answer(self.target), events)  # the model's own API
+            if adapter is not None
+            else chat_chunks(events)
+        )
+        return self.api.chat_answer(self, chunks)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -250,8 +213,9 @@ def prepare(
     """Map the model, pick native or translated, and build OCA's request body (`memo`:
     conversations translated lately, translate/memo.py; `raw`: the bytes `body` was parsed
     from, which it compares when it can)."""
+    api = API[endpoint]
     requested = _model_field(body, endpoint)
-    client_stream = _stream_flag(body) if endpoint is not Endpoint.EMBEDDINGS else False
+    client_stream = api.client_stream(body)
     choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
     if catalog is not None and choice.via in ("default", "oca"):
         # A display name ("OpenAI GPT 4.1") names a model too.
@@ -261,95 +225,21 @@ def prepare(
     # The model list chooses the route and limits only: a model it lacks goes to OCA as
     # asked, and OCA's own answer (quoted) tells the client what is wrong.
     target = choice.target
-    route = plan_route(endpoint, target, catalog)
     info = catalog.info(target) if catalog else None
-    effort = choice.reasoning_effort
-    ex = Exchange(endpoint, route, choice, client_stream, {})
+    ex = Exchange(api, plan_route(endpoint, target, catalog), choice, client_stream, {})
     ex.model_info = info
-
-    if endpoint is Endpoint.CHAT:
-        validate_chat_request(body)
-        out = prepare_chat_request({**body, "model": target})
-        asked = out.pop("reasoning_effort", None) or effort
-        fitted = fit_effort(asked, info)  # never a value the model does not list
-        if fitted:
-            out["reasoning_effort"] = fitted
-        if route.adapter:
-            ex.send_chat(out, ChatStream)
-        else:
-            ex.upstream_body = out
-    elif endpoint is Endpoint.EMBEDDINGS:
-        if "input" not in body:
-            raise RequestError("'input' is required", param="input")
-        ex.upstream_body = {**body, "model": target}
-    elif endpoint is Endpoint.MESSAGES:
-        if route.native:
-            ex.upstream_body = anthropic.prepare_native_messages(
-                body, target_model=target, model_info=info
-            )
-            requested = choice.requested
-            ex.make_translator = lambda: anthropic.NativeMessagesStream(requested)
-        else:
-            chat, ctx = anthropic.anthropic_to_chat(
-                body,
-                target_model=target,
-                model_info=info,
-                reasoning_effort=effort,
-                estimate_later=True,  # Exchange.settle()
-                memo=memo,
-                raw=raw,
-            )
-            ex.memo = memo
-            ex.ctx = ctx
-            ex.send_chat(chat, lambda: anthropic.AnthropicStream(ctx))
-    elif endpoint is Endpoint.RESPONSES:
-        if route.native:
-            ex.upstream_body, ex.ctx = responses.prepare_native_responses(
-                body, target_model=target, model_info=info, reasoning_effort=effort, history=history
-            )
-            native_ctx = ex.ctx
-            ex.make_translator = lambda: responses.NativeResponsesStream(native_ctx)
-        else:
-            chat, rctx = responses.responses_to_chat(
-                body,
-                target_model=target,
-                model_info=info,
-                reasoning_effort=effort,
-                history=history,
-                memo=memo,
-                raw=raw,
-            )
-            ex.memo = memo
-            ex.ctx = rctx
-            ex.send_chat(chat, lambda: responses.ResponsesStream(rctx))
-    elif endpoint is Endpoint.COMPLETIONS:
-        ex.upstream_body = completions.prepare_native_completions(
-            body, target_model=target, model_info=info
-        )
-        ex.client_body_in = body  # kept for the one retry, translated (completions_via_chat)
-        ex.retry_route = translated_route(target, catalog)
-    else:  # pragma: no cover - callers only pass API endpoints
-        raise RequestError(f"{endpoint.value} is not a model call")
+    given = Inputs(target, info, choice.reasoning_effort, catalog, history, memo, raw)
+    api.prepare(ex, body, given)
     return ex
 
 
 def completions_via_chat(ex: Exchange) -> Exchange:
-    """The same legacy completions call, translated to chat: for when OCA refused the
-    native call before any byte reached the client (no source says OCA serves it). It goes
-    to /chat/completions, or through the upstream adapter of a Responses- or Messages-only
-    model (`ex.retry_route`, planned by prepare())."""
-    assert ex.endpoint is Endpoint.COMPLETIONS and ex.client_body_in is not None
-    chat, ctx = completions.completions_to_chat(
-        ex.client_body_in,
-        target_model=ex.choice.target,
-        model_info=ex.model_info,
-        reasoning_effort=ex.choice.reasoning_effort,
-    )
-    route = ex.retry_route or TRANSLATED_TO_CHAT
-    out = Exchange(ex.endpoint, route, ex.choice, ex.client_stream, {}, ctx)
-    out.model_info = ex.model_info
-    out.send_chat(chat, lambda: completions.CompletionsStream(ctx))
-    return out
+    """The same call on the route its API retries on (legacy completions: translated, to
+    chat or the model's adapter); ApiError when there is none."""
+    retry = ex.api.retry_elsewhere(ex)
+    if retry is None:
+        raise ApiError(400, f"{ex.endpoint.value} has no other route to OCA")
+    return retry
 
 
 _UNKNOWN_MODEL = re.compile(

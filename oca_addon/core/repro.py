@@ -23,7 +23,8 @@ import shlex
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from oca_addon.core.routing import Endpoint, classify
+from oca_addon.core import apis
+from oca_addon.core.errors import RequestError
 
 FORMAT = 1
 # The only request headers written to a file or sent again: what makes the call what it is
@@ -151,23 +152,13 @@ def with_overrides(
     if effort:
         if effort not in EFFORTS:
             raise ReplayError(f"reasoning effort must be one of {', '.join(EFFORTS)}")
-        endpoint = classify(path)
-        if endpoint is Endpoint.RESPONSES:
-            reasoning = body.get("reasoning")
-            body["reasoning"] = {
-                **(reasoning if isinstance(reasoning, dict) else {}),
-                "effort": effort,
-            }
-        elif endpoint is Endpoint.MESSAGES:
-            config = body.get("output_config")
-            body["output_config"] = {
-                **(config if isinstance(config, dict) else {}),
-                "effort": effort,
-            }
-        elif endpoint is Endpoint.CHAT:
-            body["reasoning_effort"] = effort
-        else:
-            raise ReplayError("only chat, Responses and Messages calls take a reasoning effort")
+        api = apis.api_for(path)
+        try:
+            if api is None:
+                raise RequestError("only API calls take a reasoning effort")
+            api.with_effort(body, effort)
+        except RequestError as e:
+            raise ReplayError(e.message) from None
     return json.dumps(body, ensure_ascii=False).encode()
 
 

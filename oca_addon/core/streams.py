@@ -12,8 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from oca_addon.core import jsonio, sse
-from oca_addon.core.errors import anthropic_error, upstream_error_message
-from oca_addon.core.routing import Endpoint
+from oca_addon.core.errors import upstream_error_message
 from oca_addon.translate import anthropic
 
 
@@ -237,16 +236,6 @@ _BAD_DATA_LINE = re.compile(
     rb"\ndata:[ \t]*+(?![\[{][^\n]*[\]}][ \t]*\r?\n|\[DONE\][ \t]*\r?\n)[^\n]*"
 )
 _DATA_LINE = re.compile(rb"\ndata:[ \t]*+([^\n]*?)[ \t]*\r?(?=\n)")
-
-
-def terminal_error_frame(endpoint: Endpoint, status: int, message: str) -> bytes:
-    """The error event that ends a native stream in the client API's own grammar."""
-    if endpoint.flavor == "anthropic":
-        return sse.encode(anthropic_error(status, message), event="error")
-    if endpoint is Endpoint.RESPONSES:
-        body = {"type": "error", "code": "server_error", "message": message, "param": None}
-        return sse.encode(body, event="error")
-    return sse.encode({"error": {"message": message, "type": "api_error", "code": str(status)}})
 
 
 def usage_from_stream(body: bytes | bytearray) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http
 
-from oca_addon.core.routing import Endpoint, classify
+from oca_addon.core import apis
 from oca_addon.core.security import escape_controls, escape_surrogates
 from oca_addon.core.stats import RequestRecord
 from oca_addon.core.streams import PassthroughTap, StreamDriver
@@ -44,7 +44,6 @@ SECRET_HEADERS = frozenset(
 _SECRET_FIELDS = frozenset(h.encode() for h in SECRET_HEADERS)
 MARK_FAILED = ":red_circle:"  # OCA or the connection failed (5xx, broken stream)
 MARK_REFUSED = ":warning:"  # the request was refused (4xx)
-API_LABELS = {"messages": "anthropic", "count_tokens": "anthropic count_tokens"}
 MITMWEB_DEFAULT_COLUMNS = ["tls", "icon", "path", "method", "status", "size", "time"]
 
 # Flows whose request may still carry the bearer token (redacted at the latest on shutdown,
@@ -183,7 +182,7 @@ def keep_oca_answer(
 
 def describe(rec: RequestRecord) -> str:
     """`anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · 1,234 in / 56 out · 2.3 s`"""
-    api = API_LABELS.get(rec.api, rec.api)
+    api = apis.label(rec.api)
     if rec.route == "translated":
         parts = [f"{api} → chat"]
     elif rec.route.startswith("via "):  # through chat and the model's own API's adapter
@@ -332,19 +331,15 @@ def local_answer(flow: http.HTTPFlow) -> RequestRecord | None:
     if resp is None or flow.comment:
         return None
     path = flow.request.path.split("?", 1)[0]
-    endpoint = classify(path)
+    api = apis.api_for(path)
     status = resp.status_code
     if status >= 400:
         return refused(flow, status, _error_message(resp))
-    if endpoint is None:
+    if api is None:
         kind = "dashboard" if path.startswith("/api/") else "page"
         flow.comment = escape_surrogates(f"oca-proxy {kind} {path}")
-    elif endpoint is Endpoint.MODELS:
-        flow.comment = "models · answered by oca-proxy from OCA's model list"
-    elif endpoint is Endpoint.COUNT_TOKENS:
-        flow.comment = "anthropic count_tokens · counted by oca-proxy"
     else:
-        flow.comment = f"{API_LABELS.get(endpoint.value, endpoint.value)} · answered by oca-proxy"
+        flow.comment = f"{api.label} · {api.local_note}"
     return None
 
 
@@ -355,8 +350,8 @@ def refused(flow: http.HTTPFlow, status: int, message: str) -> RequestRecord:
     """A call oca-proxy refused or failed itself, before it reached OCA: comment, mark,
     one log line, and its record."""
     path = flow.request.path.split("?", 1)[0]
-    endpoint = classify(path)
-    api = endpoint.value if endpoint else "page"
+    called = apis.api_for(path)
+    api = called.endpoint.value if called else "page"
     # The model, where the body names one (read cheaply: the body may be huge or broken).
     found = _MODEL_FIELD.search((flow.request.raw_content or b"")[:8192])
     model = found.group(1).decode("utf-8", "replace") if found else ""
@@ -372,7 +367,7 @@ def refused(flow: http.HTTPFlow, status: int, message: str) -> RequestRecord:
         error=message or f"refused with {status}",
         latency_ms=(time.time() - flow.request.timestamp_start) * 1000,
     )
-    label = API_LABELS.get(api, api)
+    label = apis.label(api)
     flow.comment = escape_surrogates(
         f"{label} · ✗ {status}: {_short(message)} (refused by oca-proxy)"
     )

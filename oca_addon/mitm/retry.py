@@ -13,7 +13,6 @@ and applied to the next calls, so only the first call costs an extra one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import time
@@ -22,18 +21,18 @@ import orjson
 from mitmproxy import ctx, http
 
 from oca_addon.core import jsonio
-from oca_addon.core.errors import ApiError, upstream_error_message
-from oca_addon.core.exchange import Exchange, completions_via_chat
+from oca_addon.core.errors import upstream_error_message
+from oca_addon.core.exchange import Exchange
 from oca_addon.core.refusals import UpstreamApi, fix_request, parse_refusal
-from oca_addon.core.routing import Endpoint
 from oca_addon.mitm import annotate
 from oca_addon.mitm import patches as mitm_patches
 from oca_addon.mitm.state import InFlight, ProxyState
 
 log = logging.getLogger("oca_addon")
 
-# OCA refusing a native legacy completions call with one of these: retry it translated.
-COMPLETIONS_REFUSALS = frozenset({400, 404, 405, 422, 501})
+# OCA refusing a route with one of these (legacy /completions, which no source says OCA
+# serves): the call goes on the route its API retries on (ClientApi.retry_elsewhere).
+ROUTE_REFUSALS = frozenset({400, 404, 405, 422, 501})
 # The OCA path a body went to -> the API it is written in (refusals.fix_request).
 _UPSTREAM_API: dict[str, UpstreamApi] = {
     "/chat/completions": "chat",
@@ -59,7 +58,8 @@ class RefusalRetry:
 
     def __init__(self, state: ProxyState) -> None:
         self.state = state
-        self.completions_refused: dict[str, float] = {}  # model -> when OCA refused /completions
+        # (client API, model) -> when OCA refused its route (legacy /completions)
+        self.route_refused: dict[tuple[str, str], float] = {}
 
     # -- before the call: what OCA taught us ----------------------------------------------
 
@@ -67,14 +67,12 @@ class RefusalRetry:
         """The exchange with what OCA said of the model before: completions translated from
         the start where OCA recently refused the model's /completions, and the learned facts
         applied to the upstream body (a dict lookup when nothing is known)."""
-        if ex.endpoint is Endpoint.COMPLETIONS and ex.route.native:
-            when = self.completions_refused.get(ex.choice.target)
-            if when is not None and time.monotonic() - when <= self.state.completions_refusal_ttl:
-                # (a body only /completions takes stays native: OCA answers it)
-                with contextlib.suppress(ApiError):
-                    ex = completions_via_chat(ex)
+        when = self.route_refused.get((ex.endpoint.value, ex.choice.target))
+        if when is not None and time.monotonic() - when <= self.state.completions_refusal_ttl:
+            # (a body only the refused route takes stays there: OCA answers it)
+            ex = ex.api.retry_elsewhere(ex) or ex
         api = upstream_api(ex)
-        if api is not None and ex.endpoint is not Endpoint.EMBEDDINGS:
+        if api is not None:
             body, changes = self.state.learned.apply(ex.choice.target, ex.upstream_body, api)
             if changes:
                 ex.upstream_body = body
@@ -95,7 +93,7 @@ class RefusalRetry:
             return False
         fixed = self._fix(flow, st, status, message)
         if fixed is None:
-            fixed = self._completions_elsewhere(st, status, message)
+            fixed = self._elsewhere(st, status, message)
         if fixed is None:
             return False
         body, change = fixed
@@ -112,25 +110,21 @@ class RefusalRetry:
         mitm_patches.resend(flow)
         return True
 
-    def _completions_elsewhere(
-        self, st: InFlight, status: int, message: str
-    ) -> tuple[bytes, str] | None:
-        """No source says OCA serves legacy /completions: refused there (for a reason no
-        change of parameters removes), the call goes translated, as chat or through the
-        model's own API's adapter; later calls for the model too, for a while."""
+    def _elsewhere(self, st: InFlight, status: int, message: str) -> tuple[bytes, str] | None:
+        """Refused on its route for a reason no change of parameters removes: the call goes
+        on the route its API retries on (legacy completions: translated, as chat or through
+        the model's own API's adapter); later calls for the model too, for a while."""
         ex = st.exchange
-        if ex.endpoint is not Endpoint.COMPLETIONS or not ex.route.native:
+        if status not in ROUTE_REFUSALS:
             return None
-        if status not in COMPLETIONS_REFUSALS:
+        new = ex.api.retry_elsewhere(ex)
+        if new is None:
             return None
-        try:
-            new = completions_via_chat(ex)
-        except ApiError:  # a body only OCA's /completions could take: its refusal stands
-            return None
-        self.completions_refused[ex.choice.target] = time.monotonic()
+        self.route_refused[(ex.endpoint.value, ex.choice.target)] = time.monotonic()
         new = self.plan(new)
-        change = f"asked {new.route.upstream_path} instead of /completions"
-        log.info("OCA refused /completions for %s (%s); %s", ex.target, message[:200], change)
+        was, now = ex.route.upstream_path, new.route.upstream_path
+        change = f"asked {now} instead of {was}"
+        log.info("OCA refused %s for %s (%s); %s", was, ex.target, message[:200], change)
         st.exchange = new
         return jsonio.dumps(new.upstream_body), change
 
