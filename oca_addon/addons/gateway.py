@@ -6,7 +6,7 @@ OCA's errors in the client's API.
 It keeps what the client sent and what OCA answered on the flow (annotate.keep_*) right
 before it replaces them; closing the call (stats, comment, log line) is Traffic's.
 
-request         -> /v1/models, count_tokens, or OCA's request (an InFlight entry)
+request         -> /v1/models, count_tokens, or OCA's request (a Call on the flow)
 responseheaders -> a stream translator or tap on streamed answers
 response        -> buffered answers for the client; OCA's errors in the client's shape
 error           -> what failed, for Traffic's record (the client's error body comes
@@ -40,9 +40,10 @@ from oca_addon.core.streams import (
 )
 from oca_addon.mitm import annotate, headerfields, options
 from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.call import Call, call_of, open_call
 from oca_addon.mitm.replies import JSON, reply_error
 from oca_addon.mitm.retry import RefusalRetry, both_refusals, route_label
-from oca_addon.mitm.state import CLIENT_HEADERS, InFlight, ProxyState
+from oca_addon.mitm.state import CLIENT_HEADERS, ProxyState
 from oca_addon.translate.anthropic import client_error_message
 
 log = logging.getLogger("oca_addon")
@@ -221,7 +222,7 @@ class Gateway:
         )
         client_body = annotate.keep_client_head(flow)
         self._rewrite_upstream(flow, ex, token, request_id)
-        state.inflight[flow.id] = InFlight(ex, record, token, flow=flow)
+        open_call(state, Call(ex, record, token, flow))
         # Once mitmproxy has sent the request: the work OCA's answer does not wait for, off
         # the time to first token. Freeing the parsed bodies is part of it (a few ms for a
         # Claude Code request of 2 MB), so are the token estimate and the memo's layout.
@@ -321,7 +322,7 @@ class Gateway:
     # -- answer --------------------------------------------------------------------------
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        st = self.state.inflight.get(flow.id)
+        st = call_of(flow)
         resp = flow.response
         if st is None or resp is None:
             return
@@ -347,9 +348,7 @@ class Gateway:
             if flow.request.http_version == "HTTP/1.1":
                 fields.append((b"transfer-encoding", b"chunked"))
         else:
-            st.driver = PassthroughTap(
-                limit, lambda msg: ex.api.terminal_error(502, msg)
-            )
+            st.driver = PassthroughTap(limit, lambda msg: ex.api.terminal_error(502, msg))
         fields += [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
@@ -358,7 +357,7 @@ class Gateway:
         resp.stream = st.driver
 
     async def response(self, flow: http.HTTPFlow) -> None:
-        st = self.state.inflight.get(flow.id)
+        st = call_of(flow)
         resp = flow.response
         if st is None or resp is None:
             return  # answered by oca-proxy itself
@@ -383,7 +382,7 @@ class Gateway:
             err = ApiError(500, f"oca-proxy failed on this answer: {type(e).__name__}: {e}")
             reply_error(flow, st.exchange.flavor, err, rec)
 
-    def _buffered_answer(self, flow: http.HTTPFlow, st: InFlight) -> None:
+    def _buffered_answer(self, flow: http.HTTPFlow, st: Call) -> None:
         ex, resp = st.exchange, flow.response
         assert resp is not None
         raw = resp.raw_content or b""
@@ -408,7 +407,7 @@ class Gateway:
         else:
             flow.response = http.Response.make(200, _json_bytes(body), headers)
 
-    def _upstream_error(self, flow: http.HTTPFlow, st: InFlight) -> None:
+    def _upstream_error(self, flow: http.HTTPFlow, st: Call) -> None:
         resp, tokens = flow.response, self.state.tokens
         assert resp is not None and tokens
         status = resp.status_code
@@ -437,7 +436,7 @@ class Gateway:
         reply_error(flow, st.exchange.flavor, err, st.record)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        st = self.state.inflight.get(flow.id)
+        st = call_of(flow)
         if st is None:
             return
         st.record.status = flow.response.status_code if flow.response else 502

@@ -19,6 +19,7 @@ from mitmproxy import ctx, http
 
 from oca_addon.mitm import options
 from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.call import close_call
 from oca_addon.mitm.state import ProxyState
 
 log = logging.getLogger("oca_addon")
@@ -87,12 +88,11 @@ class Keepalive:
     def response(self, flow: http.HTTPFlow) -> None:
         if mitm_patches.resend_pending(flow):
             return  # OCA is asked once more: the call goes on
-        st = self.state.inflight.pop(flow.id, None)
-        if st is not None and flow.response is not None:
+        if close_call(self.state, flow) is not None and flow.response is not None:
             self._call_done()
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if self.state.inflight.pop(flow.id, None) is not None:
+        if close_call(self.state, flow) is not None:
             self._call_done()
 
     def client_disconnected(self, client: Any) -> None:
@@ -130,14 +130,14 @@ class Keepalive:
     def _cut_silent_upstreams(self, limit: int) -> None:
         now = time.time()
         inflight = self.state.inflight
-        for flow_id, st in list(inflight.items()):
+        for st in list(inflight.values()):
             flow = st.flow
-            if flow is None or st.cut:
+            if st.cut:
                 continue
             if not flow.live:
                 # Neither response nor error came (should not happen): never leak the entry.
                 if now - st.record.started > limit:
-                    inflight.pop(flow_id, None)
+                    close_call(self.state, flow)
                 continue
             last = max(st.record.started, mitm_patches.upstream_last_activity(flow) or 0.0)
             if now - last > limit:

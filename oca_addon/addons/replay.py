@@ -37,6 +37,7 @@ from oca_addon.core.errors import ApiError
 from oca_addon.core.stats import RequestRecord
 from oca_addon.mitm import annotate
 from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.call import call_of
 from oca_addon.mitm.owncalls import OWN_CALL
 from oca_addon.mitm.replies import reply_error
 from oca_addon.mitm.state import ProxyState
@@ -52,12 +53,10 @@ KEPT_BYTES = 32 * 1024 * 1024
 class Replays:
     def __init__(self, state: ProxyState) -> None:
         self.state = state
-        state.replay = self.replay_by_id
         # flow id -> the client's request kept on it, for rows whose flow is gone (mitmdump
         # keeps no flows): the same dict as in the flow's metadata, so nothing is copied.
         self.kept: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.kept_bytes = 0
-        state.remember_request = self.remember
 
     # -- mitmproxy's own replays -----------------------------------------------------------
 
@@ -128,8 +127,22 @@ class Replays:
             raise exceptions.CommandError(str(e)) from None
         return new
 
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._remember(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._remember(flow)
+
+    def _remember(self, flow: http.HTTPFlow) -> None:
+        """A call ended: keep its client request (on the flow since its request hook), so
+        that the dashboard may replay it under mitmdump too (which keeps no flows)."""
+        if mitm_patches.resend_pending(flow) or call_of(flow) is None:
+            return  # not an API call, or not ended: OCA is asked once more
+        kept = annotate.meta(flow).get("client_request")
+        if isinstance(kept, dict):
+            self.remember(flow.id, kept)
+
     def remember(self, flow_id: str, kept: dict[str, Any]) -> None:
-        """Traffic calls this for each finished call: the dashboard may replay it."""
         body = kept.get("body")
         size = len(body) if isinstance(body, str) else 0
         if kept.get("truncated") or size > KEPT_BYTES:
@@ -141,8 +154,16 @@ class Replays:
             old_body = old.get("body")
             self.kept_bytes -= len(old_body) if isinstance(old_body, str) else 0
 
+    @command.command("oca.replay_by_id")
     def replay_by_id(self, flow_id: str, model: str = "", effort: str = "") -> str:
-        """The dashboard's Replay button. Raises repro.ReplayError."""
+        """Replay a recent call by its flow id (the dashboard's Replay button), as
+        oca.replay does; mitmdump keeps no flows, so recent calls' requests are kept here."""
+        try:
+            return self._replay_by_id(flow_id, model, effort)
+        except repro.ReplayError as e:
+            raise exceptions.CommandError(str(e)) from None
+
+    def _replay_by_id(self, flow_id: str, model: str, effort: str) -> str:
         view = ctx.master.addons.get("view")
         f = view.get_by_id(flow_id) if view is not None else None
         if isinstance(f, http.HTTPFlow):

@@ -17,8 +17,9 @@ from oca_addon.core.stats import RequestRecord
 from oca_addon.core.streams import token_counts, usage_from_stream
 from oca_addon.mitm import annotate, contentview, options, owncalls
 from oca_addon.mitm import patches as mitm_patches
+from oca_addon.mitm.call import Call, call_of
 from oca_addon.mitm.owncalls import OWN_CALL
-from oca_addon.mitm.state import InFlight, ProxyState
+from oca_addon.mitm.state import ProxyState
 
 log = logging.getLogger("oca_addon")
 
@@ -53,7 +54,7 @@ class Traffic:
         if replay is not None:
             self._close_replay(flow, replay)
             return
-        st = self.state.inflight.get(flow.id)
+        st = call_of(flow)
         if st is None or flow.response is None:
             refusal = annotate.local_answer(flow)
             if refusal is not None:  # refused or failed by oca-proxy itself: traced too
@@ -66,7 +67,7 @@ class Traffic:
         if replay is not None:
             self._close_replay(flow, replay)
             return
-        st = self.state.inflight.get(flow.id)
+        st = call_of(flow)
         if st is None:
             if flow.live and flow.response is not None and flow.response.status_code >= 400:
                 # mitmproxy answered it (e.g. 413 for a body over the limit): leave a trace.
@@ -76,16 +77,13 @@ class Traffic:
         self._close(flow, st)
         log.warning("Request %s to OCA failed: %s", st.record.request_id, st.record.error)
 
-    def _close(self, flow: http.HTTPFlow, st: InFlight) -> None:
+    def _close(self, flow: http.HTTPFlow, st: Call) -> None:
         rec = st.record
         rec.latency_ms = (time.time() - rec.started) * 1000
         data = annotate.meta(flow)
         rec.flow_id, rec.replay_of = flow.id, str(data.get("replay_of") or "")
         self.state.stats.record(rec)
         annotate.finish(flow, rec)  # comment, mark, token redacted, log line
-        kept = data.get("client_request")
-        if self.state.remember_request is not None and isinstance(kept, dict):
-            self.state.remember_request(flow.id, kept)  # the dashboard may replay it
 
     def _close_replay(self, flow: http.HTTPFlow, rec: RequestRecord) -> None:
         """A replay of a request made for OCA (addons/replay.py): its answer is OCA's own."""

@@ -192,7 +192,8 @@ def describe(rec: RequestRecord) -> str:
     else:
         parts = [api]
     if rec.requested_model == rec.target_model:
-        parts.append(rec.target_model)
+        if rec.target_model:  # (oca-proxy's own calls name no model)
+            parts.append(rec.target_model)
     else:
         parts.append(f"{rec.requested_model} → {rec.target_model}")
     if rec.input_tokens or rec.output_tokens:

@@ -26,7 +26,8 @@ from oca_addon.core.exchange import Exchange
 from oca_addon.core.refusals import UpstreamApi, fix_request, parse_refusal
 from oca_addon.mitm import annotate
 from oca_addon.mitm import patches as mitm_patches
-from oca_addon.mitm.state import InFlight, ProxyState
+from oca_addon.mitm.call import Call
+from oca_addon.mitm.state import ProxyState
 
 log = logging.getLogger("oca_addon")
 
@@ -81,7 +82,7 @@ class RefusalRetry:
 
     # -- after a refusal ----------------------------------------------------------------------
 
-    async def try_again(self, flow: http.HTTPFlow, st: InFlight) -> bool:
+    async def try_again(self, flow: http.HTTPFlow, st: Call) -> bool:
         """OCA refused the call: True when it is sent once more (mitm_patches.resend), changed
         so as to remove what OCA named; False when OCA's refusal goes to the client."""
         resp = flow.response
@@ -110,7 +111,7 @@ class RefusalRetry:
         mitm_patches.resend(flow)
         return True
 
-    def _elsewhere(self, st: InFlight, status: int, message: str) -> tuple[bytes, str] | None:
+    def _elsewhere(self, st: Call, status: int, message: str) -> tuple[bytes, str] | None:
         """Refused on its route for a reason no change of parameters removes: the call goes
         on the route its API retries on (legacy completions: translated, as chat or through
         the model's own API's adapter); later calls for the model too, for a while."""
@@ -129,7 +130,7 @@ class RefusalRetry:
         return jsonio.dumps(new.upstream_body), change
 
     def _fix(
-        self, flow: http.HTTPFlow, st: InFlight, status: int, message: str
+        self, flow: http.HTTPFlow, st: Call, status: int, message: str
     ) -> tuple[bytes, str] | None:
         """The body sent, changed as OCA's refusal asks; the fact learned from it."""
         api = upstream_api(st.exchange)
@@ -155,7 +156,7 @@ class RefusalRetry:
                 log.info("%s", fact.describe(model))
         return jsonio.dumps(fix.body), fix.change
 
-    def _rewrite(self, flow: http.HTTPFlow, st: InFlight, body: bytes, token: str) -> None:
+    def _rewrite(self, flow: http.HTTPFlow, st: Call, body: bytes, token: str) -> None:
         """The request on the flow becomes the retry: its body, a request id of its own, the
         path and headers of its route, a fresh token on the wire."""
         upstream = self.state.upstream

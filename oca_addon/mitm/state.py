@@ -14,9 +14,8 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mitmproxy import ctx
@@ -34,9 +33,8 @@ if TYPE_CHECKING:
     from mitmproxy import http
 
     from oca_addon.auth.tokens import TokenManager
-    from oca_addon.core.exchange import Exchange
     from oca_addon.core.settings import Settings, SettingsFile
-    from oca_addon.core.streams import PassthroughTap, StreamDriver
+    from oca_addon.mitm.call import Call
 
 # Known OCA clients name themselves on every request; so does oca-proxy, where the calling
 # tool did not name itself.
@@ -70,20 +68,6 @@ class Upstream:
         return upstream_notices(self.base_url, self.idcs_url)
 
 
-@dataclass
-class InFlight:
-    """One API request between hooks (kept off flow.metadata: that is saved to flow files)."""
-
-    exchange: Exchange
-    record: RequestRecord
-    access_token: str
-    driver: StreamDriver | PassthroughTap | None = None
-    upstream_raw: bytearray = field(default_factory=bytearray)
-    flow: http.HTTPFlow | None = None  # for the upstream idle watch (keepalive.py)
-    cut: bool = False  # the idle watch closed its upstream
-    first_refusal: str | None = None  # OCA refused the first try: its words (one retry only)
-
-
 class ProxyState:
     def __init__(self) -> None:
         self.settings_file: SettingsFile | None = None
@@ -93,15 +77,11 @@ class ProxyState:
         self.history = ResponseHistory()
         # The last translated request of a few conversations, for their next turns.
         self.conversations = ConversationMemo()
-        self.inflight: dict[str, InFlight] = {}
+        self.inflight: dict[str, Call] = {}  # open API calls (mitm/call.py), by flow id
         # Replays of requests already made for OCA (addons/replay.py), until Traffic closes them.
         self.replays: dict[str, RequestRecord] = {}
         # oca-proxy's own calls to OCA (addons/owncalls.py), waiting for Traffic to close them.
         self.own_calls: dict[str, asyncio.Future[http.HTTPFlow]] = {}
-        # Set by the Replays addon: replay a recent call by its flow id (the dashboard's
-        # button), and remember a finished call's client request for that.
-        self.replay: Callable[[str, str, str], str] | None = None
-        self.remember_request: Callable[[str, dict[str, Any]], None] | None = None
         # What OCA's refusals taught about its models (addons/retry.py); Gateway's options
         # say whether to learn and where the facts are kept.
         self.learned = LearnedFacts()

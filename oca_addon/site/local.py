@@ -10,7 +10,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from mitmproxy import http
+from mitmproxy import ctx, exceptions, http
 
 from oca_addon import __version__
 from oca_addon.auth.idcs import IdcsError, LoginRequest
@@ -212,8 +212,6 @@ class LocalSite:
     async def api_replay(self, flow: http.HTTPFlow) -> http.Response:
         """POST {"flow": id, "model"?, "effort"?} (the dashboard's Replay button): the call's
         client request again, as a new flow through the whole pipeline."""
-        from oca_addon.core.repro import ReplayError
-
         req = flow.request
         if req.method != "POST":
             return http.Response.make(405, b"use POST", {"allow": "POST"})
@@ -225,7 +223,7 @@ class LocalSite:
         except ValueError as e:
             return http.Response.make(400, json.dumps({"ok": False, "error": str(e)}), JSON)
         flow_id = payload.get("flow") if isinstance(payload, dict) else None
-        if not isinstance(flow_id, str) or not flow_id or self.state.replay is None:
+        if not isinstance(flow_id, str) or not flow_id:
             return http.Response.make(
                 400, json.dumps({"ok": False, "error": "name the flow to replay"}), JSON
             )
@@ -234,9 +232,9 @@ class LocalSite:
             return http.Response.make(
                 400, json.dumps({"ok": False, "error": "model and effort must be text"}), JSON
             )
-        try:
-            new_id = self.state.replay(flow_id, model, effort)
-        except ReplayError as e:
+        try:  # the Replays addon's command (addons/replay.py)
+            new_id = ctx.master.commands.call("oca.replay_by_id", flow_id, model, effort)
+        except exceptions.CommandError as e:
             return http.Response.make(400, json.dumps({"ok": False, "error": str(e)}), JSON)
         return http.Response.make(200, json.dumps({"ok": True, "flow": new_id}), JSON)
 
