@@ -431,8 +431,8 @@ _TABLE_RE = re.compile(
 
 
 def update_readme(path: Path, text: str) -> None:
-    """Replace the table between the bench:table markers (inside the benchmark section)."""
+    """Replace the table between the bench:table markers (bench/README.md, "The latest run")."""
     readme = path.read_text()
     if not _TABLE_RE.search(readme):
-        raise SystemExit(f"{path} has no <!-- bench:table --> block in its benchmark section")
+        raise SystemExit(f"{path} has no <!-- bench:table --> block")
     path.write_text(_TABLE_RE.sub(lambda m: m.group(1) + text + m.group(2), readme, count=1))

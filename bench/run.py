@@ -260,7 +260,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--quick", action="store_true", help="a small run (smoke test, ~40 s)")
     p.add_argument("--out", type=Path, default=None, help=f"JSON file (default {DEFAULT_OUT})")
     p.add_argument("--no-write", action="store_true", help="print only, write no JSON")
-    p.add_argument("--readme", action="store_true", help="put the table into README.md")
+    p.add_argument("--readme", action="store_true", help="put the table into bench/README.md")
     p.add_argument("--only", help=f"comma-separated sections: {','.join(SECTIONS)}")
     p.add_argument("--rounds", type=int)
     p.add_argument("--requests-1", type=int, dest="requests_1")
@@ -314,6 +314,6 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
         _log(f"wrote {out}")
     if args.readme:
-        report.update_readme(ROOT / "README.md", text)
-        _log("updated the table in README.md")
+        report.update_readme(ROOT / "bench" / "README.md", text)
+        _log("updated the table in bench/README.md")
     return 0

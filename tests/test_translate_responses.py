@@ -602,7 +602,7 @@ def test_echo_fields_not_sent_upstream() -> None:
     for key in ("store", "include", "truncation", "service_tier", "background"):
         assert key not in chat
     assert "some_future_field" not in chat
-    # Chat has these: they go on (README, "What is lost in translation").
+    # Chat has these: they go on (docs/models-and-apis.md, "What is lost in translation").
     assert chat["user"] == "u1" and chat["metadata"] == {"k": "v"}
     assert chat["prompt_cache_key"] == "abc" and chat["safety_identifier"] == "s"
     resp = chat_to_response(

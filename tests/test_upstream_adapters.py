@@ -269,7 +269,7 @@ def test_identity_fields_as_messages() -> None:
     assert long_id == up_messages.request({**base, "user": "x" * 300})["metadata"]["user_id"]
     kept = up_messages.request({**base, "user": "y" * 256})["metadata"]["user_id"]
     assert kept == "y" * 256
-    # No field for the rest: not sent (README, "What is lost in translation").
+    # No field for the rest: not sent (docs/models-and-apis.md, "What is lost in translation").
     rest = up_messages.request(
         {**base, "prompt_cache_key": "k", "metadata": {"a": "b"}, "safety_identifier": 5}
     )

@@ -270,7 +270,7 @@ class TrafficLog:
 
     mitmproxy hands every log record to the terminal and, as an `add_log` event, to every
     addon: about 0.2 ms of CPU per record on the benchmark machine, a quarter of all the
-    addon may add to a streamed call (README, Benchmark). So calls that end within FLUSH_S
+    addon may add to a streamed call (bench/README.md). So calls that end within FLUSH_S
     of each other share one record: one line each, every line stamped like mitmproxy's own
     (the time it was logged), so the output reads as usual."""
 

@@ -21,7 +21,7 @@ ALLOWED_REDIRECT_PORTS: tuple[int, ...] = (8669, 8668, 8667)
 # Fields that identify the listening socket: fixed once the server runs.
 _STARTUP_ONLY = {"host", "port"}
 
-# Behaviours no source confirms for real OCA (see README "Guesses"); each can be
+# Behaviours no source confirms for real OCA (see sim/README.md "Guesses"); each can be
 # switched off. OCA_SIM_GUESSES = "all" (default) | "none" | "name,name,..." (those on).
 GUESSES: tuple[str, ...] = (
     "stream_only",

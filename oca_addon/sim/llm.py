@@ -277,7 +277,7 @@ def _name_words(name: str) -> list[str]:
 def tool_asked_for(text: str, tools: list[Tool]) -> Tool | None:
     """The offered tool a short prompt asks for, without a SIM: directive: one it names
     (`use get_weather`), or whose name's telling words it uses (`Weather in Oslo?` for
-    `get_weather`). Like a model would, so README examples run against the demo; long
+    `get_weather`). Like a model would, so the docs' examples run against the demo; long
     prompts (coding tools' context) and prompts with directives are left alone."""
     if not tools or len(text) > ASKED_MAX_CHARS or "SIM:" in text:
         return None
