@@ -9,10 +9,10 @@ from oca_addon.core import sse
 from oca_addon.core.errors import ApiError
 from oca_addon.translate.completions.common import (
     CompletionsContext,
-    _chunk,
-    _finish,
-    _status,
-    _usage,
+    completion_chunk,
+    completion_usage,
+    http_status,
+    legacy_finish_reason,
 )
 from oca_addon.translate.completions.stream import CompletionsStream
 
@@ -38,7 +38,7 @@ def chat_to_completion(completion: dict[str, Any], ctx: CompletionsContext) -> d
             {
                 "index": index if isinstance(index, int) and not isinstance(index, bool) else n,
                 "text": (ctx.prompt + text) if ctx.echo else text,
-                "finish_reason": _finish(choice.get("finish_reason")),
+                "finish_reason": legacy_finish_reason(choice.get("finish_reason")),
                 "logprobs": None,
             }
         )
@@ -47,8 +47,10 @@ def chat_to_completion(completion: dict[str, Any], ctx: CompletionsContext) -> d
         choices.append({"index": 0, "text": text, "finish_reason": "stop", "logprobs": None})
     choices.sort(key=lambda c: c["index"])
     return {
-        **_chunk(ctx, choices),
-        "usage": _usage(completion.get("usage") if isinstance(completion, dict) else None),
+        **completion_chunk(ctx, choices),
+        "usage": completion_usage(
+            completion.get("usage") if isinstance(completion, dict) else None
+        ),
     }
 
 
@@ -73,7 +75,7 @@ def chat_stream_to_completion(
             err = chunk["error"]
             message = err.get("message") if isinstance(err, dict) else str(err)
             raise ApiError(
-                _status(err.get("code") if isinstance(err, dict) else None),
+                http_status(err.get("code") if isinstance(err, dict) else None),
                 str(message or "upstream error"),
             )
         stream.feed(chunk)

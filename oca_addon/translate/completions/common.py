@@ -10,11 +10,11 @@ from typing import Any
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter"}
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and value == value and abs(value) < 1e18:
@@ -22,12 +22,12 @@ def _int(value: Any) -> int:
     return 0
 
 
-def _finish(reason: Any) -> str:
+def legacy_finish_reason(reason: Any) -> str:
     # chat's "tool_calls"/"function_call" have no legacy equivalent: the text simply stopped
     return _FINISH.get(reason, "stop") if isinstance(reason, str) else "stop"
 
 
-def _status(code: Any) -> int:
+def http_status(code: Any) -> int:
     if isinstance(code, str) and code.isdigit():
         code = int(code)
     if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
@@ -35,14 +35,14 @@ def _status(code: Any) -> int:
     return 502
 
 
-def _usage(usage: Any) -> dict[str, Any]:
+def completion_usage(usage: Any) -> dict[str, Any]:
     u = usage if isinstance(usage, dict) else {}
-    prompt = _int(u.get("prompt_tokens"))
-    completion = _int(u.get("completion_tokens"))
+    prompt = as_int(u.get("prompt_tokens"))
+    completion = as_int(u.get("completion_tokens"))
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": _int(u.get("total_tokens")) or prompt + completion,
+        "total_tokens": as_int(u.get("total_tokens")) or prompt + completion,
     }
 
 
@@ -58,7 +58,7 @@ class CompletionsContext:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
-def _chunk(ctx: CompletionsContext, choices: list[dict[str, Any]]) -> dict[str, Any]:
+def completion_chunk(ctx: CompletionsContext, choices: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": ctx.id,
         "object": "text_completion",

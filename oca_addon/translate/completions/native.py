@@ -12,7 +12,11 @@ from typing import Any
 from oca_addon.core import sse
 from oca_addon.core.errors import ApiError, RequestError
 from oca_addon.core.modelinfo import fit_effort
-from oca_addon.translate.completions.common import _finish, _status, _usage
+from oca_addon.translate.completions.common import (
+    completion_usage,
+    http_status,
+    legacy_finish_reason,
+)
 
 
 def assemble_completion_stream(
@@ -42,7 +46,7 @@ def assemble_completion_stream(
             err = obj["error"]
             message = err.get("message") if isinstance(err, dict) else str(err)
             code = err.get("code") if isinstance(err, dict) else None
-            status = _status(code)
+            status = http_status(code)
             raise ApiError(status, str(message or "upstream error"))
         for key in ("id", "created", "model", "system_fingerprint"):
             if obj.get(key) is not None and key not in head:
@@ -60,7 +64,7 @@ def assemble_completion_stream(
                 parts.append(choice["text"])
             reason = choice.get("finish_reason")
             if isinstance(reason, str) and reason:
-                finish[index] = _finish(reason)
+                finish[index] = legacy_finish_reason(reason)
     out: dict[str, Any] = {
         "id": head.get("id") or f"cmpl-{uuid.uuid4().hex}",
         "object": "text_completion",
@@ -75,7 +79,7 @@ def assemble_completion_stream(
             }
             for i in sorted(set(texts) | set(finish) or {0})
         ],
-        "usage": _usage(usage),
+        "usage": completion_usage(usage),
     }
     if head.get("system_fingerprint"):
         out["system_fingerprint"] = head["system_fingerprint"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from oca_addon.core.errors import RequestError
 from oca_addon.core.modelinfo import fit_effort
-from oca_addon.translate.completions.common import CompletionsContext, _int, _is_number
+from oca_addon.translate.completions.common import CompletionsContext, as_int, is_number
 
 
 def _prompt(body: dict[str, Any]) -> str:
@@ -78,9 +78,9 @@ def completions_to_chat(
 
     max_tokens = body.get("max_tokens")
     if max_tokens is not None:
-        if not _is_number(max_tokens) or max_tokens < 1:
+        if not is_number(max_tokens) or max_tokens < 1:
             raise RequestError("'max_tokens' must be a positive integer", param="max_tokens")
-        limit = _int(info.get("max_output_tokens"))
+        limit = as_int(info.get("max_output_tokens"))
         chat["max_tokens"] = min(int(max_tokens), limit) if limit > 0 else int(max_tokens)
 
     stop = body.get("stop")
@@ -97,7 +97,7 @@ def completions_to_chat(
         value = body.get(key)
         if value is None:
             continue
-        if not _is_number(value):
+        if not is_number(value):
             raise RequestError(f"'{key}' must be a number", param=key)
         if not (is_reasoning and key in ("temperature", "top_p")):
             chat[key] = value

@@ -6,7 +6,12 @@ from typing import Any
 
 from oca_addon.core import sse
 from oca_addon.core.errors import openai_error
-from oca_addon.translate.completions.common import CompletionsContext, _chunk, _finish, _usage
+from oca_addon.translate.completions.common import (
+    CompletionsContext,
+    completion_chunk,
+    completion_usage,
+    legacy_finish_reason,
+)
 
 
 class CompletionsStream:
@@ -34,7 +39,7 @@ class CompletionsStream:
             return
         parts.append(text)
         choice = {"index": index, "text": text, "finish_reason": None, "logprobs": None}
-        out.append(sse.encode(_chunk(self.ctx, [choice])))
+        out.append(sse.encode(completion_chunk(self.ctx, [choice])))
 
     def feed(self, chunk: dict[str, Any]) -> bytes:
         if self._done or not isinstance(chunk, dict):
@@ -62,14 +67,14 @@ class CompletionsStream:
                 if isinstance(reason, str) and reason and index not in self._finish:
                     if index not in self._texts:
                         self._text_choice(index, "", out)
-                    self._finish[index] = _finish(reason)
+                    self._finish[index] = legacy_finish_reason(reason)
                     done = {
                         "index": index,
                         "text": "",
                         "finish_reason": self._finish[index],
                         "logprobs": None,
                     }
-                    out.append(sse.encode(_chunk(self.ctx, [done])))
+                    out.append(sse.encode(completion_chunk(self.ctx, [done])))
         return b"".join(out)
 
     def finish(self) -> bytes:
@@ -83,13 +88,13 @@ class CompletionsStream:
             if index not in self._finish:
                 self._finish[index] = "stop"
                 done = {"index": index, "text": "", "finish_reason": "stop", "logprobs": None}
-                out.append(sse.encode(_chunk(self.ctx, [done])))
-        usage = _usage(self._usage)
+                out.append(sse.encode(completion_chunk(self.ctx, [done])))
+        usage = completion_usage(self._usage)
         if self.ctx.include_usage:
-            out.append(sse.encode({**_chunk(self.ctx, []), "usage": usage}))
+            out.append(sse.encode({**completion_chunk(self.ctx, []), "usage": usage}))
         out.append(sse.DONE)
         self.completion = {
-            **_chunk(
+            **completion_chunk(
                 self.ctx,
                 [
                     {

@@ -8,13 +8,13 @@ from oca_addon.translate.responses.common import (
     _INCOMPLETE_REASONS,
     _dumps,
     _message_item,
-    _new_id,
-    _obj,
     _reasoning_item,
     _usage,
+    as_object,
+    new_id,
     unique_call_id,
 )
-from oca_addon.translate.responses.context import ResponsesContext, _call_item, response_object
+from oca_addon.translate.responses.context import ResponsesContext, call_item, response_object
 
 
 def chat_to_response(completion: dict[str, Any], ctx: ResponsesContext) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def chat_to_response(completion: dict[str, Any], ctx: ResponsesContext) -> dict[
     if not isinstance(reasoning, str):
         reasoning = message.get("thinking") if isinstance(message.get("thinking"), str) else None
     if reasoning:
-        output.append(_reasoning_item(_new_id("rs_oca"), reasoning))
+        output.append(_reasoning_item(new_id("rs_oca"), reasoning))
 
     content = message.get("content")
     if isinstance(content, list):
@@ -44,13 +44,13 @@ def chat_to_response(completion: dict[str, Any], ctx: ResponsesContext) -> dict[
     if isinstance(message.get("refusal"), str) and not content:
         content = message["refusal"]
     if isinstance(content, str) and content:
-        output.append(_message_item(_new_id("msg_oca"), content, "completed"))
+        output.append(_message_item(new_id("msg_oca"), content, "completed"))
 
     seen: set[str] = set()
     for n, call in enumerate(message.get("tool_calls") or ()):
         if not isinstance(call, dict):
             continue
-        fn = _obj(call.get("function"))
+        fn = as_object(call.get("function"))
         name = fn.get("name") if isinstance(fn.get("name"), str) else ""
         if not name:
             continue
@@ -61,7 +61,7 @@ def chat_to_response(completion: dict[str, Any], ctx: ResponsesContext) -> dict[
         )
         prefix = "ctc_oca" if name in ctx.custom_tools else "fc_oca"
         call_id = unique_call_id(str(call_id), seen)
-        output.append(_call_item(ctx, _new_id(prefix), call_id, name, args, "completed"))
+        output.append(call_item(ctx, new_id(prefix), call_id, name, args, "completed"))
 
     reason = _INCOMPLETE_REASONS.get(str(choice.get("finish_reason")))
     if reason and output:

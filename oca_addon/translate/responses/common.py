@@ -23,7 +23,7 @@ _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content
 _NO_OUTPUT_TEXT = "(no output was recorded for this tool call)"
 
 
-def _new_id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
@@ -42,7 +42,7 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -52,11 +52,11 @@ def _int(value: Any) -> int:
     return 0
 
 
-def _obj(value: Any) -> dict[str, Any]:
+def as_object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -67,7 +67,7 @@ def flat_tool_name(namespace: str | None, name: str) -> str:
     return f"{namespace}{name}" if namespace.endswith("_") else f"{namespace}__{name}"
 
 
-def _not_found(previous_response_id: str) -> RequestError:
+def previous_response_not_found(previous_response_id: str) -> RequestError:
     err = RequestError(
         f"Previous response with id '{previous_response_id}' not found.",
         param="previous_response_id",
@@ -78,25 +78,25 @@ def _not_found(previous_response_id: str) -> RequestError:
 
 def _usage(usage: Any) -> dict[str, Any]:
     u = usage if isinstance(usage, dict) else {}
-    prompt = _int(u.get("prompt_tokens", u.get("input_tokens")))
-    completion = _int(u.get("completion_tokens", u.get("output_tokens")))
-    total = _int(u.get("total_tokens")) or prompt + completion
+    prompt = as_int(u.get("prompt_tokens", u.get("input_tokens")))
+    completion = as_int(u.get("completion_tokens", u.get("output_tokens")))
+    total = as_int(u.get("total_tokens")) or prompt + completion
     pdet = u.get("prompt_tokens_details")
     pdet = pdet if isinstance(pdet, dict) else {}
     cdet = u.get("completion_tokens_details")
     cdet = cdet if isinstance(cdet, dict) else {}
-    cached = _int(pdet.get("cached_tokens")) or _int(u.get("cache_read_input_tokens"))
-    written = _int(pdet.get("cache_write_tokens")) or _int(u.get("cache_creation_input_tokens"))
+    cached = as_int(pdet.get("cached_tokens")) or as_int(u.get("cache_read_input_tokens"))
+    written = as_int(pdet.get("cache_write_tokens")) or as_int(u.get("cache_creation_input_tokens"))
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
         "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": _int(cdet.get("reasoning_tokens"))},
+        "output_tokens_details": {"reasoning_tokens": as_int(cdet.get("reasoning_tokens"))},
         "total_tokens": total,
     }
 
 
-def _custom_input(arguments: str) -> str:
+def custom_tool_input(arguments: str) -> str:
     """The free-form text of a custom tool call, from the function arguments the model wrote."""
     try:
         value = json.loads(arguments)

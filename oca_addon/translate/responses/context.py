@@ -9,14 +9,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oca_addon.core.errors import RequestError
-from oca_addon.translate.responses.common import _custom_input, _is_number, _new_id, _not_found
+from oca_addon.translate.responses.common import (
+    custom_tool_input,
+    is_number,
+    new_id,
+    previous_response_not_found,
+)
 from oca_addon.translate.responses.history import ResponseHistory
 
 
 @dataclass
 class ResponsesContext:
     requested_model: str
-    response_id: str = field(default_factory=lambda: _new_id("resp"))
+    response_id: str = field(default_factory=lambda: new_id("resp"))
     created_at: int = field(default_factory=lambda: int(time.time()))
     stream: bool = False
     # echoed request fields
@@ -132,7 +137,7 @@ def _input_items(body: dict[str, Any], history: ResponseHistory | None) -> list[
         raise RequestError("'input' must be a string or an array of input items", param="input")
     if prev:
         if history is None:
-            raise _not_found(prev)
+            raise previous_response_not_found(prev)
         items = history.expand(prev) + items
     return items
 
@@ -171,12 +176,12 @@ def response_object(
         "safety_identifier": ctx.safety_identifier,
         "service_tier": ctx.service_tier if isinstance(ctx.service_tier, str) else "default",
         "store": ctx.store,
-        "temperature": ctx.temperature if _is_number(ctx.temperature) else 1.0,
+        "temperature": ctx.temperature if is_number(ctx.temperature) else 1.0,
         "text": text,
         "tool_choice": ctx.tool_choice,
         "tools": ctx.tools,
-        "top_logprobs": ctx.top_logprobs if _is_number(ctx.top_logprobs) else 0,
-        "top_p": ctx.top_p if _is_number(ctx.top_p) else 1.0,
+        "top_logprobs": ctx.top_logprobs if is_number(ctx.top_logprobs) else 0,
+        "top_p": ctx.top_p if is_number(ctx.top_p) else 1.0,
         "truncation": ctx.truncation if isinstance(ctx.truncation, str) else "disabled",
         "usage": usage,
         "user": ctx.user,
@@ -187,7 +192,7 @@ def response_object(
     return resp
 
 
-def _call_item(
+def call_item(
     ctx: ResponsesContext, item_id: str, call_id: str, flat: str, arguments: str, status: str
 ) -> dict[str, Any]:
     ns, name = ctx.tool_names.get(flat, (None, flat))
@@ -197,7 +202,7 @@ def _call_item(
             "type": "custom_tool_call",
             "call_id": call_id,
             "name": name,
-            "input": _custom_input(arguments),
+            "input": custom_tool_input(arguments),
         }
     else:
         item = {

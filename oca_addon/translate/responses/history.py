@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from oca_addon.translate.responses.common import _not_found
+from oca_addon.translate.responses.common import previous_response_not_found
 
 
 class ResponseHistory:
@@ -41,6 +41,6 @@ class ResponseHistory:
         with self._lock:
             entry = self._entries.get(previous_response_id)
             if entry is None:
-                raise _not_found(str(previous_response_id))
+                raise previous_response_not_found(str(previous_response_id))
             self._entries.move_to_end(previous_response_id)
             return [*entry[0], *entry[1]]

@@ -1,4 +1,4 @@
-"""Responses input items -> chat messages (`_items_to_messages`): message content parts, images,
+"""Responses input items -> chat messages (`items_to_messages`): message content parts, images,
 files, function/custom tool calls paired with their outputs.
 """
 
@@ -21,7 +21,7 @@ from oca_addon.translate.responses.common import (
 )
 
 
-def _text_of(content: Any, where: str) -> str:
+def text_of(content: Any, where: str) -> str:
     """Plain text of a content value (system/developer/assistant messages, instructions)."""
     if content is None:
         return ""
@@ -54,8 +54,8 @@ def _text_of(content: Any, where: str) -> str:
 
 
 def _output_text(content: Any) -> str | None:
-    """_text_of for the usual assistant message (a string, or output_text parts); None for
-    anything else (then _text_of, which also says what is wrong)."""
+    """text_of for the usual assistant message (a string, or output_text parts); None for
+    anything else (then text_of, which also says what is wrong)."""
     if type(content) is str:
         return content
     if type(content) is not list:
@@ -217,7 +217,7 @@ class Converted:
     unanswered: list[tuple[int, str]]  # (item index, call id): calls that found no output
 
 
-def _items_to_messages(
+def items_to_messages(
     items: list[Any], resume: tuple[Converted, int] | None = None
 ) -> tuple[list[dict[str, Any]], list[str], Converted]:
     """Input items -> (chat messages, the items' system texts, what the next turn can start
@@ -320,12 +320,12 @@ def _items_to_messages(
                 )
             content = item.get("content")
             if role in ("system", "developer"):
-                text = _text_of(content, f"input[{i}]")
+                text = text_of(content, f"input[{i}]")
                 if text:
                     system.append(text)
             elif role == "assistant":
                 said = _output_text(content)
-                text = _text_of(content, f"input[{i}]") if said is None else said
+                text = text_of(content, f"input[{i}]") if said is None else said
                 if turn is not None and turn.calls:
                     flush(i)
                 if turn is None:

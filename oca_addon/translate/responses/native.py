@@ -16,9 +16,9 @@ from oca_addon.translate.responses.common import (
     _MINTED_ID_PREFIXES,
     MINTED_REASONING_PREFIX,
     _error_code,
-    _new_id,
-    _obj,
     _text_part,
+    as_object,
+    new_id,
 )
 from oca_addon.translate.responses.context import (
     ResponsesContext,
@@ -161,7 +161,7 @@ class NativeResponsesAssembler:
             if isinstance(obj.get("delta"), str):
                 self._deltas.setdefault(index, []).append(obj["delta"])
         elif etype == "error" or (etype is None and "error" in obj):
-            err = _obj(obj.get("error")) or obj
+            err = as_object(obj.get("error")) or obj
             message = (
                 err.get("message") if isinstance(err.get("message"), str) else "upstream error"
             )
@@ -207,7 +207,7 @@ class NativeResponsesAssembler:
                 )
             else:
                 resp = {
-                    "id": _new_id("resp"),
+                    "id": new_id("resp"),
                     "object": "response",
                     "created_at": int(time.time()),
                     "status": "failed",

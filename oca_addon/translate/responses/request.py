@@ -9,7 +9,7 @@ from typing import Any
 from oca_addon.core.errors import RequestError
 from oca_addon.core.modelinfo import fit_effort
 from oca_addon.translate.memo import ConversationMemo, RawBody
-from oca_addon.translate.responses.common import _int, _is_number, _obj, flat_tool_name
+from oca_addon.translate.responses.common import as_int, as_object, flat_tool_name, is_number
 from oca_addon.translate.responses.context import (
     ResponsesContext,
     _check_body,
@@ -17,7 +17,7 @@ from oca_addon.translate.responses.context import (
     _input_items,
 )
 from oca_addon.translate.responses.history import ResponseHistory
-from oca_addon.translate.responses.items import _items_to_messages, _text_of
+from oca_addon.translate.responses.items import items_to_messages, text_of
 
 
 def _custom_tool_description(tool: dict[str, Any]) -> str:
@@ -174,7 +174,7 @@ def _instructions_text(instructions: Any) -> str:
             if isinstance(item, str):
                 texts.append(item)
             elif isinstance(item, dict):
-                texts.append(_text_of(item.get("content"), f"instructions[{i}]"))
+                texts.append(text_of(item.get("content"), f"instructions[{i}]"))
         return "\n\n".join(t for t in texts if t)
     raise RequestError("'instructions' must be a string", param="instructions")
 
@@ -237,7 +237,7 @@ def responses_to_chat(
         RawBody(raw, body, "input") if memo is not None and raw is not None and own_list else None
     )
     previous, same = memo.match(items, _MEMO_KEY, source) if memo is not None else (None, 0)
-    messages, item_system, converted = _items_to_messages(
+    messages, item_system, converted = items_to_messages(
         items, (previous.state, same) if previous is not None else None
     )
     system = [instructions, *item_system] if instructions else item_system
@@ -261,11 +261,11 @@ def responses_to_chat(
 
     max_out: Any = body.get("max_output_tokens")
     if max_out is not None:
-        if not _is_number(max_out) or max_out < 1:
+        if not is_number(max_out) or max_out < 1:
             raise RequestError(
                 "'max_output_tokens' must be a positive integer", param="max_output_tokens"
             )
-        limit = _int(_obj(model_info).get("max_output_tokens"))
+        limit = as_int(as_object(model_info).get("max_output_tokens"))
         max_out = int(max_out)
         if limit > 0:
             max_out = min(max_out, limit)
@@ -278,7 +278,7 @@ def responses_to_chat(
         value = body.get(key)
         if value is None:
             continue
-        if not _is_number(value):
+        if not is_number(value):
             raise RequestError(f"'{key}' must be a number", param=key)
         if not is_reasoning:
             chat[key] = value

@@ -8,17 +8,17 @@ from typing import Any
 from oca_addon.core import jsonio, sse
 from oca_addon.translate.responses.common import (
     _INCOMPLETE_REASONS,
-    _custom_input,
     _error_code,
     _message_item,
-    _new_id,
     _reasoning_item,
     _status,
     _text_part,
     _usage,
+    custom_tool_input,
+    new_id,
     unique_call_id,
 )
-from oca_addon.translate.responses.context import ResponsesContext, _call_item, response_object
+from oca_addon.translate.responses.context import ResponsesContext, call_item, response_object
 
 
 class _TextItem:
@@ -116,7 +116,7 @@ class ResponsesStream:
         index = self._next_index
         self._next_index += 1
         if kind == "reasoning":
-            item = _TextItem(kind, _new_id("rs_oca"), index)
+            item = _TextItem(kind, new_id("rs_oca"), index)
             self._emit(
                 out,
                 "response.output_item.added",
@@ -136,7 +136,7 @@ class ResponsesStream:
                 },
             )
         else:
-            item = _TextItem(kind, _new_id("msg_oca"), index)
+            item = _TextItem(kind, new_id("msg_oca"), index)
             self._emit(
                 out,
                 "response.output_item.added",
@@ -244,8 +244,8 @@ class ResponsesStream:
         self._next_index += 1
         call.flat = call.name
         call.custom = call.name in self.ctx.custom_tools
-        call.call_id = unique_call_id(call.id or _new_id("call"), self._call_ids)
-        call.item_id = _new_id("ctc_oca" if call.custom else "fc_oca")
+        call.call_id = unique_call_id(call.id or new_id("call"), self._call_ids)
+        call.item_id = new_id("ctc_oca" if call.custom else "fc_oca")
         ns, name = self.ctx.tool_names.get(call.flat, (None, call.flat))
         if call.custom:
             item: dict[str, Any] = {
@@ -285,7 +285,7 @@ class ResponsesStream:
         args = "".join(call.args)
         ids = {"item_id": call.item_id, "output_index": call.output_index}
         if call.custom:
-            text = _custom_input(args)
+            text = custom_tool_input(args)
             if text:
                 self._emit(out, "response.custom_tool_call_input.delta", {**ids, "delta": text})
             self._emit(out, "response.custom_tool_call_input.done", {**ids, "input": text})
@@ -294,7 +294,7 @@ class ResponsesStream:
                 args = "{}"
                 self._args_delta(call, args, out)
             self._emit(out, "response.function_call_arguments.done", {**ids, "arguments": args})
-        final = _call_item(self.ctx, call.item_id, call.call_id, call.flat, args, status)
+        final = call_item(self.ctx, call.item_id, call.call_id, call.flat, args, status)
         self._items.append(final)
         self._emit(
             out, "response.output_item.done", {"output_index": call.output_index, "item": final}
