@@ -2,6 +2,9 @@
 the repository's top-level `oca_addon.py` re-exports it for `mitmdump -s oca_addon.py`).
 
 mitmproxy calls each hook on each addon in this order, so the list is the pipeline:
+  MitmPatches the narrow patches of mitmproxy applied (first: on load, before anything
+              else); one warning when the installed mitmproxy is not the one they were
+              checked against
   SecretGuard client keys off every flow from its first hook; secrets out of every log line
   HeadLimits  431 for request heads over the limits
   Config      options and settings file -> where OCA is, the token manager
@@ -24,6 +27,7 @@ from oca_addon.addons.guard import Guard
 from oca_addon.addons.hardening import FrameGuard, HeadLimits, SecretGuard
 from oca_addon.addons.keepalive import Keepalive
 from oca_addon.addons.pages import LocalPages
+from oca_addon.addons.patches import MitmPatches
 from oca_addon.addons.replay import Replays
 from oca_addon.addons.traffic import Traffic
 from oca_addon.addons.viewlimit import ViewLimit
@@ -31,6 +35,7 @@ from oca_addon.mitm.state import ProxyState
 
 state = ProxyState()
 addons = [
+    MitmPatches(),
     SecretGuard(),
     HeadLimits(),
     Config(state),

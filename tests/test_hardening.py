@@ -271,11 +271,13 @@ def test_patched_mitmproxy_code_is_what_the_patches_were_written_for() -> None:
     from mitmproxy.proxy.layers.http import _http1
 
     from oca_addon.mitm import patches as mitm_patches
+    from oca_addon.mitm.patches import closeconn, headlimits, http2
 
     mitm_patches.apply()
-    assert _http1.Http1Server.read_headers is mitm_patches._read_headers
-    assert server.ConnectionHandler.close_connection is mitm_patches._close_connection
-    read_headers = inspect.getsource(mitm_patches._original_read_headers)
+    assert _http1.Http1Server.read_headers is http2._read_headers
+    assert http2._inner is headlimits._read_headers
+    assert server.ConnectionHandler.close_connection is closeconn._close_connection
+    read_headers = inspect.getsource(headlimits._original_read_headers)
     assert "maybe_extract_lines" in read_headers and "header size DoS" in read_headers
     handle = inspect.getsource(server.ConnectionHandler.handle_connection)
     assert "await self.server_event(events.DataReceived(connection, data))" in handle

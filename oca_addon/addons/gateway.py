@@ -103,7 +103,6 @@ class Gateway:
         self.retry = RefusalRetry(state)
 
     def load(self, loader: Any) -> None:
-        mitm_patches.apply()
         loader.add_option("oca_models_ttl", int, 300, "Seconds to cache OCA's model list.")
         loader.add_option(
             "oca_completions_refusal_ttl",

@@ -89,8 +89,10 @@ class RefusalRetry:
         assert resp is not None
         status = resp.status_code
         message = upstream_error_message(resp.raw_content or b"", status)
-        if st.first_refusal is not None:  # at most one retry per call; the next call
-            self._fix(flow, st, status, message)  # goes through with what this one says
+        if st.first_refusal is not None or not mitm_patches.resend_available():
+            # At most one retry per call (or none: mitmproxy changed under the patch); the
+            # next call goes through with what this one says.
+            self._fix(flow, st, status, message)
             return False
         fixed = self._fix(flow, st, status, message)
         if fixed is None:
