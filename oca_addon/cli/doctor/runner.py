@@ -23,6 +23,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
+from oca_addon.addons.patches import MitmPatches
 from oca_addon.cli.doctor.read import Reply
 from oca_addon.mitm import patches as mitm_patches
 from oca_addon.mitm.state import CLIENT_HEADERS
@@ -82,12 +83,12 @@ class EmbeddedProxy:
         self._session.trust_env = False  # loopback: never through the environment's proxy
 
     async def __aenter__(self) -> EmbeddedProxy:
-        mitm_patches.apply()
         for name in ("mitmproxy", "mitmproxy.proxy.server"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         opts = Options()
         master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-        master.addons.add(self.wire)
+        # The proxy's first addon: the installed mitmproxy checked, the patches applied.
+        master.addons.add(MitmPatches(), self.wire)
         try:
             opts.update(
                 mode=[f"reverse:{self.origin}@127.0.0.1:0"],
