@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -26,6 +26,7 @@ from oca_addon.core.settings import ModelChoice, Settings, resolve_model
 from oca_addon.core.streams import StreamTranslator, error_status, json_or_none
 from oca_addon.translate import anthropic, responses
 from oca_addon.translate.memo import ConversationMemo
+from oca_addon.translate.shapes import ChatChunk, ChatRequest
 from oca_addon.translate.upstream import ADAPTERS, AdaptedStream, answer_chunks
 
 ANTHROPIC_VERSION = "2023-06-01"  # the Messages API version the Messages adapter speaks
@@ -42,8 +43,8 @@ class Exchange:
     upstream_body: dict[str, Any]
     ctx: Any = None
     # Builds the per-request stream translator for translated streams.
-    make_translator: Callable[[], StreamTranslator] | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
+    make_translator: Callable[[], StreamTranslator[Any]] | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)  # as OCA reported it
     model_info: dict[str, Any] | None = None  # the target's entry in OCA's model list
     client_body_in: dict[str, Any] | None = None  # the client's body, where a retry needs it
     retry_route: Route | None = None  # legacy completions: where the one retry goes
@@ -68,13 +69,15 @@ class Exchange:
     def target(self) -> str:
         return self.choice.target
 
-    def send_chat(self, chat: dict[str, Any], client: Callable[[], StreamTranslator]) -> None:
+    def send_chat(
+        self, chat: ChatRequest, client: Callable[[], StreamTranslator[ChatChunk]]
+    ) -> None:
         """Send a chat request (a client translator's output, or a chat client's own) on
         this exchange's route: as is to /chat/completions, or through the route's upstream
         adapter; `client` makes the stream translator that reads chat chunks."""
         adapter = ADAPTERS.get(self.route.adapter) if self.route.adapter else None
         if adapter is None:
-            self.upstream_body = chat
+            self.upstream_body = cast(dict[str, Any], chat)  # as any API's body (the same dict)
             self.make_translator = client
             return
         self.upstream_body = adapter.request(chat, model_info=self.model_info)
@@ -94,7 +97,7 @@ class Exchange:
         if self.memo is not None:
             self.memo.settle()
 
-    def client_body(self, upstream: bytes) -> dict[str, Any]:
+    def client_body(self, upstream: bytes) -> Mapping[str, Any]:
         """A buffered (non-streamed) answer for the client, from OCA's streamed body."""
         if not self.api.streams:
             return _json_object(upstream)
@@ -105,7 +108,7 @@ class Exchange:
         if self.route.native:
             return self.api.native_answer(self, events)
         adapter = self.route.adapter
-        chunks: Iterable[dict[str, Any]] = (
+        chunks: Iterable[ChatChunk] = (
             answer_chunks(ADAPTERS[adapter].answer(self.target), events)  # the model's own API
             if adapter is not None
             else chat_chunks(events)

@@ -8,7 +8,7 @@ Pure over bytes (no mitmproxy): the addon hands these to `flow.response.stream`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from oca_addon.core import jsonio, sse
@@ -16,8 +16,13 @@ from oca_addon.core.errors import upstream_error_message
 from oca_addon.translate import anthropic
 
 
-class StreamTranslator(Protocol):
-    def feed(self, chunk: dict[str, Any]) -> bytes: ...
+class StreamTranslator[Event](Protocol):
+    """A streamed answer's translator, one per request (docs/ARCHITECTURE.md). `Event` is
+    what `feed` takes: a `ChatChunk` for the client APIs' translators (they read OCA's chat
+    stream, or an upstream adapter's chunks); one upstream event's JSON, `dict[str, Any]`,
+    for the native streams and `AdaptedStream`. The driver feeds it parsed JSON objects."""
+
+    def feed(self, chunk: Event) -> bytes: ...
     def finish(self) -> bytes: ...
     def fail(self, status: int, message: str) -> bytes: ...
 
@@ -38,7 +43,7 @@ class StreamDriver:
         "usage",
     )
 
-    def __init__(self, translator: StreamTranslator, capture_limit: int = 0) -> None:
+    def __init__(self, translator: StreamTranslator[Any], capture_limit: int = 0) -> None:
         self.parser = sse.SSEParser()
         self.translator = translator
         self.closed = False
@@ -289,7 +294,7 @@ def _message_start_usage(body: bytes | bytearray) -> dict[str, Any] | None:
     return None
 
 
-def token_counts(usage: dict[str, Any] | None) -> tuple[int, int]:
+def token_counts(usage: Mapping[str, Any] | None) -> tuple[int, int]:
     """(input, output) tokens from any of the three APIs' usage shapes."""
     if not usage:
         return 0, 0

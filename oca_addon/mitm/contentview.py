@@ -15,11 +15,13 @@ went through oca-proxy.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from oca_addon.core import sse
 from oca_addon.translate.chat import ChatAssembler
+from oca_addon.translate.shapes import is_chunk
 
 META_KEY = "oca"  # flow.metadata[META_KEY]: what annotate.py keeps about a call
 NAME = "OCA"
@@ -59,7 +61,7 @@ class Assembled:
     model: str | None = None
     id: str | None = None
     parts: list[Part] = field(default_factory=list)
-    usage: dict[str, Any] | None = None
+    usage: Mapping[str, Any] | None = None
     stop: str | None = None
     errors: list[str] = field(default_factory=list)
     complete: bool = False  # the stream's own end marker arrived
@@ -149,7 +151,7 @@ def _assemble_chat(events: list[tuple[sse.SSEEvent, Any]], out: Assembled) -> No
             out.complete = True
         elif isinstance(obj, dict) and "error" in obj:
             out.errors.append(_error_text(obj))
-        elif isinstance(obj, dict):
+        elif is_chunk(obj):
             chat.feed(obj)
     out.model, out.id, out.usage = chat.model, chat.id, chat.usage
     out.stop = chat.finish_reason
@@ -377,7 +379,7 @@ def _pretty_args(text: str) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
-def _fmt_usage(usage: dict[str, Any]) -> str:
+def _fmt_usage(usage: Mapping[str, Any]) -> str:
     flat = [
         f"{k} {v:,}"
         for k, v in usage.items()

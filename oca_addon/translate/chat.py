@@ -12,6 +12,14 @@ from typing import Any
 
 from oca_addon.core import sse
 from oca_addon.core.errors import RequestError, openai_error
+from oca_addon.translate.shapes import (
+    ChatChunk,
+    ChatCompletion,
+    ChatMessage,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 
 def prepare_chat_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -71,40 +79,46 @@ class ChatAssembler:
         self.system_fingerprint: str | None = None
         self.content: list[str] = []
         self.reasoning: list[str] = []
-        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.tool_calls: dict[int, ToolCall] = {}
         self.finish_reason: str | None = None
-        self.usage: dict[str, Any] | None = None
+        self.usage: Usage | None = None
         self.role = "assistant"
 
-    def feed(self, chunk: dict[str, Any]) -> None:
+    def feed(self, chunk: ChatChunk) -> None:
         self.id = self.id or chunk.get("id")
         self.model = self.model or chunk.get("model")
         self.created = self.created or chunk.get("created")
         self.system_fingerprint = self.system_fingerprint or chunk.get("system_fingerprint")
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
-                self.content.append(delta["content"])
+            content = delta.get("content")
+            if isinstance(content, str):
+                self.content.append(content)
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str):
                 self.reasoning.append(reasoning)
-            elif isinstance(delta.get("thinking"), str):
-                self.reasoning.append(delta["thinking"])
+            else:
+                thinking = delta.get("thinking")
+                if isinstance(thinking, str):
+                    self.reasoning.append(thinking)
             for tc in delta.get("tool_calls") or ():
                 self._feed_tool_call(tc)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self.finish_reason = finish_reason
 
-    def _feed_tool_call(self, tc: Any) -> None:
+    def _feed_tool_call(self, tc: ToolCallDelta) -> None:
         if not isinstance(tc, dict):
             return
         index = tc.get("index", len(self.tool_calls))
+        # (an id of "" until a fragment brings one: result() names the call then)
         call = self.tool_calls.setdefault(
-            index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+            index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
         )
         if tc.get("id"):
             call["id"] = tc["id"]
@@ -114,20 +128,20 @@ class ChatAssembler:
         if isinstance(fn.get("arguments"), str):
             call["function"]["arguments"] += fn["arguments"]
 
-    def result(self) -> dict[str, Any]:
-        message: dict[str, Any] = {
+    def result(self) -> ChatCompletion:
+        message: ChatMessage = {
             "role": self.role,
             "content": "".join(self.content) if self.content or not self.tool_calls else None,
         }
         if self.reasoning:
             message["reasoning_content"] = "".join(self.reasoning)
         if self.tool_calls:
-            calls = []
+            calls: list[ToolCall] = []
             for n, (_, call) in enumerate(sorted(self.tool_calls.items())):
                 calls.append({**call, "id": call["id"] or f"call_{n}"})
             message["tool_calls"] = calls
         finish = self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
-        out: dict[str, Any] = {
+        out: ChatCompletion = {
             "id": self.id or f"chatcmpl-{int(time.time() * 1000)}",
             "object": "chat.completion",
             "created": self.created or int(time.time()),
@@ -151,7 +165,7 @@ class ChatStream:
     def __init__(self) -> None:
         self.done = False
 
-    def feed(self, chunk: dict[str, Any]) -> bytes:
+    def feed(self, chunk: ChatChunk) -> bytes:
         return b"" if self.done else sse.encode(chunk)
 
     def finish(self) -> bytes:

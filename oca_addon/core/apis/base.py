@@ -10,7 +10,7 @@ headers go on to OCA. Adding a client API is one new module here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,6 +21,7 @@ from oca_addon.core.routing import Endpoint
 from oca_addon.core.streams import json_or_none
 from oca_addon.translate.chat import ChatAssembler
 from oca_addon.translate.memo import ConversationMemo
+from oca_addon.translate.shapes import ChatChunk, ChatCompletion, is_chunk
 
 if TYPE_CHECKING:
     from oca_addon.core.apis.local import LocalRequest
@@ -46,12 +47,12 @@ class Inputs:
     raw: bytes | None = None  # the bytes the body was parsed from
 
 
-def chat_chunks(events: list[sse.SSEEvent]) -> Iterator[dict[str, Any]]:
+def chat_chunks(events: list[sse.SSEEvent]) -> Iterator[ChatChunk]:
     """The chat.completion.chunk objects of a chat stream."""
     for ev in events:
         if ev.data != "[DONE]":
             chunk = json_or_none(ev.data)
-            if isinstance(chunk, dict):
+            if is_chunk(chunk):
                 yield chunk
 
 
@@ -86,11 +87,11 @@ class ClientApi:
         """The client's headers that go on to OCA."""
         return KEPT_HEADERS
 
-    def native_answer(self, ex: Exchange, events: list[sse.SSEEvent]) -> dict[str, Any]:
+    def native_answer(self, ex: Exchange, events: list[sse.SSEEvent]) -> Mapping[str, Any]:
         """A buffered answer on a native route, from OCA's own stream of this API."""
         raise NotImplementedError(self.endpoint.value)
 
-    def chat_answer(self, ex: Exchange, chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    def chat_answer(self, ex: Exchange, chunks: Iterable[ChatChunk]) -> Mapping[str, Any]:
         """A buffered answer from chat chunks (OCA's chat stream, or an upstream adapter's)."""
         assembler = ChatAssembler()
         for chunk in chunks:
@@ -99,7 +100,7 @@ class ClientApi:
         ex.usage = completion.get("usage") or {}
         return self.from_chat(ex, completion)
 
-    def from_chat(self, ex: Exchange, completion: dict[str, Any]) -> dict[str, Any]:
+    def from_chat(self, ex: Exchange, completion: ChatCompletion) -> Mapping[str, Any]:
         """One chat.completion as this API's answer."""
         raise NotImplementedError(self.endpoint.value)
 

@@ -12,6 +12,7 @@ from oca_addon.core.apis.base import ClientApi, Inputs
 from oca_addon.core.errors import ApiError
 from oca_addon.core.routing import TRANSLATED_TO_CHAT, Endpoint, translated_route
 from oca_addon.translate import completions
+from oca_addon.translate.shapes import ChatChunk
 
 if TYPE_CHECKING:
     from oca_addon.core.exchange import Exchange
@@ -30,7 +31,7 @@ class CompletionsApi(ClientApi):
     def native_answer(self, ex: Exchange, events: list[sse.SSEEvent]) -> dict[str, Any]:
         return completions.assemble_completion_stream(events, requested_model=ex.requested_model)
 
-    def chat_answer(self, ex: Exchange, chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    def chat_answer(self, ex: Exchange, chunks: Iterable[ChatChunk]) -> dict[str, Any]:
         # All `n` choices (a chat answer keeps only the first).
         stream = completions.CompletionsStream(ex.ctx)
         for chunk in chunks:  # (an error in the stream has raised before: client_body)

@@ -10,6 +10,7 @@ from oca_addon.core.apis.base import KEPT_HEADERS, ClientApi, Inputs
 from oca_addon.core.errors import anthropic_error
 from oca_addon.core.routing import Endpoint
 from oca_addon.translate import anthropic
+from oca_addon.translate.shapes import ChatCompletion
 
 if TYPE_CHECKING:
     from oca_addon.core.exchange import Exchange
@@ -56,7 +57,7 @@ class MessagesApi(ClientApi):
             msgs.feed(ev)
         return msgs.result(ex.requested_model)
 
-    def from_chat(self, ex: Exchange, completion: dict[str, Any]) -> dict[str, Any]:
+    def from_chat(self, ex: Exchange, completion: ChatCompletion) -> dict[str, Any]:
         return anthropic.chat_to_anthropic(completion, ex.ctx)
 
     def with_effort(self, body: dict[str, Any], effort: str) -> None:

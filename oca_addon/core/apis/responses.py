@@ -9,6 +9,7 @@ from oca_addon.core import sse
 from oca_addon.core.apis.base import ClientApi, Inputs
 from oca_addon.core.routing import Endpoint
 from oca_addon.translate import responses
+from oca_addon.translate.shapes import ChatCompletion
 
 if TYPE_CHECKING:
     from oca_addon.core.exchange import Exchange
@@ -48,7 +49,7 @@ class ResponsesApi(ClientApi):
             resp.feed(ev)
         return resp.result()
 
-    def from_chat(self, ex: Exchange, completion: dict[str, Any]) -> dict[str, Any]:
+    def from_chat(self, ex: Exchange, completion: ChatCompletion) -> dict[str, Any]:
         return responses.chat_to_response(completion, ex.ctx)
 
     def with_effort(self, body: dict[str, Any], effort: str) -> None:

@@ -17,9 +17,10 @@ from oca_addon.translate.anthropic.common import (
     _stop_reason,
     _usage,
 )
+from oca_addon.translate.shapes import ChatCompletion
 
 
-def chat_to_anthropic(completion: dict[str, Any], ctx: AnthropicContext) -> dict[str, Any]:
+def chat_to_anthropic(completion: ChatCompletion, ctx: AnthropicContext) -> dict[str, Any]:
     """A `chat.completion` (as assembled by translate.chat.ChatAssembler) -> a `Message`."""
     choice: Any = None
     if isinstance(completion, dict):

@@ -27,6 +27,7 @@ from oca_addon.translate.anthropic.common import (
 )
 from oca_addon.translate.count_tokens import estimate
 from oca_addon.translate.memo import ConversationMemo, RawBody
+from oca_addon.translate.shapes import ChatRequest
 
 
 def anthropic_to_chat(
@@ -38,7 +39,7 @@ def anthropic_to_chat(
     estimate_later: bool = False,
     memo: ConversationMemo | None = None,
     raw: bytes | None = None,
-) -> tuple[dict[str, Any], AnthropicContext]:
+) -> tuple[ChatRequest, AnthropicContext]:
     """A Messages request body -> (OCA chat/completions body, context for the answer).
 
     `estimate_later`: the input-token estimate (a pass over the whole body) is left for
@@ -77,7 +78,7 @@ def anthropic_to_chat(
     )
     caching.apply(chat_messages, enabled=caches_prompts(info))
 
-    out: dict[str, Any] = {"model": target_model, "messages": chat_messages}
+    out: ChatRequest = {"model": target_model, "messages": chat_messages}
 
     max_tokens = body.get("max_tokens")
     limit = _int(info.get("max_output_tokens")) if info else 0

@@ -16,6 +16,7 @@ from oca_addon.translate.anthropic.common import (
     _stop_reason,
     _usage,
 )
+from oca_addon.translate.shapes import ChatChunk, Usage
 
 
 class _Tool:
@@ -58,7 +59,7 @@ class AnthropicStream:
         self._tool_blocks = 0
         self._chars = 0
         self._finish_reason: str | None = None
-        self._usage: dict[str, Any] | None = None
+        self._usage: Usage | None = None
 
     # ---- frames
 
@@ -231,7 +232,7 @@ class AnthropicStream:
 
     # ---- driver
 
-    def feed(self, chunk: dict[str, Any]) -> bytes:
+    def feed(self, chunk: ChatChunk) -> bytes:
         if self._done or not isinstance(chunk, dict):
             return b""
         out: list[bytes] = []

@@ -15,9 +15,10 @@ from oca_addon.translate.completions.common import (
     legacy_finish_reason,
 )
 from oca_addon.translate.completions.stream import CompletionsStream
+from oca_addon.translate.shapes import ChatCompletion, is_chunk
 
 
-def chat_to_completion(completion: dict[str, Any], ctx: CompletionsContext) -> dict[str, Any]:
+def chat_to_completion(completion: ChatCompletion, ctx: CompletionsContext) -> dict[str, Any]:
     """An assembled `chat.completion` -> one `text_completion` (all its choices, by index)."""
     choices_in = completion.get("choices") if isinstance(completion, dict) else None
     choices: list[dict[str, Any]] = []
@@ -69,7 +70,7 @@ def chat_stream_to_completion(
             chunk = json.loads(event.data)
         except ValueError:
             continue
-        if not isinstance(chunk, dict):
+        if not is_chunk(chunk):
             continue
         if chunk.get("error") and not chunk.get("choices"):
             err = chunk["error"]

@@ -11,6 +11,7 @@ from typing import Any
 from oca_addon.core.errors import RequestError
 from oca_addon.core.modelinfo import fit_effort
 from oca_addon.translate.completions.common import CompletionsContext, as_int, is_number
+from oca_addon.translate.shapes import ChatRequest
 
 
 def _prompt(body: dict[str, Any]) -> str:
@@ -41,7 +42,7 @@ def completions_to_chat(
     target_model: str,
     model_info: dict[str, Any] | None = None,
     reasoning_effort: str | None = None,
-) -> tuple[dict[str, Any], CompletionsContext]:
+) -> tuple[ChatRequest, CompletionsContext]:
     """A legacy completions request -> (OCA /chat/completions request, context)."""
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.")
@@ -69,7 +70,7 @@ def completions_to_chat(
 
     info = model_info if isinstance(model_info, dict) else {}
     is_reasoning = info.get("is_reasoning_model") is True
-    chat: dict[str, Any] = {
+    chat: ChatRequest = {
         "model": target_model,
         "messages": [{"role": "user", "content": prompt}],
     }
@@ -101,9 +102,9 @@ def completions_to_chat(
             raise RequestError(f"'{key}' must be a number", param=key)
         if not (is_reasoning and key in ("temperature", "top_p")):
             chat[key] = value
-    for key in ("seed", "logit_bias", "user"):
-        if body.get(key) is not None:
-            chat[key] = body[key]
+    for name in ("seed", "logit_bias", "user"):
+        if body.get(name) is not None:
+            chat[name] = body[name]
 
     effort = fit_effort(reasoning_effort, info)  # never a value the model does not list
     if effort:

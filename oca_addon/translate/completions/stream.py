@@ -12,6 +12,7 @@ from oca_addon.translate.completions.common import (
     completion_usage,
     legacy_finish_reason,
 )
+from oca_addon.translate.shapes import ChatChunk, Usage
 
 
 class CompletionsStream:
@@ -26,7 +27,7 @@ class CompletionsStream:
         self.completion: dict[str, Any] | None = None
         self._texts: dict[int, list[str]] = {}
         self._finish: dict[int, str] = {}
-        self._usage: dict[str, Any] | None = None
+        self._usage: Usage | None = None
         self._done = False
 
     def _text_choice(self, index: int, text: str, out: list[bytes]) -> None:
@@ -41,7 +42,7 @@ class CompletionsStream:
         choice = {"index": index, "text": text, "finish_reason": None, "logprobs": None}
         out.append(sse.encode(completion_chunk(self.ctx, [choice])))
 
-    def feed(self, chunk: dict[str, Any]) -> bytes:
+    def feed(self, chunk: ChatChunk) -> bytes:
         if self._done or not isinstance(chunk, dict):
             return b""
         if "error" in chunk and not chunk.get("choices"):

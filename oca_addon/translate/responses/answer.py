@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from oca_addon.translate.responses.common import (
@@ -15,15 +16,16 @@ from oca_addon.translate.responses.common import (
     unique_call_id,
 )
 from oca_addon.translate.responses.context import ResponsesContext, call_item, response_object
+from oca_addon.translate.shapes import ChatCompletion, CompletionChoice
 
 
-def chat_to_response(completion: dict[str, Any], ctx: ResponsesContext) -> dict[str, Any]:
+def chat_to_response(completion: ChatCompletion, ctx: ResponsesContext) -> dict[str, Any]:
     """An assembled `chat.completion` -> one `response` object."""
     choices = completion.get("choices") if isinstance(completion, dict) else None
-    choice: dict[str, Any] = {}
+    choice: CompletionChoice = {}
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         choice = choices[0]
-    message: dict[str, Any] = choice.get("message") or {}
+    message: Mapping[str, Any] = choice.get("message") or {}
     if not isinstance(message, dict):
         message = {}
     output: list[dict[str, Any]] = []

@@ -18,6 +18,7 @@ from oca_addon.translate.responses.context import (
 )
 from oca_addon.translate.responses.history import ResponseHistory
 from oca_addon.translate.responses.items import items_to_messages, text_of
+from oca_addon.translate.shapes import ChatRequest
 
 
 def _custom_tool_description(tool: dict[str, Any]) -> str:
@@ -179,7 +180,7 @@ def _instructions_text(instructions: Any) -> str:
     raise RequestError("'instructions' must be a string", param="instructions")
 
 
-def _request_identity(body: dict[str, Any], chat: dict[str, Any]) -> None:
+def _request_identity(body: dict[str, Any], chat: ChatRequest) -> None:
     """`prompt_cache_key`, `safety_identifier` and `metadata`: chat has the same fields, so
     they go on as sent (chat's `metadata` is OCA's gateway's own: LiteLLM keeps it with the
     call). The types are checked as the Responses API checks them."""
@@ -214,7 +215,7 @@ def responses_to_chat(
     history: ResponseHistory | None = None,
     memo: ConversationMemo | None = None,
     raw: bytes | None = None,
-) -> tuple[dict[str, Any], ResponsesContext]:
+) -> tuple[ChatRequest, ResponsesContext]:
     """A Responses request -> (OCA /chat/completions request, context for the answer).
 
     `memo`: the conversations translated lately; the items this request shares with one are
@@ -248,7 +249,7 @@ def responses_to_chat(
     if system:
         messages.insert(0, {"role": "system", "content": "\n\n".join(system)})
 
-    chat: dict[str, Any] = {"model": target_model, "messages": messages}
+    chat: ChatRequest = {"model": target_model, "messages": messages}
 
     tools = _chat_tools(body.get("tools"), ctx)
     choice, tools = _apply_tool_choice(body.get("tool_choice"), tools, ctx)

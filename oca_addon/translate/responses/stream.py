@@ -19,6 +19,7 @@ from oca_addon.translate.responses.common import (
     unique_call_id,
 )
 from oca_addon.translate.responses.context import ResponsesContext, call_item, response_object
+from oca_addon.translate.shapes import ChatChunk, Usage
 
 
 class _TextItem:
@@ -94,7 +95,7 @@ class ResponsesStream:
         self._tool_phase = False
         self._late: list[tuple[str, list[str]]] = []
         self._finish_reason: str | None = None
-        self._usage: dict[str, Any] | None = None
+        self._usage: Usage | None = None
 
     # -- framing ------------------------------------------------------------------------
 
@@ -355,7 +356,7 @@ class ResponsesStream:
 
     # -- public API -----------------------------------------------------------------------
 
-    def feed(self, chunk: dict[str, Any]) -> bytes:
+    def feed(self, chunk: ChatChunk) -> bytes:
         if self._done:
             return b""
         out: list[bytes] = []

@@ -15,23 +15,32 @@ from typing import Any, Protocol
 
 from oca_addon.core import jsonio, sse
 from oca_addon.core.errors import ApiError, RequestError, openai_error_type
+from oca_addon.translate.shapes import (
+    ChatChunk,
+    ChatDelta,
+    ChatRequest,
+    ChunkChoice,
+    FunctionDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 
 class UpstreamAnswer(Protocol):
-    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, event: dict[str, Any]) -> list[ChatChunk]:
         """One upstream SSE event (its JSON data) -> chat chunks (maybe none)."""
         ...
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[ChatChunk]:
         """The upstream body ended: the closing chunks, or an error chunk if the answer
         was cut short."""
         ...
 
 
 class ClientStream(Protocol):
-    """A client API's stream translator (docs/ARCHITECTURE.md)."""
+    """A client API's stream translator (docs/ARCHITECTURE.md): it reads chat chunks."""
 
-    def feed(self, chunk: dict[str, Any]) -> bytes: ...
+    def feed(self, chunk: ChatChunk) -> bytes: ...
     def finish(self) -> bytes: ...
     def fail(self, status: int, message: str) -> bytes: ...
 
@@ -43,7 +52,7 @@ class Chunks:
     __slots__ = ("base", "started")
 
     def __init__(self, model: str) -> None:
-        self.base = {
+        self.base: ChatChunk = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion.chunk",
             "created": int(time.time()),
@@ -51,37 +60,43 @@ class Chunks:
         }
         self.started = False
 
-    def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def delta(self, delta: ChatDelta, finish_reason: str | None = None) -> ChatChunk:
         if not self.started:
             self.started = True
             delta = {"role": "assistant", **delta}
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+        choice: ChunkChoice = {
+            "index": 0,
+            "delta": delta,
+            "finish_reason": finish_reason,
+            "logprobs": None,
+        }
         return {**self.base, "choices": [choice]}
 
-    def text(self, text: str) -> dict[str, Any]:
+    def text(self, text: str) -> ChatChunk:
         return self.delta({"content": text})
 
-    def reasoning(self, text: str) -> dict[str, Any]:
+    def reasoning(self, text: str) -> ChatChunk:
         return self.delta({"reasoning_content": text})
 
     def tool_call(
         self, index: int, *, call_id: str | None = None, name: str | None = None, args: str = ""
-    ) -> dict[str, Any]:
-        call: dict[str, Any] = {"index": index}
+    ) -> ChatChunk:
+        call: ToolCallDelta = {"index": index}
         if call_id is not None:
-            call.update(id=call_id, type="function")
-        fn: dict[str, Any] = {"arguments": args}
+            call["id"] = call_id
+            call["type"] = "function"
+        fn: FunctionDelta = {"arguments": args}
         if name is not None:
             fn = {"name": name, **fn}
         call["function"] = fn
         return self.delta({"tool_calls": [call]})
 
-    def end(self, finish_reason: str, usage: dict[str, Any]) -> list[dict[str, Any]]:
+    def end(self, finish_reason: str, usage: Usage) -> list[ChatChunk]:
         """The finish chunk, then the usage chunk (no choices), as LiteLLM sends them."""
         return [self.delta({}, finish_reason), {**self.base, "choices": [], "usage": usage}]
 
 
-def function_tools(chat: dict[str, Any]) -> list[dict[str, Any]]:
+def function_tools(chat: ChatRequest) -> list[dict[str, Any]]:
     """A chat request's function tools, as the adapters translate them (other kinds have no
     equivalent upstream). A `tools` that is not an array cannot be translated: a 400."""
     tools = chat.get("tools")
@@ -122,15 +137,15 @@ def tool_calls(message: dict[str, Any], index: int) -> list[Any]:
     return calls
 
 
-def error_chunk(status: int, message: str) -> dict[str, Any]:
+def error_chunk(status: int, message: str) -> ChatChunk:
     return {"error": {"message": message, "type": openai_error_type(status), "code": status}}
 
 
 def chat_usage(
     prompt: int, completion: int, *, cached: int = 0, written: int = 0, reasoning: int = 0
-) -> dict[str, Any]:
+) -> Usage:
     """Usage in chat's shape, with the cache fields LiteLLM adds (prompt counts them all)."""
-    usage: dict[str, Any] = {
+    usage: Usage = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
@@ -184,7 +199,7 @@ class AdaptedStream:
         self.client = client
         self.done = False
 
-    def _pass(self, chunks: list[dict[str, Any]]) -> bytes:
+    def _pass(self, chunks: list[ChatChunk]) -> bytes:
         out: list[bytes] = []
         for chunk in chunks:
             err = chunk.get("error")
@@ -216,7 +231,7 @@ class AdaptedStream:
         return self.client.fail(status, message)
 
 
-def error_of(chunk: dict[str, Any]) -> tuple[int, str]:
+def error_of(chunk: ChatChunk) -> tuple[int, str]:
     """(status, message) of an error chunk."""
     err = chunk.get("error")
     err = err if isinstance(err, dict) else {"message": str(err)}
@@ -226,10 +241,10 @@ def error_of(chunk: dict[str, Any]) -> tuple[int, str]:
     return status, message if isinstance(message, str) and message else "OCA reported an error"
 
 
-def answer_chunks(answer: UpstreamAnswer, events: list[sse.SSEEvent]) -> list[dict[str, Any]]:
+def answer_chunks(answer: UpstreamAnswer, events: list[sse.SSEEvent]) -> list[ChatChunk]:
     """A whole upstream stream -> its chat chunks (buffered answers). Raises ApiError for an
     error in the stream or a stream cut short."""
-    chunks: list[dict[str, Any]] = []
+    chunks: list[ChatChunk] = []
     for ev in events:
         if ev.data == "[DONE]":
             break

@@ -28,6 +28,7 @@ from oca_addon.translate.anthropic.common import (
     merge_usage,
     opaque_id,
 )
+from oca_addon.translate.shapes import ChatChunk, ChatRequest
 from oca_addon.translate.upstream.common import (
     Chunks,
     chat_usage,
@@ -54,7 +55,7 @@ _FINISH = {
 # -- request: chat -> Messages ----------------------------------------------------------
 
 
-def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -> dict[str, Any]:
+def request(chat: ChatRequest, *, model_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """A chat/completions request body -> the `/v1/messages` body for the same call."""
     info = model_info if isinstance(model_info, dict) else {}
     system, messages = _messages(chat.get("messages"))
@@ -104,7 +105,7 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
     return out
 
 
-def _user_id(chat: dict[str, Any]) -> str | None:
+def _user_id(chat: ChatRequest) -> str | None:
     """Anthropic's `metadata.user_id` (an opaque id of the end user, for abuse detection, of
     up to 256 characters): chat's `safety_identifier`, made for just that, else `user`."""
     for key in ("safety_identifier", "user"):
@@ -114,7 +115,7 @@ def _user_id(chat: dict[str, Any]) -> str | None:
     return None
 
 
-def _thinking(chat: dict[str, Any], max_tokens: int) -> dict[str, Any] | None:
+def _thinking(chat: ChatRequest, max_tokens: int) -> dict[str, Any] | None:
     thinking = chat.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") != "enabled":
         return dict(thinking)  # disabled, adaptive: as sent
@@ -320,7 +321,7 @@ class Answer:
         self._stop_reason: str | None = None
         self._done = False
 
-    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, event: dict[str, Any]) -> list[ChatChunk]:
         if self._done:
             return []
         kind = event.get("type")
@@ -356,7 +357,7 @@ class Answer:
             return [error_chunk(status, message if isinstance(message, str) else "OCA failed")]
         return []  # ping, unknown events
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[ChatChunk]:
         if self._done:
             return []
         if self._stop_reason is not None:  # all but message_stop arrived: complete enough
@@ -364,7 +365,7 @@ class Answer:
         self._done = True
         return [error_chunk(502, "OCA's stream ended before the message was complete")]
 
-    def _start(self, index: Any, block: Any) -> list[dict[str, Any]]:
+    def _start(self, index: Any, block: Any) -> list[ChatChunk]:
         if not isinstance(block, dict):
             return []
         kind = block.get("type")
@@ -386,7 +387,7 @@ class Answer:
             return [self.chunks.reasoning(block["thinking"])]
         return []
 
-    def _delta(self, block: _Block | None, delta: Any) -> list[dict[str, Any]]:
+    def _delta(self, block: _Block | None, delta: Any) -> list[ChatChunk]:
         if block is None or not isinstance(delta, dict):
             return []
         kind = delta.get("type")
@@ -402,7 +403,7 @@ class Answer:
             return self._args(block, delta.get("partial_json"))
         return []  # signature_delta, citations_delta: chat has no place for them
 
-    def _args(self, block: _Block, text: Any) -> list[dict[str, Any]]:
+    def _args(self, block: _Block, text: Any) -> list[ChatChunk]:
         if not isinstance(text, str) or not text:
             return []
         block.sent += len(text)
@@ -412,7 +413,7 @@ class Answer:
         if isinstance(usage, dict):
             self._usage = merge_usage(self._usage, usage)
 
-    def _end(self) -> list[dict[str, Any]]:
+    def _end(self) -> list[ChatChunk]:
         self._done = True
         reason = self._stop_reason
         finish = _FINISH.get(reason, "stop") if reason else "stop"

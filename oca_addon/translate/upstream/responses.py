@@ -20,6 +20,7 @@ from typing import Any
 
 from oca_addon.core.modelinfo import fit_effort
 from oca_addon.translate.anthropic.common import effort_for_budget
+from oca_addon.translate.shapes import ChatChunk, ChatRequest, Usage
 from oca_addon.translate.upstream.common import (
     Chunks,
     chat_usage,
@@ -46,7 +47,7 @@ _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"
 # -- request: chat -> Responses ---------------------------------------------------------
 
 
-def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -> dict[str, Any]:
+def request(chat: ChatRequest, *, model_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """A chat/completions request body -> the `/responses` body for the same call."""
     info = model_info if isinstance(model_info, dict) else {}
     instructions, items = _input(chat.get("messages"))
@@ -85,9 +86,10 @@ def request(chat: dict[str, Any], *, model_info: dict[str, Any] | None = None) -
     fmt = _text_format(chat.get("response_format"))
     if fmt is not None:
         out["text"] = {"format": fmt}
-    for key in ("user", "prompt_cache_key", "safety_identifier"):  # the same in Responses
-        if isinstance(chat.get(key), str) and chat[key]:
-            out[key] = chat[key]
+    for name in ("user", "prompt_cache_key", "safety_identifier"):  # the same in Responses
+        value = chat.get(name)
+        if isinstance(value, str) and value:
+            out[name] = value
     metadata = string_metadata(chat.get("metadata"))
     if metadata:
         out["metadata"] = metadata
@@ -229,7 +231,7 @@ class Answer:
         self._summary: tuple[Any, Any] | None = None  # the reasoning part being streamed
         self._done = False
 
-    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, event: dict[str, Any]) -> list[ChatChunk]:
         if self._done:
             return []
         kind = event.get("type")
@@ -261,13 +263,13 @@ class Answer:
             return [_error(err if isinstance(err, dict) else event)]
         return []
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[ChatChunk]:
         if self._done:
             return []
         self._done = True
         return [error_chunk(502, "OCA's stream ended before the response was complete")]
 
-    def _added(self, index: Any, item: Any) -> list[dict[str, Any]]:
+    def _added(self, index: Any, item: Any) -> list[ChatChunk]:
         if not isinstance(item, dict) or item.get("type") != "function_call":
             return []
         call = _Call(len(self._calls))
@@ -280,18 +282,18 @@ class Answer:
     def _find(self, item_id: Any, index: Any) -> _Call | None:
         return self._calls.get(index) or (self._calls.get(item_id) if item_id else None)
 
-    def _args(self, item_id: Any, index: Any, text: Any, *, whole: bool) -> list[dict[str, Any]]:
+    def _args(self, item_id: Any, index: Any, text: Any, *, whole: bool) -> list[ChatChunk]:
         call = self._find(item_id, index)
         return self._send(call, text, whole=whole) if call is not None else []
 
-    def _send(self, call: _Call, text: Any, *, whole: bool) -> list[dict[str, Any]]:
+    def _send(self, call: _Call, text: Any, *, whole: bool) -> list[ChatChunk]:
         # `whole`: the complete arguments (a .done event), sent only if no delta came.
         if not isinstance(text, str) or not text or (whole and call.sent):
             return []
         call.sent += len(text)
         return [self.chunks.tool_call(call.index, args=text)]
 
-    def _reasoning(self, event: dict[str, Any], delta: Any) -> list[dict[str, Any]]:
+    def _reasoning(self, event: dict[str, Any], delta: Any) -> list[ChatChunk]:
         if not isinstance(delta, str) or not delta:
             return []
         part = (event.get("item_id"), event.get("summary_index", event.get("content_index")))
@@ -299,7 +301,7 @@ class Answer:
         self._summary = part
         return [self.chunks.reasoning(gap + delta)]
 
-    def _item_done(self, index: Any, item: Any) -> list[dict[str, Any]]:
+    def _item_done(self, index: Any, item: Any) -> list[ChatChunk]:
         """Content an upstream sent only whole, in `output_item.done`."""
         if not isinstance(item, dict):
             return []
@@ -319,10 +321,10 @@ class Answer:
             return [self.chunks.text(text)] if text else []
         return []
 
-    def _end(self, resp: Any) -> list[dict[str, Any]]:
+    def _end(self, resp: Any) -> list[ChatChunk]:
         self._done = True
         resp = resp if isinstance(resp, dict) else {}
-        out: list[dict[str, Any]] = []
+        out: list[ChatChunk] = []
         for n, item in enumerate(resp.get("output") or ()):  # items never streamed
             if isinstance(item, dict) and item.get("type") in ("function_call", "message"):
                 out += self._item_done(n, item)
@@ -343,7 +345,7 @@ def _call_id(item: dict[str, Any]) -> str:
     return call_id if isinstance(call_id, str) and call_id else "call_0"
 
 
-def _usage(usage: Any) -> dict[str, Any]:
+def _usage(usage: Any) -> Usage:
     u = usage if isinstance(usage, dict) else {}
     inp = u.get("input_tokens_details")
     out = u.get("output_tokens_details")
@@ -355,7 +357,7 @@ def _usage(usage: Any) -> dict[str, Any]:
     )
 
 
-def _error(err: dict[str, Any]) -> dict[str, Any]:
+def _error(err: dict[str, Any]) -> ChatChunk:
     code = err.get("code")
     status = _CODE_STATUS.get(code, 502) if isinstance(code, str) else 502
     if isinstance(code, int) and 400 <= code < 600:
