@@ -16,7 +16,9 @@ from oca_addon.core.settings import Settings
 from oca_addon.translate import caching
 from oca_addon.translate.anthropic import anthropic_to_chat
 
-SAMPLE = json.loads((Path(__file__).parent / "fixtures" / "oca_model_info_sample.json").read_text())
+SAMPLE = json.loads(
+    (Path(__file__).parents[1] / "fixtures" / "oca_model_info_sample.json").read_text()
+)
 
 
 def sample_catalog() -> Catalog:

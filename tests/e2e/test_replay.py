@@ -15,8 +15,7 @@ from typing import Any
 
 import httpx
 import openai
-
-from tests.conftest import PREFIX, ROOT, Proxy, free_port, no_token_in
+from conftest import PREFIX, ROOT, Proxy, free_port, no_token_in
 
 SETTINGS = {
     "model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"},
@@ -328,7 +327,7 @@ def test_replay_edited_to_another_host_gets_no_token_and_clients_still_meet_the_
 
 def test_mitmdump_client_replay_of_saved_flows(proxy_factory: Any, tmp_path: Path) -> None:
     """`mitmdump -C flows.mitm`: saved calls (their token redacted) go to OCA again."""
-    from tests.test_e2e_traffic import read_flows
+    from test_e2e_traffic import read_flows
 
     saved, out = tmp_path / "saved.mitm", tmp_path / "replayed.mitm"
     first = proxy_factory("first", settings=SETTINGS, mitm_args=["-w", str(saved)])

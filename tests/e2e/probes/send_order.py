@@ -1,4 +1,4 @@
-"""Loaded next to oca_addon.py by tests/test_gateway_timing.py: writes to $HOME/order.log,
+"""Loaded next to oca_addon.py by tests/e2e/test_gateway_timing.py: writes to $HOME/order.log,
 in order, each request written to OCA ("sent") and each run of the gateway's after-send
 work ("after_send"), to show that work runs once the request has gone."""
 

@@ -2,7 +2,7 @@
 private network namespace where only loopback exists, so the client cannot reach
 anything else even if it tries.
 
-    unshare -n python tests/isolated.py --out result.json [--settings JSON]
+    unshare -n python tests/e2e/isolated.py --out result.json [--settings JSON]
         [--template FILE ...] [--env K=V ...] [--timeout S] -- client args...
 
 `{PROXY}` (proxy URL) and `{PORT}` in the client's arguments, in `--env` values and in
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-TOOLS = HERE.parent / ".tools" / "node_modules" / ".bin"
+TESTS = HERE.parent  # where conftest.py is
+TOOLS = TESTS.parent / ".tools" / "node_modules" / ".bin"
 
 
 def tool(name: str) -> str | None:
@@ -86,7 +87,7 @@ def _main() -> int:
 
     if os.geteuid() == 0 and shutil.which("ip"):
         subprocess.run(["ip", "link", "set", "lo", "up"], check=False)
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(TESTS))
     from conftest import start_proxy, start_sim
 
     sim = start_sim()

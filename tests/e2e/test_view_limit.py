@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import openai
+from conftest import free_port
+from test_replay import Web
 
 from oca_addon.addons.viewlimit import ViewLimit, flow_size
-from tests.conftest import free_port
-from tests.test_replay import Web
 
 NOTE = "older flows are dropped from the view"
 

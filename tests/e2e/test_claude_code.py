@@ -1,5 +1,5 @@
 """Claude Code itself (`claude -p`) against mitmdump + the simulator, inside a network
-namespace where only loopback exists (tests/isolated.py).
+namespace where only loopback exists (tests/e2e/isolated.py).
 
 Claude Code is set up the way the README says: `examples/claude-code-settings.json` as its
 settings.json (its URL pointed at the relay below), Claude model names mapped by pattern in the proxy's
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 from isolated import run_isolated, tool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SETTINGS = ROOT / "examples" / "claude-code-settings.json"
 CLAUDE = tool("claude")
 

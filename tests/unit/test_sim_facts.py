@@ -19,7 +19,7 @@ from oca_addon.sim import MODELS, SimConfig, SimServer
 from oca_addon.sim.config import GUESSES, GUESSES_ENV, guesses_on
 from oca_addon.sim.models import CHAT_COMPLETIONS, MESSAGES, RESPONSES, parse_model_info
 
-SAMPLE_PATH = Path(__file__).parent / "fixtures" / "oca_model_info_sample.json"
+SAMPLE_PATH = Path(__file__).parents[1] / "fixtures" / "oca_model_info_sample.json"
 SAMPLE = json.loads(SAMPLE_PATH.read_text())
 HI = [{"role": "user", "content": "hi"}]
 

@@ -33,7 +33,7 @@ from conftest import Proxy, sse_events, start_proxy, start_sim
 SOAK_SECONDS = float(os.environ.get("OCA_SOAK_SECONDS", "60"))
 CONCURRENCY = int(os.environ.get("OCA_SOAK_CONCURRENCY", "300"))
 WAVE_SECONDS = float(os.environ.get("OCA_SOAK_WAVE_SECONDS", "15"))
-RESULTS = Path(__file__).resolve().parent / ".soak-results.json"
+RESULTS = Path(__file__).resolve().parents[1] / ".soak-results.json"
 
 MAPPING = {
     "model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"},

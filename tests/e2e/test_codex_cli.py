@@ -1,5 +1,5 @@
 """The Codex CLI itself, through mitmdump and the simulator, inside a private network
-namespace (tests/isolated.py): one `codex exec` turn in which the model calls Codex's shell
+namespace (tests/e2e/isolated.py): one `codex exec` turn in which the model calls Codex's shell
 tool, Codex runs the command and sends its output back, for a model that serves /responses
 natively (oca/gpt-5-codex) and for a chat-only one the proxy translates (oca/grok3).
 
@@ -194,7 +194,7 @@ def test_codex_exec_messages_only_model(tmp_path: Path) -> None:
 
 def test_example_config(tmp_path: Path) -> None:
     """examples/codex-config.toml as a user would run it (only the proxy's port differs)."""
-    example = (Path(__file__).parent.parent / "examples" / "codex-config.toml").read_text()
+    example = (Path(__file__).parents[2] / "examples" / "codex-config.toml").read_text()
     assert "http://localhost:8669/v1" in example
     config = example.replace("localhost:8669", "localhost:{PORT}")
     result, message, _ = run_codex(tmp_path, config, prompt="Say hello")

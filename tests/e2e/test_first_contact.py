@@ -82,7 +82,7 @@ def test_legacy_completions_fall_back_to_chat_when_oca_refuses_them(proxy: Proxy
 
 # -- against the published sample, served verbatim ---------------------------------------------
 
-SAMPLE_FILE = Path(__file__).parent / "fixtures" / "oca_model_info_sample.json"
+SAMPLE_FILE = Path(__file__).parents[1] / "fixtures" / "oca_model_info_sample.json"
 # A Claude model as OCA might list it: caches prompts, takes thinking budgets, chat only (so
 # Anthropic clients are translated: that is where the proxy must carry cache_control over).
 CACHING_CLAUDE = {
