@@ -96,6 +96,7 @@ def test_every_int_option_has_a_range(chain: tuple[Any, list[Any]]) -> None:
     assert ints == set(ranges), ints ^ set(ranges)
 
 
+@pytest.mark.slow  # a process of its own
 def test_mitmdump_refuses_to_start_with_a_bad_option(tmp_path: Path) -> None:
     port = free_port()
     done = subprocess.run(

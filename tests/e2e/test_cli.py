@@ -7,7 +7,6 @@ import contextlib
 import http.server
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -23,7 +22,6 @@ import openai
 import pytest
 from conftest import BIN, PREFIX, ROOT, Sim, free_port, wait_for
 
-from oca_addon.cli.main import _parser, build_mitmproxy_args
 from oca_addon.core import repro
 
 
@@ -33,20 +31,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-def test_build_args_binds_loopback_and_passes_extra(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("PORT", "8668")
-    args = _parser().parse_args(["--mode", "external", "--no-browser"])
-    program, argv = build_mitmproxy_args(args, ["--set", "x=y"])
-    assert program == "mitmdump"
-    mode = argv[argv.index("--mode") + 1]
-    assert mode == "reverse:https://code.aiservice.us-chicago-1.oci.oraclecloud.com@127.0.0.1:8668"
-    assert "oca_open_browser=false" in argv and argv[-2:] == ["--set", "x=y"]
-    assert "connection_strategy=lazy" in argv
-    program, _ = build_mitmproxy_args(_parser().parse_args(["--web"]), [])
-    assert program == "mitmweb"
 
 
 def test_oca_proxy_command_serves_requests(sim: Sim, tmp_path: Path) -> None:
@@ -150,20 +134,6 @@ def test_idle_proxy_keeps_login_alive(proxy_factory, sim: Sim) -> None:
     proxy_factory(options={"oca_keepalive": "1"})
     time.sleep(3.5)
     assert sim.state()["counters"]["refreshes"] - before >= 2
-
-
-def test_cli_refuses_a_settings_file_others_may_write(tmp_path: Path) -> None:
-    """Issue 23, item 1: such a file may point idcs_url at another user's server."""
-    cfg = tmp_path / "s.json"
-    cfg.write_text(json.dumps({"idcs_url": "http://127.0.0.1:1"}))
-    cfg.chmod(0o666)
-    args = _parser().parse_args(["--config", str(cfg)])
-    with pytest.raises(
-        SystemExit, match=re.escape(f"writable by other users (mode 0666); run chmod 600 {cfg}")
-    ):
-        build_mitmproxy_args(args, [])
-    cfg.chmod(0o600)
-    build_mitmproxy_args(args, [])
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -362,16 +332,6 @@ def test_set_is_mitmproxys_and_other_arguments_say_where_they_go() -> None:
     out = _run("--ssl-insecure", home=Path("/nonexistent"))
     assert out.returncode == 2 and "after `--`" in out.stderr
     assert "oca-proxy [options] -- --ssl-insecure" in out.stderr
-
-
-def test_base_url_without_the_api_path_gets_it(tmp_path: Path, monkeypatch) -> None:
-    """Issue 23.15: `--base-url https://host` gave OCA's 404 for every call."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for given in ("http://127.0.0.1:9", "http://127.0.0.1:9/"):
-        _, argv = build_mitmproxy_args(_parser().parse_args(["--base-url", given]), [])
-        assert f"oca_base_url=http://127.0.0.1:9{PREFIX}" in argv
-    _, argv = build_mitmproxy_args(_parser().parse_args(["--base-url", "http://h/x/y/"]), [])
-    assert "oca_base_url=http://h/x/y" in argv  # a path of its own is kept
 
 
 def test_base_url_option_without_the_api_path_serves(proxy_factory, sim: Sim) -> None:

@@ -14,8 +14,6 @@ import openai
 from conftest import free_port
 from test_replay import Web
 
-from oca_addon.addons.viewlimit import ViewLimit, flow_size
-
 NOTE = "older flows are dropped from the view"
 
 
@@ -71,43 +69,3 @@ def test_mitmweb_keeps_the_newest_flows_and_stops_growing(proxy_factory: Any) ->
     assert log.count(NOTE) == 1, log[-3000:]
     state = httpx.get(proxy.url + "/api/state", timeout=10).json()
     assert NOTE in (state["view_note"] or "") and "Dropped so far" in state["view_note"]
-
-
-class _FakeView:
-    def __init__(self) -> None:
-        self.flows: dict[str, Any] = {}
-
-    def get_by_id(self, fid: str) -> Any:
-        return self.flows.get(fid)
-
-    def remove(self, flows: list[Any]) -> None:
-        for f in flows:
-            self.flows.pop(f.id, None)
-
-
-def test_the_oldest_go_first_and_live_flows_stay() -> None:
-    from mitmproxy.test import tflow
-
-    from oca_addon.mitm.state import ProxyState
-
-    limit = ViewLimit(ProxyState())
-    limit.view = _FakeView()
-    limit.max_flows, limit.max_bytes = 3, 0
-    made = []
-    for _ in range(5):
-        f = tflow.tflow(resp=True)
-        f.live = False
-        limit.view.flows[f.id] = f
-        made.append(f)
-        limit._account(f)
-    assert list(limit.view.flows) == [f.id for f in made[2:]]
-    assert limit.total == sum(flow_size(f) for f in made[2:])
-    # Bytes: a flow over the cap on its own leaves only itself.
-    limit.max_flows, limit.max_bytes = 0, flow_size(made[-1])
-    limit._trim()
-    assert list(limit.view.flows) == [made[-1].id]
-    # A flow being replayed (live) is never dropped under the user's hands.
-    limit.max_bytes = 1
-    made[-1].live = True
-    limit._trim()
-    assert list(limit.view.flows) == [made[-1].id]

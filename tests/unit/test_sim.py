@@ -1206,6 +1206,7 @@ def test_unknown_path_is_oca_error(sim: SimServer) -> None:
 # --- CLI -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a process of its own
 def test_cli_starts_on_free_port() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "oca_addon.sim", "--port", "0", "--token-ttl", "42"],

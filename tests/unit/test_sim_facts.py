@@ -419,6 +419,7 @@ def test_serves_the_sample_verbatim(sim: SimServer, client: httpx.Client) -> Non
     assert chat(client, "oca/gpt-5").status_code == 200
 
 
+@pytest.mark.slow  # a process of its own
 def test_cli_serves_a_model_info_file() -> None:
     args = ["--port", "0", "--model-info", str(SAMPLE_PATH), "--guesses", "none"]
     proc = subprocess.Popen(
