@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import anthropic
 import httpx
-import openai
 import pytest
+import sdk_harness
 from conftest import Proxy, Sim, start_proxy, start_sim
+from sdk_harness import Outcome
 
 from oca_addon.sim.models import model_info_payload
 
@@ -175,154 +175,26 @@ def messages_body(t: Turn) -> dict[str, Any]:
     return body
 
 
-# -- what each SDK makes of the answer, in one shape ----------------------------------------
+# -- through each client's SDK (tests/sdk_harness.py) -----------------------------------------
 
-
-@dataclass
-class Outcome:
-    text: str = ""
-    reasoning: str = ""
-    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    finish: str = ""  # in chat's words
-    usage: tuple[int, int] = (0, 0)  # input (cached included), output
-    status: int = 0  # an error's HTTP status
-    error: Any = None  # an error's body, as the SDK read it
-
-
-def ask_chat(client: openai.OpenAI, model: str, t: Turn, stream: bool) -> Outcome:
-    out = Outcome()
-    kwargs = {"model": model, **chat_body(t)}
-    if not stream:
-        done = client.chat.completions.create(**kwargs)
-        msg = done.choices[0].message
-        out.text, out.finish = msg.content or "", done.choices[0].finish_reason
-        out.reasoning = (msg.model_extra or {}).get("reasoning_content") or ""
-        out.calls = [
-            (c.id, c.function.name, json.loads(c.function.arguments))  # type: ignore[union-attr]
-            for c in msg.tool_calls or ()
-        ]
-        assert done.usage is not None
-        out.usage = (done.usage.prompt_tokens, done.usage.completion_tokens)
-        return out
-    calls: dict[int, list[str]] = {}
-    chunks = client.chat.completions.create(
-        **kwargs, stream=True, stream_options={"include_usage": True}
-    )
-    for chunk in chunks:
-        if chunk.usage:
-            out.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-        for choice in chunk.choices:
-            out.text += choice.delta.content or ""
-            out.reasoning += (choice.delta.model_extra or {}).get("reasoning_content") or ""
-            for tc in choice.delta.tool_calls or ():
-                entry = calls.setdefault(tc.index, ["", "", ""])
-                entry[0] += tc.id or ""
-                entry[1] += (tc.function.name or "") if tc.function else ""
-                entry[2] += (tc.function.arguments or "") if tc.function else ""
-            out.finish = choice.finish_reason or out.finish
-    out.calls = [(i, n, json.loads(a)) for i, n, a in (calls[k] for k in sorted(calls))]
-    return out
-
-
-def ask_responses(client: openai.OpenAI, model: str, t: Turn, stream: bool) -> Outcome:
-    out = Outcome()
-    kwargs = {"model": model, **responses_body(t)}
-    if stream:
-        resp: Any = None
-        for event in client.responses.create(**kwargs, stream=True):
-            if event.type in ("response.completed", "response.incomplete", "response.failed"):
-                resp = event.response
-        assert resp is not None
-    else:
-        resp = client.responses.create(**kwargs)
-    assert resp.status != "failed", resp.error
-    for item in resp.output:
-        if item.type == "reasoning":
-            out.reasoning += "".join(s.text for s in item.summary)
-        elif item.type == "message":
-            out.text += "".join(getattr(c, "text", "") for c in item.content)
-        elif item.type == "function_call":
-            out.calls.append((item.call_id, item.name, json.loads(item.arguments)))
-    if resp.status == "incomplete":
-        out.finish = "length"
-    else:
-        out.finish = "tool_calls" if out.calls else "stop"
-    assert resp.usage is not None
-    out.usage = (resp.usage.input_tokens, resp.usage.output_tokens)
-    return out
-
-
-_STOP = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
-
-
-def ask_messages(client: anthropic.Anthropic, model: str, t: Turn, stream: bool) -> Outcome:
-    kwargs = {"model": model, **messages_body(t)}
-    if stream:
-        with client.messages.stream(**kwargs) as s:
-            for _ in s:
-                pass
-            msg = s.get_final_message()
-    else:
-        msg = client.messages.create(**kwargs)
-    out = Outcome(finish=_STOP[msg.stop_reason or ""])
-    for block in msg.content:
-        if block.type == "text":
-            out.text += block.text
-        elif block.type == "thinking":
-            assert block.signature  # a thinking block the SDK can send back carries one
-            out.reasoning += block.thinking
-        elif block.type == "tool_use":
-            out.calls.append((block.id, block.name, dict(block.input)))  # type: ignore[call-overload]
-    u = msg.usage
-    cached = (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
-    out.usage = (u.input_tokens + cached, u.output_tokens)
-    return out
-
-
-def ask_completions(client: openai.OpenAI, model: str, t: Turn, stream: bool) -> Outcome:
-    out = Outcome()
-    if not stream:
-        done = client.completions.create(model=model, prompt=t.text, max_tokens=500)
-        out.text, out.finish = done.choices[0].text, done.choices[0].finish_reason
-        assert done.usage is not None
-        out.usage = (done.usage.prompt_tokens, done.usage.completion_tokens)
-        return out
-    chunks = client.completions.create(
-        model=model,
-        prompt=t.text,
-        max_tokens=500,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    for chunk in chunks:
-        if chunk.usage:
-            out.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-        for choice in chunk.choices:
-            out.text += choice.text
-            out.finish = choice.finish_reason or out.finish
-    return out
-
-
-ASK = {
-    "chat": ask_chat,
-    "responses": ask_responses,
-    "messages": ask_messages,
-    "completions": ask_completions,
-}
+BODY = {"chat": chat_body, "responses": responses_body, "messages": messages_body}
 
 
 def ask(
     rig: Rig, client: str, kind: str, t: Turn, stream: bool, model: str | None = None
 ) -> Outcome:
-    sdk: Any
-    if client == "messages":
-        sdk = anthropic.Anthropic(base_url=rig.proxy.url, api_key="dummy", max_retries=0)
+    request: dict[str, Any] = {"model": model or KINDS[kind]}
+    if client == "completions":
+        request |= {"prompt": t.text, "max_tokens": 500}
     else:
-        sdk = openai.OpenAI(base_url=rig.proxy.url + "/v1", api_key="dummy", max_retries=0)
-    try:
-        return ASK[client](sdk, model or KINDS[kind], t, stream)
-    except (openai.APIStatusError, anthropic.APIStatusError) as e:
-        return Outcome(status=e.status_code, error=e.body)
+        request |= BODY[client](t)
+    if stream and client in ("chat", "completions"):
+        request["stream_options"] = {"include_usage": True}
+    out = sdk_harness.ask(client, sdk_harness.client(client, rig.proxy.url), stream, **request)
+    # No HTTP error, yet no whole answer (a failed response, a stream with no end): that
+    # fails the test here, whatever it expects.
+    assert out.status or not out.error, out.error
+    return out
 
 
 def marker(request: pytest.FixtureRequest) -> str:
@@ -468,12 +340,12 @@ def test_upstream_error_in_the_clients_shape(
     out = ask(rig, client, kind, Turn(f"Fail {word} SIM:error=429"), stream)
     assert out.status == 429, out
     if client == "messages":
-        assert out.error["type"] == "error"
-        assert out.error["error"]["type"] == "rate_limit_error"
-        message = out.error["error"]["message"]
+        assert out.body["type"] == "error"
+        assert out.body["error"]["type"] == "rate_limit_error"
+        message = out.body["error"]["message"]
     else:  # the SDK reads OpenAI's {"error": {...}} envelope
-        assert isinstance(out.error, dict) and isinstance(out.error.get("type"), str), out.error
-        message = out.error["message"]
+        assert isinstance(out.body, dict) and isinstance(out.body.get("type"), str), out.body
+        message = out.body["message"]
     assert "Simulated upstream error 429" in message
     assert upstream_paths(rig.upstream(word)) == expected_paths(client, kind)
 

@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import anthropic
-import httpx
-import openai
 import pytest
+import sdk_harness
+from sdk_harness import Outcome
 from upstream_streams import Script, upstream_sse
 
 from oca_addon.core.errors import ApiError, anthropic_error, openai_error
@@ -25,11 +24,6 @@ from oca_addon.core.modelinfo import Catalog
 from oca_addon.core.routing import Endpoint, plan_route
 from oca_addon.core.settings import Settings
 from oca_addon.core.streams import PassthroughTap, StreamDriver, terminal_error_frame
-
-try:  # anthropic >= 2.x runs on httpx2
-    import httpx2
-except ImportError:  # pragma: no cover
-    httpx2 = httpx  # type: ignore[no-redef]
 
 
 def _model(mid: str, apis: list[str] | None, **info: Any) -> dict[str, Any]:
@@ -136,7 +130,7 @@ class Proxy:
             ex = completions_via_chat(ex)
         self.exchanges.append(ex)
         data = upstream_sse(ex.route.upstream_path, self.script)
-        response = httpx2.Response if self.client == "messages" else httpx.Response
+        response = sdk_harness.http_module(self.client).Response
         if ex.client_stream:
             driver: Any
             if ex.make_translator is None:
@@ -154,199 +148,28 @@ class Proxy:
             return response(e.status, json=shape(e.status, e.message))
 
 
-def openai_client(proxy: Proxy) -> openai.OpenAI:
-    http = httpx.Client(transport=httpx.MockTransport(proxy))
-    return openai.OpenAI(
-        api_key="k", base_url="http://proxy.test/v1", http_client=http, max_retries=0
-    )
-
-
-def anthropic_client(proxy: Proxy) -> anthropic.Anthropic:
-    http = httpx2.Client(transport=httpx2.MockTransport(proxy))
-    return anthropic.Anthropic(
-        api_key="k", base_url="http://proxy.test", http_client=http, max_retries=0
-    )
-
-
-# -- what each client's SDK makes of the answer, in one shape ---------------------------------
-
-
-@dataclass
-class Outcome:
-    text: str = ""
-    reasoning: str = ""
-    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    finish: str = ""  # in chat's words
-    usage: tuple[int, int, int] = (0, 0, 0)  # prompt (cached included), completion, cached
-    error: str = ""
-
+# -- each client's request, in its own words, through its SDK (tests/sdk_harness.py) ---------
 
 TOOL = {"name": "weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+QUESTION = [{"role": "user", "content": "Weather in Paris?"}]
 
 
-def ask_chat(proxy: Proxy, model: str, stream: bool) -> Outcome:
-    client = openai_client(proxy)
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": "user", "content": "Weather in Paris?"}],
-        "tools": [{"type": "function", "function": TOOL}],
-    }
-    out = Outcome()
-    if not stream:
-        done = client.chat.completions.create(**kwargs)
-        msg = done.choices[0].message
-        out.text, out.finish = msg.content or "", done.choices[0].finish_reason
-        out.reasoning = (msg.model_extra or {}).get("reasoning_content") or ""
-        out.calls = [
-            (c.id, c.function.name, json.loads(c.function.arguments)) for c in msg.tool_calls or ()
-        ]  # type: ignore[union-attr]
-        u = done.usage
-        assert u is not None
-        cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0
-        out.usage = (u.prompt_tokens, u.completion_tokens, cached or 0)
-        return out
-    calls: dict[int, list[str]] = {}
-    for chunk in client.chat.completions.create(**kwargs, stream=True):
-        if chunk.usage:
-            d = chunk.usage.prompt_tokens_details
-            out.usage = (
-                chunk.usage.prompt_tokens,
-                chunk.usage.completion_tokens,
-                (d.cached_tokens or 0) if d else 0,
-            )
-        for choice in chunk.choices:
-            delta = choice.delta
-            out.text += delta.content or ""
-            out.reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
-            for tc in delta.tool_calls or ():
-                entry = calls.setdefault(tc.index, ["", "", ""])
-                entry[0] += tc.id or ""
-                entry[1] += (tc.function.name or "") if tc.function else ""
-                entry[2] += (tc.function.arguments or "") if tc.function else ""
-            out.finish = choice.finish_reason or out.finish
-    out.calls = [(i, n, json.loads(a)) for i, n, a in (calls[k] for k in sorted(calls))]
-    return out
-
-
-def ask_responses(proxy: Proxy, model: str, stream: bool) -> Outcome:
-    client = openai_client(proxy)
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "input": "Weather in Paris?",
-        "tools": [{"type": "function", **TOOL}],
-    }
-    out = Outcome()
-    if stream:
-        final: Any = None
-        for event in client.responses.create(**kwargs, stream=True):
-            if event.type in ("response.completed", "response.incomplete", "response.failed"):
-                final = event.response
-            elif event.type == "error":
-                out.error = event.message
-        if final is None:
-            return out
-        resp = final
-    else:
-        resp = client.responses.create(**kwargs)
-    if resp.status == "failed":
-        out.error = resp.error.message if resp.error else "failed"
-        return out
-    for item in resp.output:
-        if item.type == "reasoning":
-            out.reasoning += "".join(s.text for s in item.summary)
-        elif item.type == "message":
-            out.text += "".join(getattr(c, "text", "") for c in item.content)
-        elif item.type == "function_call":
-            out.calls.append((item.call_id, item.name, json.loads(item.arguments)))
-    if resp.status == "incomplete":
-        out.finish = "length"
-    else:
-        out.finish = "tool_calls" if out.calls else "stop"
-    u = resp.usage
-    assert u is not None
-    out.usage = (u.input_tokens, u.output_tokens, u.input_tokens_details.cached_tokens)
-    return out
-
-
-_STOP = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
-
-
-def ask_messages(proxy: Proxy, model: str, stream: bool) -> Outcome:
-    client = anthropic_client(proxy)
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "max_tokens": 2000,
-        "messages": [{"role": "user", "content": "Weather in Paris?"}],
-        "tools": [
-            {
-                "name": TOOL["name"],
-                "description": TOOL["description"],
-                "input_schema": TOOL["parameters"],
-            }
-        ],
-    }
-    if stream:
-        with client.messages.stream(**kwargs) as s:
-            for _ in s:
-                pass
-            msg = s.get_final_message()
-    else:
-        msg = client.messages.create(**kwargs)
-    out = Outcome(finish=_STOP[msg.stop_reason or ""])
-    for block in msg.content:
-        if block.type == "text":
-            out.text += block.text
-        elif block.type == "thinking":
-            out.reasoning += block.thinking
-            assert block.signature  # a thinking block the SDK takes carries one
-        elif block.type == "tool_use":
-            out.calls.append((block.id, block.name, dict(block.input)))  # type: ignore[call-overload]
-    u = msg.usage
-    cached = u.cache_read_input_tokens or 0
-    out.usage = (
-        u.input_tokens + cached + (u.cache_creation_input_tokens or 0),
-        u.output_tokens,
-        cached,
-    )
-    return out
-
-
-def ask_completions(proxy: Proxy, model: str, stream: bool) -> Outcome:
-    client = openai_client(proxy)
-    out = Outcome()
-    if not stream:
-        done = client.completions.create(model=model, prompt="Weather in Paris?")
-        out.text, out.finish = done.choices[0].text, done.choices[0].finish_reason
-        assert done.usage is not None
-        out.usage = (done.usage.prompt_tokens, done.usage.completion_tokens, 0)
-        return out
-    chunks = client.completions.create(
-        model=model, prompt="Weather in Paris?", stream=True, stream_options={"include_usage": True}
-    )
-    for chunk in chunks:
-        if chunk.usage:
-            out.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens, 0)
-        for choice in chunk.choices:
-            out.text += choice.text
-            out.finish = choice.finish_reason or out.finish
-    return out
-
-
-ASK = {
-    "chat": ask_chat,
-    "responses": ask_responses,
-    "messages": ask_messages,
-    "completions": ask_completions,
-}
+def request(client: str, model: str, stream: bool) -> dict[str, Any]:
+    if client == "chat":
+        return {"model": model, "messages": QUESTION, "tools": [{"type": "function", "function": TOOL}]}  # fmt: skip
+    if client == "responses":
+        return {"model": model, "input": "Weather in Paris?", "tools": [{"type": "function", **TOOL}]}  # fmt: skip
+    if client == "messages":
+        tool = {"name": TOOL["name"], "description": TOOL["description"], "input_schema": TOOL["parameters"]}  # fmt: skip
+        return {"model": model, "max_tokens": 2000, "messages": QUESTION, "tools": [tool]}
+    usage = {"stream_options": {"include_usage": True}} if stream else {}
+    return {"model": model, "prompt": "Weather in Paris?", **usage}
 
 
 def ask(client: str, kind: str, script: Script, stream: bool) -> tuple[Outcome, Proxy]:
     proxy = Proxy(client, script)
-    try:
-        outcome = ASK[client](proxy, KINDS[kind], stream)
-    except (openai.APIError, anthropic.APIError) as e:
-        outcome = Outcome(error=str(e))
-    return outcome, proxy
+    sdk = sdk_harness.client(client, "http://proxy.test", proxy)
+    return sdk_harness.ask(client, sdk, stream, **request(client, KINDS[kind], stream)), proxy
 
 
 # -- the cells -------------------------------------------------------------------------------

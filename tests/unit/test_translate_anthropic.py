@@ -8,6 +8,7 @@ from typing import Any
 
 import anthropic
 import pytest
+import sdk_harness
 from anthropic.types import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,10 +27,7 @@ from oca_addon.translate.anthropic import (
 )
 from oca_addon.translate.chat import ChatAssembler
 
-try:  # anthropic >= 2.x runs on httpx2 and rejects plain httpx clients
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover
-    import httpx  # type: ignore[no-redef]
+httpx = sdk_harness.http_module("messages")  # anthropic's: httpx2 for anthropic >= 2.x
 
 MODEL = "oca/gpt-4.1"
 REASONING = {"is_reasoning_model": True, "max_output_tokens": 100000}
@@ -272,12 +270,7 @@ def sdk_final_message(data: bytes) -> Message:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=data)
 
-    client = anthropic.Anthropic(
-        api_key="test",
-        base_url="http://proxy.test",
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
-        max_retries=0,
-    )
+    client = sdk_harness.client("messages", "http://proxy.test", handler)
     with client.messages.stream(
         model="claude-x", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
     ) as stream:
@@ -1280,11 +1273,7 @@ def test_non_stream_through_sdk() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=out)
 
-    client = anthropic.Anthropic(
-        api_key="t",
-        base_url="http://proxy.test",
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
-    )
+    client = sdk_harness.client("messages", "http://proxy.test", handler)
     msg = client.messages.create(
         model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "x"}]
     )

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import sdk_harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types import Completion
@@ -235,12 +236,7 @@ def test_sdk_stream_and_non_stream() -> None:
             asm.feed(c)
         return httpx.Response(200, json=chat_to_completion(asm.result(), ctx))
 
-    client = openai.OpenAI(
-        api_key="k",
-        base_url="http://proxy.test/v1",
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)),  # type: ignore[arg-type]
-        max_retries=0,
-    )
+    client = sdk_harness.client("completions", "http://proxy.test", handler)
     resp = client.completions.create(model="gpt-4.1", prompt="Say hi")
     assert (
         resp.choices[0].text == "Hello world"
@@ -262,12 +258,7 @@ def test_sdk_stream_and_non_stream() -> None:
             content=run(ctx, [text("a")], fail=(500, "boom")),
         )
 
-    client = openai.OpenAI(
-        api_key="k",
-        base_url="http://proxy.test/v1",
-        http_client=httpx.Client(transport=httpx.MockTransport(failing)),  # type: ignore[arg-type]
-        max_retries=0,
-    )
+    client = sdk_harness.client("completions", "http://proxy.test", failing)
     with pytest.raises(openai.APIError, match="boom"):
         list(client.completions.create(model="m", prompt="x", stream=True))
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import sdk_harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai.types.responses import Response, ResponseCompletedEvent
@@ -1044,12 +1045,7 @@ def test_stream_after_terminal_is_silent() -> None:
 
 
 def sdk_client(handler: Any) -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key="test",
-        base_url="http://proxy.test/v1",
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)),  # type: ignore[arg-type]
-        max_retries=0,
-    )
+    return sdk_harness.client("responses", "http://proxy.test", handler)
 
 
 def proxy_handler(chunks: list[dict[str, Any]], seen: list[dict[str, Any]]) -> Any:
