@@ -26,7 +26,7 @@ from conftest import Proxy, Sim, free_port, sse_events, start_proxy, start_sim
 
 from oca_addon.sim.config import GUESSES_ENV, guesses_on
 
-IDLE = 2  # oca_upstream_idle_timeout for these proxies, seconds
+IDLE = 1  # oca_upstream_idle_timeout for these proxies, seconds (the least it takes)
 MAX_BODY = 1_000_000  # oca_max_body for these proxies
 MAPPING = {
     "model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"},
@@ -376,9 +376,9 @@ def test_stalled_stream_times_out_with_the_api_error_event(fproxy: Proxy, api: A
 
 
 def test_slow_but_steady_stream_is_not_cut(fproxy: Proxy) -> None:
-    # chunks every 0.6 s for ~6 s: longer than the idle limit in total, never silent that long
+    # chunks every 0.3 s for ~3 s: longer than the idle limit in total, never silent that long
     api = APIS[1]
-    r = call(fproxy, api, "SIM:slow=600 SIM:chunks=10", True, timeout=60)
+    r = call(fproxy, api, "SIM:slow=300 SIM:chunks=10", True, timeout=60)
     events = sse_events(r.text)
     assert events[-1][0] == "message_stop", r.text[-300:]
 
