@@ -27,7 +27,7 @@ public hook that can do a job here, `client_disconnected`, does (Keepalive calls
 `forget_client`).
 
 Each patch, and each private mitmproxy name read here, was checked against mitmproxy
-CHECKED_AGAINST; tests/test_mitm_patches.py fails when any of them changes (CHECKED).
+CHECKED_AGAINST; tests/unit/test_mitm_patches.py fails when any of them changes (CHECKED).
 """
 
 from __future__ import annotations

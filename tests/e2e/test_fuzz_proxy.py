@@ -357,7 +357,7 @@ def test_prepare_never_fails_unexpectedly(endpoint: Endpoint, with_catalog: bool
         if endpoint is not Endpoint.EMBEDDINGS:
             assert out.get("stream") is True
         # A chat stream is what OCA answers on these routes (an adapter's route gets the
-        # model's own API's stream: tests/test_routing_matrix.py covers those).
+        # model's own API's stream: tests/unit/test_routing_matrix.py covers those).
         translated = not ex.route.native and ex.route.adapter is None
         if ex.make_translator is not None and translated:
             # the answer side of the same request: a plain chat stream translates cleanly

@@ -291,7 +291,7 @@ def test_head_problem() -> None:
 )
 def test_urls_off_oracles_domains_are_named(url: str, why: str | None) -> None:
     """Issue 23, item 1: allowed (the simulator, tests), but said at start and on the
-    dashboard (tests/test_cli.py, test_dashboard_browser.py)."""
+    dashboard (tests/e2e/test_cli.py, test_dashboard_browser.py)."""
     from oca_addon.core.settings import DEPLOYMENTS, off_oracle, upstream_notices
 
     found = off_oracle(url)
