@@ -316,7 +316,7 @@ def test_mitmweb_shows_comments_views_and_no_token(proxy_factory: Any, tmp_path:
         s.get_final_message()
     web = f"http://127.0.0.1:{web_port}"
     flows = httpx.get(f"{web}/flows", params={"token": "pw"}, timeout=10).json()
-    api = [f for f in flows if f["request"]["path"].startswith(PREFIX)]
+    api = [f for f in flows if f["request"]["path"].startswith(PREFIX + "/chat")]
     assert api and api[-1]["comment"].startswith("anthropic → chat · claude-sonnet-4-6")
     assert "sim-at-" not in json.dumps(flows)
     headers = dict(api[-1]["request"]["headers"])

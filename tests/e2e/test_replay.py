@@ -77,7 +77,13 @@ def _mitmweb(proxy_factory: Any, **kw: Any) -> tuple[Proxy, Web]:
 
 
 def _api_flows(web: Web) -> list[dict[str, Any]]:
-    return [f for f in web.flows() if f["request"]["path"].startswith(PREFIX)]
+    """The API calls forwarded to OCA (not oca-proxy's own read of the model list)."""
+    return [
+        f
+        for f in web.flows()
+        if f["request"]["path"].startswith(PREFIX)
+        and not f["request"]["path"].endswith("/v1/model/info")
+    ]
 
 
 def test_mitmweb_replay_of_a_forwarded_call_gets_a_fresh_token(proxy_factory: Any) -> None:
@@ -336,7 +342,7 @@ def test_mitmdump_client_replay_of_saved_flows(proxy_factory: Any, tmp_path: Pat
         model="claude-sonnet-4-6", stream=True, messages=[{"role": "user", "content": "saved"}]
     ).close()
     first.stop()
-    (flow,) = [f for f in read_flows(saved) if f.request.path.startswith(PREFIX)]
+    (flow,) = [f for f in read_flows(saved) if f.request.path == PREFIX + "/chat/completions"]
     assert flow.request.headers["authorization"] == "Bearer <redacted>"
 
     second = proxy_factory(
@@ -348,7 +354,7 @@ def test_mitmdump_client_replay_of_saved_flows(proxy_factory: Any, tmp_path: Pat
     while "replay, as sent to OCA" not in second.log() and time.time() < deadline:
         time.sleep(0.2)
     second.stop()
-    (again,) = [f for f in read_flows(out) if f.request.path.startswith(PREFIX)]
+    (again,) = [f for f in read_flows(out) if f.request.path == PREFIX + "/chat/completions"]
     assert again.is_replay == "request" and again.response is not None
     assert again.response.status_code == 200, again.response.text
     assert "You said: saved" in chat_text(again.response.text or "")
