@@ -4,6 +4,7 @@ mitmproxy hands them over in reverse mode (`tflow` with an API request)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.test import tflow
 
+from oca_addon.addons.gateway import Gateway
 from oca_addon.core.modelinfo import Catalog
 from oca_addon.core.settings import SettingsFile
 from oca_addon.mitm.state import ProxyState, Upstream
@@ -105,3 +107,21 @@ def chat_sse(text: str = "Hello", model: str = "oca/gpt-4.1") -> bytes:
     return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + (
         b"data: [DONE]\n\n"
     )
+
+
+async def forwarded(gw: Gateway, path: str, body: Any, **kw: Any) -> http.HTTPFlow:
+    """The client's request through the Gateway's request hook (and the work it leaves for
+    once the request is sent): an API call is then in flight, as in the chain."""
+    f = api_flow(path, body, **kw)
+    await gw.request(f)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    return f
+
+
+async def answered(gw: Gateway, f: http.HTTPFlow, resp: http.Response) -> http.HTTPFlow:
+    """OCA's answer through the Gateway's responseheaders and response hooks."""
+    f.response = resp
+    gw.responseheaders(f)
+    await gw.response(f)
+    return f

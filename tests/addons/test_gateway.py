@@ -5,13 +5,22 @@ login and the simulator's model list (tests/addons/fakes.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import MODE, PREFIX, TOKEN, State, api_flow, chat_sse, oca_answer
+from fakes import (
+    MODE,
+    PREFIX,
+    TOKEN,
+    State,
+    answered,
+    api_flow,
+    chat_sse,
+    forwarded,
+    oca_answer,
+)
 from mitmproxy import flow as mflow
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
@@ -30,15 +39,6 @@ SETTINGS = {"model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"}}
 
 def gateway(tmp_path: Path, **state: Any) -> Gateway:
     return Gateway(State(tmp_path, settings=SETTINGS, **state))
-
-
-async def forwarded(gw: Gateway, path: str, body: Any, **kw: Any) -> http.HTTPFlow:
-    """The client's request through the request hook (and the work done once it is sent)."""
-    f = api_flow(path, body, **kw)
-    await gw.request(f)
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    return f
 
 
 def body_of(f: http.HTTPFlow) -> Any:
@@ -209,13 +209,6 @@ async def test_a_page_is_not_the_gateways(tmp_path: Path) -> None:
 
 
 # -- OCA's answer -----------------------------------------------------------------------------
-
-
-async def answered(gw: Gateway, f: http.HTTPFlow, resp: http.Response) -> http.HTTPFlow:
-    f.response = resp
-    gw.responseheaders(f)
-    await gw.response(f)
-    return f
 
 
 async def test_a_buffered_answer_is_assembled_from_ocas_stream(tmp_path: Path) -> None:

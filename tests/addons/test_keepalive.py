@@ -1,6 +1,6 @@
-"""Keepalive on its own, under mitmproxy's test context: last in the chain, it ends each
-call (the in-flight entry goes on response or error, after every other addon saw it) and
-arms the idle memory collection once nothing is in flight."""
+"""Keepalive under mitmproxy's test context: last in the chain, it ends each call (the
+in-flight entry the Gateway made goes on response or error, after every other addon saw
+it) and arms the idle memory collection once nothing is in flight."""
 
 from __future__ import annotations
 
@@ -8,56 +8,63 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import TOKEN, State, api_flow
+from fakes import State, api_flow, forwarded
 from mitmproxy import flow as mflow
 from mitmproxy import http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.test import taddons
 
+from oca_addon.addons.gateway import Gateway
 from oca_addon.addons.keepalive import Keepalive
-from oca_addon.core.stats import RequestRecord
-from oca_addon.mitm.state import InFlight
+
+CHAT = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def call(k: Keepalive) -> http.HTTPFlow:
-    """A call in flight (the Gateway's entry)."""
-    f = api_flow("/v1/chat/completions", {"model": "oca/gpt-4.1", "messages": []})
-    rec = RequestRecord(0.0, "chat", "/v1/chat/completions", "m", "m", "native", False)
-    k.state.inflight[f.id] = InFlight(exchange=None, record=rec, access_token=TOKEN, flow=f)  # type: ignore[arg-type]
+def chain(tmp_path: Path) -> tuple[Gateway, Keepalive]:
+    """The Gateway (which puts each call in flight) and Keepalive, sharing their state."""
+    state = State(tmp_path)
+    return Gateway(state), Keepalive(state)
+
+
+async def call(gw: Gateway) -> http.HTTPFlow:
+    f = await forwarded(gw, "/v1/chat/completions", CHAT)
+    assert f.id in gw.state.inflight
     return f
 
 
 async def test_the_entry_goes_when_the_answer_is_final(tmp_path: Path) -> None:
-    k = Keepalive(State(tmp_path))
-    with taddons.context(k):
-        f = call(k)
+    gw, k = chain(tmp_path)
+    with taddons.context(gw, k):
+        f = await call(gw)
         f.response = http.Response.make(200, b"{}")
         k.response(f)
+        k.done()
     assert k.state.inflight == {}
 
 
 async def test_the_entry_goes_when_the_call_fails(tmp_path: Path) -> None:
-    k = Keepalive(State(tmp_path))
-    with taddons.context(k):
-        f = call(k)
+    gw, k = chain(tmp_path)
+    with taddons.context(gw, k):
+        f = await call(gw)
         f.error = mflow.Error("Connection refused")
         k.error(f)
+        k.done()
     assert k.state.inflight == {}
 
 
 async def test_only_the_finished_calls_entry_goes(tmp_path: Path) -> None:
-    k = Keepalive(State(tmp_path))
-    with taddons.context(k):
-        done, other = call(k), call(k)
+    gw, k = chain(tmp_path)
+    with taddons.context(gw, k):
+        done, other = await call(gw), await call(gw)
         done.response = http.Response.make(200, b"{}")
         k.response(done)
     assert list(k.state.inflight) == [other.id]
 
 
 async def test_an_answer_oca_proxy_gave_itself_changes_nothing(tmp_path: Path) -> None:
-    k = Keepalive(State(tmp_path))
-    with taddons.context(k):
-        other = call(k)
+    gw, k = chain(tmp_path)
+    with taddons.context(gw, k):
+        other = await call(gw)
         page = api_flow("/", method="GET")
         page.response = http.Response.make(200, b"<html>")
         k.response(page)
@@ -65,9 +72,9 @@ async def test_an_answer_oca_proxy_gave_itself_changes_nothing(tmp_path: Path) -
 
 
 async def test_the_idle_collection_is_armed_when_the_last_call_ends(tmp_path: Path) -> None:
-    k = Keepalive(State(tmp_path))
-    with taddons.context(k):
-        f = call(k)
+    gw, k = chain(tmp_path)
+    with taddons.context(gw, k):
+        f = await call(gw)
         f.response = http.Response.make(200, b"{}")
         k.response(f)
         assert k._idle_gc is not None
@@ -75,18 +82,20 @@ async def test_the_idle_collection_is_armed_when_the_last_call_ends(tmp_path: Pa
 
 
 async def test_no_idle_collection_while_calls_are_in_flight(tmp_path: Path) -> None:
-    k = Keepalive(State(tmp_path))
-    with taddons.context(k):
-        done, _ = call(k), call(k)
+    gw, k = chain(tmp_path)
+    with taddons.context(gw, k):
+        done, _ = await call(gw), await call(gw)
         done.error = mflow.Error("Connection refused")
         k.error(done)
     assert k._idle_gc is None
 
 
-def test_an_entry_whose_flow_ended_unseen_is_dropped_by_the_idle_watch(tmp_path: Path) -> None:
-    k = Keepalive(State(tmp_path))
-    with taddons.context(k):
-        f = call(k)
+async def test_an_entry_whose_flow_ended_unseen_is_dropped_by_the_idle_watch(
+    tmp_path: Path,
+) -> None:
+    gw, k = chain(tmp_path)
+    with taddons.context(gw, k):
+        f = await call(gw)
         f.live = False  # neither response nor error came (should not happen): no leak
         k.state.inflight[f.id].record.started = time.time() - 100
         k._cut_silent_upstreams(60)

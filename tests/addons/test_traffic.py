@@ -12,17 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import TOKEN, State, api_flow
+from fakes import TOKEN, State, answered, api_flow, chat_sse, forwarded, oca_answer
 from mitmproxy import flow as mflow
 from mitmproxy import http
 from mitmproxy.test import taddons
 
+from oca_addon.addons.gateway import Gateway
 from oca_addon.addons.traffic import Traffic
 from oca_addon.core.stats import RequestRecord
 from oca_addon.mitm import annotate
-from oca_addon.mitm.state import InFlight
 
-CHAT = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+MESSAGES = {
+    "model": "claude-sonnet-4-6",
+    "max_tokens": 100,
+    "messages": [{"role": "user", "content": "hi"}],
+}
+JSON = "application/json"
+
+
+@pytest.fixture(autouse=True)
+def _log_flushed() -> Iterator[None]:
+    """The per-call log line is batched on the event loop: none left for the next test."""
+    yield
+    annotate.traffic_log.flush()
 
 
 @pytest.fixture
@@ -30,7 +42,6 @@ def traffic(tmp_path: Path) -> Iterator[tuple[Traffic, Any]]:
     t = Traffic(State(tmp_path))
     with taddons.context(t) as tctx:
         yield t, tctx
-    annotate.traffic_log.flush()
 
 
 def record(**kw: Any) -> RequestRecord:
@@ -50,114 +61,138 @@ def record(**kw: Any) -> RequestRecord:
     return RequestRecord(**{**base, **kw})
 
 
-def in_flight(t: Traffic, status: int = 200, **kw: Any) -> tuple[http.HTTPFlow, RequestRecord]:
-    """A call the Gateway sent to OCA (its token on the request), now answered."""
-    f = api_flow("/20250206/app/litellm/chat/completions", CHAT)
-    f.request.headers["authorization"] = f"Bearer {TOKEN}"
-    f.response = http.Response.make(status, b"{}", {"content-type": "application/json"})
-    rec = record(status=status, **kw)
-    t.state.inflight[f.id] = InFlight(exchange=None, record=rec, access_token=TOKEN, flow=f)  # type: ignore[arg-type]
-    return f, rec
+def chain(tmp_path: Path) -> tuple[Gateway, Traffic]:
+    """The Gateway (which makes each call and shapes OCA's answer) and Traffic after it."""
+    state = State(tmp_path, settings={"model_mapping": {"claude-sonnet-4-6": "oca/gpt-4.1"}})
+    return Gateway(state), Traffic(state)
+
+
+async def call(gw: Gateway, status: int = 200) -> http.HTTPFlow:
+    """An Anthropic client's call, translated for OCA's chat, answered by OCA (a stream of
+    text and usage, or an error of `status`), its answer shaped by the Gateway."""
+    f = await forwarded(gw, "/v1/messages", MESSAGES)
+    gw.state.inflight[f.id].record.started -= 1.5  # it took that long
+    if status == 200:
+        resp = oca_answer(200, chat_sse("Hi"), "text/event-stream")
+    else:
+        resp = oca_answer(status, json.dumps({"error": {"message": "no"}}).encode(), JSON)
+    return await answered(gw, f, resp)
+
+
+def rec_of(t: Traffic, f: http.HTTPFlow) -> RequestRecord:
+    return t.state.inflight[f.id].record
 
 
 # -- a call OCA answered ----------------------------------------------------------------------
 
 
-def test_a_finished_call_gets_its_comment(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t)
-    t.response(f)
-    assert f.comment.startswith("anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · 1,234 in")
+async def test_a_finished_call_gets_its_comment(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        f = await call(gw)
+        t.response(f)
+    assert f.comment.startswith("anthropic → chat · claude-sonnet-4-6 → oca/gpt-4.1 · 7 in / 2")
 
 
-def test_a_finished_call_is_counted(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, rec = in_flight(t)
-    t.response(f)
-    assert list(t.state.stats.recent) == [rec] and rec.flow_id == f.id
+async def test_a_finished_call_is_counted(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        f = await call(gw)
+        t.response(f)
+    (rec,) = t.state.stats.recent
+    assert rec is rec_of(t, f) and rec.flow_id == f.id
 
 
-def test_a_finished_call_adds_to_the_models_totals(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t)
-    t.response(f)
+async def test_a_finished_call_adds_to_the_models_totals(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        t.response(await call(gw))
     assert t.state.stats.totals["oca/gpt-4.1"] == {
         "requests": 1,
-        "input_tokens": 1234,
-        "output_tokens": 56,
+        "input_tokens": 7,
+        "output_tokens": 2,
         "errors": 0,
     }
 
 
-def test_a_finished_call_takes_its_time(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, rec = in_flight(t)
-    t.response(f)
-    assert 1000 < rec.latency_ms < 60_000
-
-
-def test_a_finished_call_logs_one_line(
-    traffic: tuple[Traffic, Any], caplog: pytest.LogCaptureFixture
-) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t)
-    with caplog.at_level(logging.INFO, "oca_addon.traffic"):
+async def test_a_finished_call_takes_its_time(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        f = await call(gw)
         t.response(f)
+    assert 1500 <= rec_of(t, f).latency_ms < 60_000
+
+
+async def test_a_finished_call_logs_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t), caplog.at_level(logging.INFO, "oca_addon.traffic"):
+        t.response(await call(gw))
+        annotate.traffic_log.flush()  # lines are batched for FLUSH_S
     (line,) = [r.getMessage() for r in caplog.records if r.name == "oca_addon.traffic"]
     assert line.startswith("200 POST /v1/messages · anthropic → chat")  # the client's path
 
 
-def test_the_token_is_redacted_once_the_call_ends(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t)
-    t.response(f)
+async def test_the_token_is_redacted_once_the_call_ends(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        f = await call(gw)
+        f.request.headers["authorization"] = f"Bearer {TOKEN}"  # as on a replay's flow
+        t.response(f)
     assert f.request.headers["authorization"] == "Bearer <redacted>"
 
 
-def test_the_summary_is_kept_on_the_flow(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t)
-    t.response(f)
-    assert annotate.meta(f)["summary"]["request_id"] == "rid-1"
+async def test_the_summary_is_kept_on_the_flow(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        f = await call(gw)
+        t.response(f)
+    assert annotate.meta(f)["summary"]["request_id"] == f.request.headers["opc-request-id"]
 
 
-def test_a_failed_call_is_marked_failed(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t, status=502, error="OCA went away")
-    t.response(f)
+async def test_a_failed_call_is_marked_failed(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        f = await call(gw, status=502)
+        t.response(f)
     assert f.marked == annotate.MARK_FAILED
 
 
-def test_a_refused_call_is_marked_refused(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t, status=400, error="bad request")
-    t.response(f)
+async def test_a_refused_call_is_marked_refused(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        f = await call(gw, status=400)
+        t.response(f)
     assert f.marked == annotate.MARK_REFUSED
 
 
-def test_a_failure_counts_as_an_error(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t, status=429, error="slow down")
-    t.response(f)
+async def test_a_failure_counts_as_an_error(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        t.response(await call(gw, status=429))
     assert t.state.stats.totals["oca/gpt-4.1"]["errors"] == 1
 
 
-def test_a_failed_connection_is_counted_and_logged(
-    traffic: tuple[Traffic, Any], caplog: pytest.LogCaptureFixture
+async def test_a_failed_connection_is_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    t, _ = traffic
-    f, rec = in_flight(t, status=502, error="Connection refused")
-    f.response, f.error = None, mflow.Error("Connection refused")
-    with caplog.at_level(logging.WARNING, "oca_addon"):
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t), caplog.at_level(logging.WARNING, "oca_addon"):
+        f = await forwarded(gw, "/v1/messages", MESSAGES)
+        f.error = mflow.Error("Connection refused")
+        gw.error(f)
         t.error(f)
+    rec = rec_of(t, f)
     assert list(t.state.stats.recent) == [rec]
-    assert "Request rid-1 to OCA failed: Connection refused" in caplog.text
+    assert f"Request {rec.request_id} to OCA failed: Connection refused" in caplog.text
 
 
-def test_the_in_flight_entry_is_left_for_keepalive(traffic: tuple[Traffic, Any]) -> None:
-    t, _ = traffic
-    f, _ = in_flight(t)
-    t.response(f)
+async def test_the_in_flight_entry_is_left_for_keepalive(tmp_path: Path) -> None:
+    gw, t = chain(tmp_path)
+    with taddons.context(gw, t):
+        f = await call(gw)
+        t.response(f)
     assert f.id in t.state.inflight
 
 
