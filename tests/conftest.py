@@ -1,10 +1,18 @@
 """Fixtures that run the real thing: the OCA simulator and mitmdump with the addon,
 as separate processes on free loopback ports, with HOME in a temp folder so the
-settings and token files are the test's own."""
+settings and token files are the test's own.
+
+The tests come in tiers: tests/unit (pure code, in process), tests/addons (each addon
+under mitmproxy's taddons/tflow) and tests/e2e (real mitmdump/mitmweb, SDKs, agents,
+Chromium). Everything under tests/e2e is marked `slow` here, as is any other test that
+starts a process of its own (marked where it is written): `pytest -m "not slow"`
+(`./scripts/test --fast`) is the quick loop."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -21,9 +29,28 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+E2E = Path(__file__).resolve().parent / "e2e"
 SCRIPT = ROOT / "oca_addon.py"
 PREFIX = "/20250206/app/litellm"
 BIN = Path(sys.executable).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every end-to-end test is slow, whatever its file says."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """`async def` tests run in an event loop of their own, as mitmproxy's addon tests do
+    (there with pytest-asyncio): taddons.context() then runs on that loop."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
+    return True
 
 
 def free_port() -> int:

@@ -78,7 +78,7 @@ def after_send(callback: Callable[..., None], *args: Any) -> None:
     mitmproxy runs a hook inside its connection's event handler, which holds a lock: the
     hook's task resumes (and sends) only when woken in the loop's next round, behind any
     callback the hook scheduled. A callback scheduled from that callback runs after it
-    (checked against mitmproxy 12.3.1, tests/test_gateway_timing.py; were that to change,
+    (checked against mitmproxy 12.3.1, tests/e2e/test_gateway_timing.py; were that to change,
     the work would only be done before the send again, never skipped). Were the
     connection to OCA still opening, the work runs meanwhile."""
     loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ The rule that keeps this exact: a remembered translation is used only for a pref
 messages equal to the ones it was made from, under the same settings (`key`), and the
 translators remember only work that depends on nothing else. Equal is told by the bytes
 where the client writes compact JSON (translate/layout.py: memcmp), else by `==` on the
-parsed JSON. `tests/test_memo.py` checks remembered == fresh over many kinds of edits.
+parsed JSON. `tests/unit/test_memo.py` checks remembered == fresh over many kinds of edits.
 
 A few conversations are remembered at once (Claude Code's subagents are conversations of
 their own); each is its last request's parsed messages plus the translation, so the memory

@@ -20,7 +20,7 @@ re-exports the names the rest of oca-proxy uses (`from oca_addon.mitm import pat
 mitm_patches`).
 
 All were checked against mitmproxy CHECKED_AGAINST (pyproject.toml requires that minor
-release). tests/test_mitm_patches.py fails when any checked code changes; at run time the
+release). tests/unit/test_mitm_patches.py fails when any checked code changes; at run time the
 first addon of the chain (addons/patches.py) calls `check()` and `apply(skip=...)`: on
 another mitmproxy version, or checked code that changed, it logs one warning, and a patch
 whose checked code changed is NOT applied (mitmproxy's own behaviour stays there: an
