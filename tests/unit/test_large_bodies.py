@@ -20,10 +20,11 @@ from mitmproxy.test import tflow
 from bench import bigbody
 from oca_addon.addons.gateway import Gateway
 from oca_addon.core import jsonio
+from oca_addon.core.apis import api_for
 from oca_addon.core.errors import RequestError
 from oca_addon.core.exchange import parse_json_body, prepare
 from oca_addon.core.modelinfo import Catalog
-from oca_addon.core.routing import Endpoint, classify
+from oca_addon.core.routing import Endpoint
 from oca_addon.core.settings import Settings
 from oca_addon.mitm import annotate
 from oca_addon.mitm.state import ProxyState, Upstream
@@ -205,7 +206,7 @@ def test_a_large_request_keeps_at_most_one_extra_copy(kind: str) -> None:
     async def hook() -> tuple[http.HTTPFlow, int, int]:
         # The conversation's previous turn first: what is remembered from turn to turn (the
         # tool-call arguments) is not this request's.
-        await gw._forward(_flow(kind, raw), classify(PATHS[kind]))  # type: ignore[arg-type]
+        await gw._forward(_flow(kind, raw), api_for(PATHS[kind]))  # type: ignore[arg-type]
         await asyncio.sleep(0)  # its work left for after sending
         await asyncio.sleep(0)
         gw.state.inflight.clear()
@@ -213,7 +214,7 @@ def test_a_large_request_keeps_at_most_one_extra_copy(kind: str) -> None:
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        await gw._forward(f, classify(PATHS[kind]))  # type: ignore[arg-type]
+        await gw._forward(f, api_for(PATHS[kind]))  # type: ignore[arg-type]
         await asyncio.sleep(0)  # the work left for after sending
         await asyncio.sleep(0)
         gc.collect()
