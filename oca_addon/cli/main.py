@@ -31,6 +31,16 @@ from oca_addon.core.settings import (
 SCRIPT = Path(__file__).resolve().parent.parent / "_script.py"
 
 
+def add_oca_options(p: argparse.ArgumentParser) -> None:
+    """Where OCA and the login are: the options `oca-proxy` and `oca-proxy doctor` share."""
+    p.add_argument("--mode", choices=sorted(DEPLOYMENTS), help="OCA deployment")
+    p.add_argument("--base-url", help="OCA API base URL")
+    p.add_argument("--idcs-url", help="IDCS (login) URL")
+    p.add_argument("--client-id", help="OAuth client id")
+    p.add_argument("--config", help="settings file (JSON or YAML)")
+    p.add_argument("--token-file", help="refresh token file (default ~/.oca/refresh_token.json)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="oca-proxy",
@@ -40,12 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "(`oca-proxy login --help`).",
     )
     p.add_argument("--port", type=int, help="listen port: 8669, 8668 or 8667 (env PORT)")
-    p.add_argument("--mode", choices=sorted(DEPLOYMENTS), help="OCA deployment")
-    p.add_argument("--base-url", help="OCA API base URL")
-    p.add_argument("--idcs-url", help="IDCS (login) URL")
-    p.add_argument("--client-id", help="OAuth client id")
-    p.add_argument("--config", help="settings file (JSON or YAML)")
-    p.add_argument("--token-file", help="refresh token file (default ~/.oca/refresh_token.json)")
+    add_oca_options(p)
     p.add_argument(
         "--host",
         default="127.0.0.1",

@@ -195,15 +195,6 @@ def _model_field(body: dict[str, Any], endpoint: Endpoint) -> str:
     return model
 
 
-def _stream_flag(body: dict[str, Any]) -> bool:
-    stream = body.get("stream", False)
-    if stream is None:
-        return False
-    if not isinstance(stream, bool):
-        raise RequestError("'stream' must be true or false", param="stream")
-    return stream
-
-
 def prepare(
     endpoint: Endpoint,
     body: dict[str, Any],

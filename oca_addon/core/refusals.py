@@ -22,13 +22,10 @@ Pure: no mitmproxy, no network; dicts, strings and one JSON file. The proxy's si
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
+
+from oca_addon.core.private import write_private
 
 log = logging.getLogger(__name__)
 
@@ -924,20 +923,8 @@ class LearnedFacts:
                     for model, known in sorted(self._models.items())
                 },
             }
-            _private_folder(self.path.parent)
-            target = Path(os.path.realpath(self.path))
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            try:
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(payload, f, indent=2, sort_keys=True)
-                    f.write("\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            data = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+            write_private(self.path, data.encode())
 
     def _save_quietly(self) -> None:
         """Save; a failure is logged (what was learned still holds in memory)."""
@@ -945,18 +932,6 @@ class LearnedFacts:
             self.save()
         except OSError as e:
             log.warning("cannot save the learned facts to %s: %s", self.path, e)
-
-
-def _private_folder(folder: Path) -> None:
-    if not folder.is_dir():
-        old = os.umask(0o077)  # no moment with a group- or world-readable folder
-        try:
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        finally:
-            os.umask(old)
-    with contextlib.suppress(OSError):
-        if folder.stat().st_mode & 0o077:
-            os.chmod(folder, 0o700)
 
 
 def _known_to(k: _Known) -> dict[str, Any]:

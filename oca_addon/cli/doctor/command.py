@@ -29,6 +29,7 @@ from oca_addon.cli.doctor.plan import (
     plan_text,
 )
 from oca_addon.cli.doctor.read import Reply, error_of, summarize
+from oca_addon.cli.main import add_oca_options
 from oca_addon.core.modelinfo import Catalog
 from oca_addon.core.settings import DEPLOYMENTS, ConfigError, find_config_file, load_settings
 
@@ -40,12 +41,7 @@ def parser() -> argparse.ArgumentParser:
         "maxima, refusals) with a few tiny calls; anything after `--` goes to the embedded "
         "mitmproxy (`-- --set ssl_insecure=true`).",
     )
-    p.add_argument("--mode", choices=sorted(DEPLOYMENTS), help="OCA deployment")
-    p.add_argument("--base-url", help="OCA API base URL")
-    p.add_argument("--idcs-url", help="IDCS (login) URL")
-    p.add_argument("--client-id", help="OAuth client id")
-    p.add_argument("--config", help="settings file (JSON or YAML)")
-    p.add_argument("--token-file", help="refresh token file (default ~/.oca/refresh_token.json)")
+    add_oca_options(p)
     p.add_argument("--models", help="only these models (comma list of ids)")
     p.add_argument(
         "--max-calls",
