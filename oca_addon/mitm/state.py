@@ -42,6 +42,10 @@ CLIENT_HEADERS = {"client": "oca-addon", "client-version": __version__}
 
 log = logging.getLogger("oca_addon")
 
+# After a failed read of OCA's model list: each call would otherwise ask again first (a flow,
+# and up to the idle timeout's wait each), so the list is asked for again only after this.
+CATALOG_RETRY_S = 30
+
 
 @dataclass
 class Upstream:
@@ -95,6 +99,7 @@ class ProxyState:
         self.models_ttl = 300  # oca_models_ttl (Gateway)
         self._catalog: Catalog | None = None
         self._catalog_task: asyncio.Task[Catalog | None] | None = None
+        self._catalog_retry_at = 0.0  # time.monotonic(): a failed read is not repeated before
         self._listen_port: int | None = None  # cached: needed on every request
 
     def current_settings(self) -> Settings:
@@ -126,14 +131,15 @@ class ProxyState:
 
     def forget_catalog(self) -> None:
         self._catalog = None
+        self._catalog_retry_at = 0.0  # (where OCA is, or the login, changed: ask at once)
 
     async def catalog(self, token: str | None = None) -> Catalog | None:
         """OCA's model list, cached; None (so: route everything as chat) if unavailable."""
         cat = self._catalog
         if cat is not None and time.time() - cat.fetched_at < self.models_ttl:
             return cat
-        if token is None:
-            return cat
+        if token is None or time.monotonic() < self._catalog_retry_at:
+            return cat  # (just failed: calls route by what is known, not wait on OCA again)
         if self._catalog_task is None or self._catalog_task.done():
             self._catalog_task = asyncio.get_running_loop().create_task(self._fetch_catalog(token))
         return await asyncio.shield(self._catalog_task)
@@ -165,8 +171,12 @@ class ProxyState:
             except ValueError:
                 problem = "not JSON"
         if problem is not None:
+            self._catalog_retry_at = time.monotonic() + CATALOG_RETRY_S
             log.warning(
-                "Could not load OCA's model list (%s); routing by the chat API only", problem
+                "Could not load OCA's model list (%s); routing by the chat API only, and "
+                "asking again in %d s",
+                problem,
+                CATALOG_RETRY_S,
             )
             return self._catalog
         assert self._catalog is not None

@@ -389,6 +389,7 @@ class LocalSite:
                 200, pages.login_success_page(port, tokens_mgr.save_problem), HTML
             )
         tokens_mgr.adopt(tokens)
+        self.state.forget_catalog()  # read again with this login, even just after a failure
         log.info("Logged in to OCA; refresh token saved to %s", tokens_mgr.store.path)
         return http.Response.make(200, pages.login_success_page(self.state.listen_port()), HTML)
 

@@ -26,6 +26,7 @@ from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 
 from oca_addon.addons.gateway import Gateway
+from oca_addon.addons.keepalive import Keepalive
 from oca_addon.mitm import patches as mitm_patches
 
 CHAT = {"model": "oca/gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
@@ -302,3 +303,33 @@ async def test_an_answer_to_a_call_not_in_flight_is_left_alone(tmp_path: Path, p
         f = api_flow(path, CHAT)
         await answered(gw, f, oca_answer(500, b"oops", "text/plain"))
     assert f.response is not None and f.response.content == b"oops"
+
+
+async def test_a_failed_model_list_read_is_not_repeated_on_every_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OCA's model list could not be read: the next calls route by what is known (chat) and
+    do not each ask OCA again first; a while later, or after a new login, it is asked again."""
+    from oca_addon.mitm import owncalls
+    from oca_addon.mitm import state as state_module
+    from oca_addon.mitm.state import ProxyState
+
+    asked: list[str] = []
+
+    async def no_answer(state: Any, path: str, what: str, timeout: float) -> None:
+        asked.append(path)
+        return None  # OCA did not answer
+
+    monkeypatch.setattr(owncalls, "call_oca", no_answer)
+    real = ProxyState()
+    real.upstream = State(tmp_path).upstream
+    with taddons.context(Keepalive(real)):
+        assert await real.catalog("token") is None
+        assert await real.catalog("token") is None
+        assert asked == ["/v1/model/info"]  # once, not per call
+        real._catalog_retry_at -= state_module.CATALOG_RETRY_S + 1  # time passes
+        assert await real.catalog("token") is None
+        assert len(asked) == 2
+        real.forget_catalog()  # a new login, or OCA moved
+        assert await real.catalog("token") is None
+        assert len(asked) == 3
