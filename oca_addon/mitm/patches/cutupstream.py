@@ -38,10 +38,7 @@ def close_upstream(flow: Any, reason: str) -> bool:
     ConnectionHandler.transports, ConnectionIO.handler."""
     if not _applied:
         return False
-    from mitmproxy import ctx
-
-    proxyserver = ctx.master.addons.get("proxyserver")
-    handler = getattr(proxyserver, "connections", {}).get(flow.client_conn.id)
+    handler = _connection_handler(flow)
     io = handler.transports.get(flow.server_conn) if handler is not None else None
     task = getattr(io, "handler", None)
     if task is None or task.done():
@@ -68,12 +65,16 @@ def upstream_last_activity(flow: Any) -> float | None:
     ConnectionHandler.timeout_watchdog, TimeoutWatchdog.last_activity."""
     if not _applied:
         return None
+    watchdog = getattr(_connection_handler(flow), "timeout_watchdog", None)
+    return getattr(watchdog, "last_activity", None)
+
+
+def _connection_handler(flow: Any) -> Any:
+    """mitmproxy's handler of the flow's client connection (Proxyserver.connections)."""
     from mitmproxy import ctx
 
     proxyserver = ctx.master.addons.get("proxyserver")
-    handler = getattr(proxyserver, "connections", {}).get(flow.client_conn.id)
-    watchdog = getattr(handler, "timeout_watchdog", None)
-    return getattr(watchdog, "last_activity", None)
+    return getattr(proxyserver, "connections", {}).get(flow.client_conn.id)
 
 
 def apply() -> None:
