@@ -30,6 +30,7 @@ from oca_addon.core import jsonio, sse
 from oca_addon.core.apis import ClientApi, LocalRequest, api_for
 from oca_addon.core.errors import ApiError, upstream_error_message
 from oca_addon.core.exchange import Exchange, explain_upstream_error, parse_json_body, prepare
+from oca_addon.core.modelinfo import Catalog
 from oca_addon.core.refusals import LearnedFacts, learned_facts_path
 from oca_addon.core.stats import RequestRecord
 from oca_addon.core.streams import (
@@ -157,9 +158,37 @@ class Gateway:
 
     # -- request -----------------------------------------------------------------------
 
+    def request_early(self, flow: http.HTTPFlow) -> bool:
+        """The request hook's work, done the moment the body is complete (mitm/patches/
+        earlysend.py: mitmproxy then writes the request at once, the request hooks run
+        after): True once the request is OCA's. False, with the flow as it was, when
+        something must be awaited (a token renewal, the model list) or answered (a local
+        API, an error): the request hook does it then."""
+        if flow.id in self.state.replays:
+            return False
+        api = api_for(flow.request.path)
+        tokens = self.state.tokens
+        if api is None or api.local or tokens is None:
+            return False
+        token = tokens.access_token_now()
+        if token is None:
+            return False
+        ready, catalog = self.state.catalog_now(token)
+        if not ready:
+            return False
+        try:
+            self._send(flow, api, self._client_body(flow.request), token, catalog)
+        except ApiError as e:
+            reply_error(flow, api.flavor, e)  # the flow takes the usual way, answered
+            return False
+        except Exception as e:  # a bug must cost one request, never the proxy
+            self._failed(flow, api, e)
+            return False
+        return True
+
     async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or not flow.live:
-            return  # answered already (refusal, local page), or a saved flow being read
+        if flow.response or not flow.live or mitm_patches.sent_early(flow):
+            return  # answered already (refusal, local page), a saved flow being read, or sent
         if flow.id in self.state.replays:
             return  # a replay of a request made for OCA: never translated again
         req = flow.request
@@ -175,12 +204,17 @@ class Gateway:
         except ApiError as e:
             reply_error(flow, api.flavor, e)
         except Exception as e:  # a bug must cost one request, never the proxy
-            log.exception("Unexpected error handling %s %s", req.method, path)
-            reply_error(
-                flow,
-                api.flavor,
-                ApiError(500, f"oca-proxy failed on this request: {type(e).__name__}: {e}"),
-            )
+            self._failed(flow, api, e)
+
+    @staticmethod
+    def _failed(flow: http.HTTPFlow, api: ClientApi, e: Exception) -> None:
+        req = flow.request
+        log.exception("Unexpected error handling %s %s", req.method, req.path)
+        reply_error(
+            flow,
+            api.flavor,
+            ApiError(500, f"oca-proxy failed on this request: {type(e).__name__}: {e}"),
+        )
 
     def _learned_path(self) -> Path:
         chosen = ctx.options.oca_learned_file
@@ -190,13 +224,23 @@ class Gateway:
         return learned_facts_path(settings.path if settings is not None else None)
 
     async def _forward(self, flow: http.HTTPFlow, api: ClientApi) -> None:
-        state = self.state
-        req = flow.request
+        body = self._client_body(flow.request)
+        token = await self._access_token()
+        self._send(flow, api, body, token, await self.state.catalog(token))
+
+    @staticmethod
+    def _client_body(req: http.Request) -> Any:
         if req.method != "POST":
             raise ApiError(405, f"{req.path.split('?')[0]} takes POST, not {req.method}")
-        body = parse_json_body(req.raw_content, headerfields.get(req.headers, b"content-type"))
-        token = await self._access_token()
-        catalog = await state.catalog(token)
+        return parse_json_body(req.raw_content, headerfields.get(req.headers, b"content-type"))
+
+    def _send(
+        self, flow: http.HTTPFlow, api: ClientApi, body: Any, token: str, catalog: Catalog | None
+    ) -> None:
+        """OCA's request on the flow and its Call opened (raises ApiError before changing
+        anything)."""
+        state = self.state
+        req = flow.request
         ex = prepare(
             api.endpoint,
             body,

@@ -20,6 +20,7 @@ from oca_addon.core.apis import api_for
 from oca_addon.core.errors import ApiError, ApiFlavor
 from oca_addon.core.routing import is_api_path
 from oca_addon.mitm import headerfields, options
+from oca_addon.mitm import patches as mitm_patches
 from oca_addon.mitm.replies import reply_error
 from oca_addon.mitm.state import ProxyState
 
@@ -126,10 +127,15 @@ class Guard:
         log.warning("Refused a connection from %s: oca-proxy only serves this machine", peer)
         client.error = "oca-proxy only serves this machine"
 
+    def request_early(self, flow: http.HTTPFlow) -> bool:
+        """Before the request is sent early (mitm/patches/earlysend.py): True when nothing
+        is refused (a refusal is answered by the request hook, the usual way)."""
+        return self._refusal(flow, is_api_path(flow.request.path)) is None
+
     def request(self, flow: http.HTTPFlow) -> None:
         """Peer, Host, Origin and proxy key checks; answers the refusal itself."""
-        if flow.response or not flow.live:
-            return  # answered already, or a saved flow being read (-r)
+        if flow.response or not flow.live or mitm_patches.sent_early(flow):
+            return  # answered already, a saved flow being read (-r), or checked and sent
         if flow.is_replay == "request":
             # Started by whoever runs mitmproxy (mitmweb's replay, oca.replay), never by a
             # network client: mitmproxy sets is_replay itself. A replay of a forwarded call
@@ -137,20 +143,10 @@ class Guard:
             return
         req = flow.request
         api = is_api_path(req.path)
-        peer = flow.client_conn.peername[0] if flow.client_conn.peername else None
-        refusal = security.check_request(
-            method=req.method,
-            host_header=req.host_header,
-            origin=headerfields.get(req.headers, b"origin"),
-            headers=client_headers(req),  # the real keys (the flow shows placeholders)
-            peer=peer,
-            port=self.state.listen_port(),
-            api=api,
-            proxy_key=self.proxy_key(),
-            open_to_network=self._open_to_network,
-        )
+        refusal = self._refusal(flow, api)
         if refusal is None:
             return
+        peer = flow.client_conn.peername[0] if flow.client_conn.peername else None
         log.warning("Refused %s %s from %s: %s", req.method, req.path[:200], peer, refusal.code)
         if api:
             called = api_for(req.path)
@@ -162,6 +158,21 @@ class Guard:
                 refusal.message + "\n",
                 {"content-type": "text/plain; charset=utf-8", "cache-control": "no-store"},
             )
+
+    def _refusal(self, flow: http.HTTPFlow, api: bool) -> security.Refusal | None:
+        req = flow.request
+        peer = flow.client_conn.peername[0] if flow.client_conn.peername else None
+        return security.check_request(
+            method=req.method,
+            host_header=req.host_header,
+            origin=headerfields.get(req.headers, b"origin"),
+            headers=client_headers(req),  # the real keys (the flow shows placeholders)
+            peer=peer,
+            port=self.state.listen_port(),
+            api=api,
+            proxy_key=self.proxy_key(),
+            open_to_network=self._open_to_network,
+        )
 
 
 def _on_loopback(mode: ProxyMode, default_port: int | None, force: bool = False) -> str:

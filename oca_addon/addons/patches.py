@@ -30,3 +30,7 @@ class MitmPatches:
         if warning:
             log.warning("%s", warning)
         mitm_patches.apply(skip=found.skipped)
+
+    def configure(self, updated: set[str]) -> None:
+        # The built-ins' request hooks are looked at again before the next early send.
+        mitm_patches.options_changed()

@@ -60,6 +60,12 @@ class Replays:
 
     # -- mitmproxy's own replays -----------------------------------------------------------
 
+    @staticmethod
+    def request_early(flow: http.HTTPFlow) -> bool:
+        """Before a request is sent early (mitm/patches/earlysend.py): only replays are
+        this hook's, and those are never sent early."""
+        return flow.is_replay != "request"
+
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         # Plain for every call (a hot path); mitmproxy awaits what a hook returns.
         if flow.is_replay != "request" or flow.response or not flow.live:

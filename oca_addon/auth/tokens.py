@@ -225,16 +225,23 @@ class TokenManager:
 
     # -- getting a token ---------------------------------------------------------
 
+    def access_token_now(self) -> str | None:
+        """access_token() when it has nothing to wait for: the token while it is well within
+        its life, else None (then access_token() renews it, or says why there is none)."""
+        token = self._token
+        if token is None or (time.monotonic() >= self._presence_due and self._file_removed()):
+            return None
+        # Short-lived tokens (tests, odd tenants) are renewed at half their life at the latest.
+        margin = min(self.refresh_margin, (token.expires_at - token.issued_at) / 2)
+        return token.access_token if token.expires_at - margin > time.time() else None
+
     async def access_token(self) -> str | None:
         """A valid access token, or None when the user must log in (see .problem)."""
+        ready = self.access_token_now()
+        if ready is not None:
+            return ready
         token = self._token
-        if token is not None and time.monotonic() >= self._presence_due and self._file_removed():
-            token = None
         now = time.time()
-        # Short-lived tokens (tests, odd tenants) are renewed at half their life at the latest.
-        margin = min(self.refresh_margin, (token.expires_at - token.issued_at) / 2) if token else 0
-        if token and token.expires_at - margin > now:
-            return token.access_token
         if token and token.expires_at - 2 > now:
             self._start_refresh()  # close to expiry: renew in the background, use this one
             return token.access_token

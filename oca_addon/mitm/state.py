@@ -135,14 +135,22 @@ class ProxyState:
 
     async def catalog(self, token: str | None = None) -> Catalog | None:
         """OCA's model list, cached; None (so: route everything as chat) if unavailable."""
-        cat = self._catalog
-        if cat is not None and time.time() - cat.fetched_at < self.models_ttl:
+        ready, cat = self.catalog_now(token)
+        if ready or token is None:  # (not ready means a token: for mypy)
             return cat
-        if token is None or time.monotonic() < self._catalog_retry_at:
-            return cat  # (just failed: calls route by what is known, not wait on OCA again)
         if self._catalog_task is None or self._catalog_task.done():
             self._catalog_task = asyncio.get_running_loop().create_task(self._fetch_catalog(token))
         return await asyncio.shield(self._catalog_task)
+
+    def catalog_now(self, token: str | None = None) -> tuple[bool, Catalog | None]:
+        """(True, what catalog() answers) when it has nothing to wait for; (False, None)
+        when it would ask OCA."""
+        cat = self._catalog
+        if cat is not None and time.time() - cat.fetched_at < self.models_ttl:
+            return True, cat
+        if token is None or time.monotonic() < self._catalog_retry_at:
+            return True, cat  # (just failed: calls route by what is known, not wait on OCA again)
+        return False, None
 
     @property
     def cached_catalog(self) -> Catalog | None:

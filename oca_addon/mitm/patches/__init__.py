@@ -10,6 +10,8 @@ in their API's shape, and secrets stay off flows.
   http2        HTTP/2's preface refused (GOAWAY, HTTP_1_1_REQUIRED)
   chunked      chunked request bodies: trailers dropped, lines capped (400)
   sendagain    a flow's request sent again from the `response` hook (`resend`)
+  earlysend    a request the addons made final written upstream before the `request`
+               hooks run (`request_early`, `sent_early`)
 
 The client side only touches HTTP/1 (what local API clients speak: HTTP/2 is refused, see
 README "HTTP/1.1 only"). Each module holds its patch, its state, `CHECKED` (what it
@@ -49,6 +51,7 @@ from oca_addon.mitm.patches import (
     closeconn,
     cutstream,
     cutupstream,
+    earlysend,
     errorpage,
     headlimits,
     http2,
@@ -56,6 +59,7 @@ from oca_addon.mitm.patches import (
     wiretoken,
 )
 from oca_addon.mitm.patches.cutupstream import close_upstream, forget_client, upstream_last_activity
+from oca_addon.mitm.patches.earlysend import options_changed, sent_early
 from oca_addon.mitm.patches.errorpage import client_path, error_response_bytes, remember_client_path
 from oca_addon.mitm.patches.headlimits import (
     MAX_HEAD_BYTES,
@@ -86,10 +90,12 @@ __all__ = [
     "fingerprint",
     "forget_client",
     "head_problem",
+    "options_changed",
     "remember_client_path",
     "resend",
     "resend_available",
     "resend_pending",
+    "sent_early",
     "set_head_limits",
     "set_wire_headers",
     "upstream_last_activity",
@@ -107,6 +113,7 @@ PATCHES: tuple[ModuleType, ...] = (
     http2,
     chunked,
     sendagain,
+    earlysend,
 )
 CHECKED: dict[str, tuple[str, tuple[str, ...]]] = {
     name: entry for patch in PATCHES for name, entry in patch.CHECKED.items()
