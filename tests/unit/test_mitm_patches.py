@@ -23,6 +23,7 @@ from oca_addon.mitm.patches import (
     closeconn,
     cutstream,
     cutupstream,
+    earlysend,
     errorpage,
     headlimits,
     http2,
@@ -83,6 +84,7 @@ def test_apply_replaces_exactly_the_checked_methods() -> None:
     )
     assert HttpStream.send_response is sendagain._send_response
     assert server.ConnectionHandler.close_connection is closeconn._close_connection
+    assert HttpStream.state_consume_request_body is earlysend._consume_request_body
     assert all(p._applied for p in mitm_patches.PATCHES)
 
 
@@ -109,6 +111,11 @@ SITES = [
     (_http1.Http1Server, "read_headers", "proxy.layers.http._http1.Http1Server.read_headers"),
     (_http1.Http1Server, "read_body", "proxy.layers.http._http1.Http1Connection.read_body"),
     (HttpStream, "send_response", "proxy.layers.http.HttpStream.send_response"),
+    (
+        HttpStream,
+        "state_consume_request_body",
+        "proxy.layers.http.HttpStream.state_consume_request_body",
+    ),
 ]
 
 
@@ -226,3 +233,92 @@ def test_a_cut_upstream_is_not_cut_when_left_out(unpatched: None) -> None:
 
     assert not mitm_patches.close_upstream(Flow(), "why")
     assert mitm_patches.upstream_last_activity(Flow()) is None
+
+
+# -- earlysend: which flows go before the request hooks ---------------------------------------
+
+
+class _Ours:
+    """An addon doing its request work in request_early (as the Gateway does)."""
+
+    def __init__(self, ready: bool = True, name: str = "ours") -> None:
+        self.name = name
+        self.ready = ready
+        self.asked = 0
+
+    def request(self, flow: Any) -> None:
+        pass
+
+    def request_early(self, flow: Any) -> bool:
+        self.asked += 1
+        return self.ready
+
+
+class _UsersScript:
+    def request(self, flow: Any) -> None:
+        flow.request.headers["x-changed"] = "1"
+
+
+def _live_flow() -> Any:
+    from mitmproxy.test import tflow
+
+    return tflow.tflow(live=True)
+
+
+def test_early_send_only_when_every_request_hook_has_nothing_left_to_do() -> None:
+    from mitmproxy.addons import anticache, intercept, maplocal, onboarding
+
+    ours = _Ours()
+    builtins = [intercept.Intercept(), anticache.AntiCache(), maplocal.MapLocal()]
+    with taddons.context(*builtins, onboarding.Onboarding(), ours) as tctx:
+        flow = _live_flow()
+        assert earlysend.early_ready(flow) and earlysend.sent_early(flow)
+        assert ours.asked == 1
+        # mitmproxy's built-ins at work under an option: the usual way
+        for addon, option in (
+            (builtins[0], {"intercept": "~q"}),
+            (builtins[1], {"anticache": True}),
+            (builtins[2], {"map_local": ["|~q|/a|/tmp"]}),
+        ):
+            tctx.configure(addon, **option)
+            earlysend.options_changed()
+            flow = _live_flow()
+            assert not earlysend.early_ready(flow) and not earlysend.sent_early(flow), option
+            tctx.options.reset()
+            earlysend.options_changed()
+        assert earlysend.early_ready(_live_flow())
+        # the onboarding app's host, per flow
+        onboard = _live_flow()
+        onboard.request.host = onboard.request.host_header = tctx.options.onboarding_host
+        assert not earlysend.early_ready(onboard)
+        # a flow already answered, intercepted, a replay, not live: the usual way
+        for change in ("response", "intercepted", "is_replay", "live"):
+            flow = _live_flow()
+            if change == "response":
+                flow.response = _response()
+            elif change == "intercepted":
+                flow.intercept()
+            elif change == "is_replay":
+                flow.is_replay = "request"
+            else:
+                flow.live = False
+            assert not earlysend.early_ready(flow), change
+
+
+def _response() -> Any:
+    from mitmproxy.test import tutils
+
+    return tutils.tresp()
+
+
+def test_any_other_request_hook_means_the_usual_way() -> None:
+    ours = _Ours()
+    with taddons.context(ours) as tctx:
+        assert earlysend.early_ready(_live_flow())
+        tctx.master.addons.add(_UsersScript())  # a user's script: it may change the request
+        assert not earlysend.early_ready(_live_flow())
+    declining = _Ours(ready=False, name="declining")
+    with taddons.context(_Ours(), declining):
+        flow = _live_flow()
+        assert not earlysend.early_ready(flow) and not earlysend.sent_early(flow)
+        assert declining.asked == 1
