@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from mitmproxy import version
+from mitmproxy.addonmanager import AddonManager
 from mitmproxy.proxy import server
 from mitmproxy.proxy.layers.http import HttpStream, _http1, _http2
 from mitmproxy.test import taddons
@@ -85,6 +86,7 @@ def test_apply_replaces_exactly_the_checked_methods() -> None:
     assert HttpStream.send_response is sendagain._send_response
     assert server.ConnectionHandler.close_connection is closeconn._close_connection
     assert HttpStream.state_consume_request_body is earlysend._consume_request_body
+    assert AddonManager.register is earlysend._register
     assert all(p._applied for p in mitm_patches.PATCHES)
 
 
@@ -116,6 +118,8 @@ SITES = [
         "state_consume_request_body",
         "proxy.layers.http.HttpStream.state_consume_request_body",
     ),
+    (AddonManager, "register", "addonmanager.AddonManager.register"),
+    (AddonManager, "remove", "addonmanager.AddonManager.remove"),
 ]
 
 
@@ -268,6 +272,7 @@ def _live_flow() -> Any:
 def test_early_send_only_when_every_request_hook_has_nothing_left_to_do() -> None:
     from mitmproxy.addons import anticache, intercept, maplocal, onboarding
 
+    mitm_patches.apply()  # an addon registered: the chain is looked at again
     ours = _Ours()
     builtins = [intercept.Intercept(), anticache.AntiCache(), maplocal.MapLocal()]
     with taddons.context(*builtins, onboarding.Onboarding(), ours) as tctx:
@@ -312,6 +317,7 @@ def _response() -> Any:
 
 
 def test_any_other_request_hook_means_the_usual_way() -> None:
+    mitm_patches.apply()
     ours = _Ours()
     with taddons.context(ours) as tctx:
         assert earlysend.early_ready(_live_flow())

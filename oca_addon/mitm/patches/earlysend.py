@@ -35,8 +35,9 @@ mitmproxy's error hook runs and, as for its streamed requests, no `request` hook
 Patch (checked against mitmproxy 12.3.1): `HttpStream.state_consume_request_body`,
 wrapped by `_consume_request_body` (mitmproxy's own code still sends the request: the
 `request` hook command is answered at once, then yielded once the request has gone).
-Read: `AddonManager.lookup`/`chain`, `addonmanager.traverse`, and the built-ins' `request`
-hooks (and what they call) below. Not applied (any of that changed): every request takes
+`AddonManager.register` and `.remove` wrapped (the chain is looked at again). Read:
+`AddonManager.chain`, `addonmanager.traverse`, and the built-ins' `request` hooks (and what
+they call) below. Not applied (any of that changed): every request takes
 mitmproxy's usual way.
 """
 
@@ -68,6 +69,8 @@ from mitmproxy.proxy.layers.http import HttpStream
 from mitmproxy.proxy.layers.http._events import RequestEndOfMessage
 from mitmproxy.proxy.layers.http._hooks import HttpRequestHook
 
+from oca_addon.mitm import headerfields
+
 BEHAVIOUR = "requests written to OCA before the request hooks run (time to first token)"
 REQUIRED = False
 # qualified name (under `mitmproxy.`) -> (source hash, parameter names): see patches/__init__
@@ -80,7 +83,9 @@ CHECKED: dict[str, tuple[str, tuple[str, ...]]] = {
     # how mitmproxy finds the hooks: every addon of the chain, by attribute name
     "addonmanager.traverse": ("bad3d9f88bdf9269", ("chain",)),
     "addonmanager.AddonManager._iter_hooks": ("350b419ab7284091", ("self", "addon", "event")),
+    # wrapped: an addon registered or removed means the chain is looked at again
     "addonmanager.AddonManager.register": ("01ddcca314eebbd3", ("self", "addon")),
+    "addonmanager.AddonManager.remove": ("2e93aab2204a39f6", ("self", "addon")),
     # the built-ins whose `request` hook BUILTIN says leaves a flow alone, and when
     "addons.anticache.AntiCache.request": ("b48d2e8a6a567262", ("self", "flow")),
     "addons.anticomp.AntiComp.request": ("b0d9e97431cee67e", ("self", "flow")),
@@ -130,9 +135,9 @@ BUILTIN: dict[type, tuple[Static, PerFlow]] = {
     maplocal.MapLocal: (lambda a: not a.replacements, None),
     mapremote.MapRemote: (lambda a: not a.replacements, None),
     modifybody.ModifyBody: (lambda a: not a.replacements, None),
-    onboarding.Onboarding: (lambda a: True, lambda a, f: not (_onboarding and a.should_serve(f))),
-    asgiapp.ASGIApp: (lambda a: True, lambda a, f: not a.should_serve(f)),
-    asgiapp.WSGIApp: (lambda a: True, lambda a, f: not a.should_serve(f)),
+    onboarding.Onboarding: (lambda a: True, lambda a, f: not (_onboarding and _serves(a, f))),
+    asgiapp.ASGIApp: (lambda a: True, lambda a, f: not _serves(a, f)),
+    asgiapp.WSGIApp: (lambda a: True, lambda a, f: not _serves(a, f)),
     save.Save: (lambda a: True, None),  # notes the flow for a stream file; the request untouched
     serverplayback.ServerPlayback: (lambda a: True, lambda a, f: not a.flowmap),
     stickyauth.StickyAuth: (lambda a: a.flt is None, None),
@@ -145,12 +150,22 @@ BUILTIN: dict[type, tuple[Static, PerFlow]] = {
 _onboarding = True  # the option, read when the chain is looked at
 
 
+def _serves(app: Any, flow: http.HTTPFlow) -> bool:
+    """ASGIApp.should_serve, read only when the Host header names the app's host (its
+    `pretty_host` comes from that header; without one, from the request's host)."""
+    want = app.host
+    host = headerfields.get(flow.request.headers, b"host")
+    if host is not None and want.isascii() and want.lower() not in host.lower():
+        return False
+    return bool(app.should_serve(flow))
+
+
 class _Chain:
-    """The chain's `request` hooks as the rule sees them, looked at again when an addon
-    comes or goes, or an option changes (`options_changed`)."""
+    """The chain's `request` hooks as the rule sees them, looked at again (at the next
+    request) when an addon comes or goes (AddonManager.register/remove, wrapped) or an
+    option changes (`options_changed`)."""
 
     def __init__(self) -> None:
-        self.key: tuple[int, ...] | None = None
         self.stale = True
         self.possible = False  # no hook that always means the usual way
         self.per_flow: list[tuple[Any, Callable[[Any, http.HTTPFlow], bool]]] = []
@@ -158,7 +173,6 @@ class _Chain:
 
     def refresh(self, manager: Any) -> None:
         global _onboarding
-        self.key = tuple(map(id, manager.lookup.values()))
         self.stale = False
         self.possible = False
         self.per_flow, self.early = [], []
@@ -204,9 +218,8 @@ def early_ready(flow: http.HTTPFlow) -> bool:
         or flow.request.trailers
     ):
         return False
-    manager = ctx.master.addons
-    if _chain.stale or _chain.key != tuple(map(id, manager.lookup.values())):
-        _chain.refresh(manager)
+    if _chain.stale:
+        _chain.refresh(ctx.master.addons)
     if not _chain.possible:
         return False
     for addon, leaves_alone in _chain.per_flow:
@@ -252,11 +265,25 @@ def _consume_request_body(self: Any, event: Any) -> Generator[Any, Any, None]:
         yield HttpRequestHook(flow)
 
 
+def _register(self: Any, addon: Any) -> Any:
+    _chain.stale = True
+    return _original_register(self, addon)
+
+
+def _remove(self: Any, addon: Any) -> None:
+    _chain.stale = True
+    _original_remove(self, addon)
+
+
 _original_consume = HttpStream.state_consume_request_body
+_original_register = addonmanager.AddonManager.register
+_original_remove = addonmanager.AddonManager.remove
 
 
 def apply() -> None:
     global _applied
     if not _applied:
         HttpStream.state_consume_request_body = _consume_request_body  # type: ignore[method-assign]
+        addonmanager.AddonManager.register = _register  # type: ignore[method-assign]
+        addonmanager.AddonManager.remove = _remove  # type: ignore[method-assign]
         _applied = True
