@@ -6,6 +6,9 @@ OCA's errors in the client's API.
 It keeps what the client sent and what OCA answered on the flow (annotate.keep_*) right
 before it replaces them; closing the call (stats, comment, log line) is Traffic's.
 
+request_early   -> OCA's request the moment the body is in, when nothing must be awaited
+                   (mitm/patches/earlysend.py: mitmproxy then writes it before the
+                   request hooks run)
 request         -> /v1/models, count_tokens, or OCA's request (a Call on the flow)
 responseheaders -> a stream translator or tap on streamed answers
 response        -> buffered answers for the client; OCA's errors in the client's shape
