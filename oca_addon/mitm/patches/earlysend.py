@@ -28,8 +28,8 @@ The rule (`early_ready`), for each flow, checked when its body is complete:
 - anything else with a `request` hook (a user's script or addon, an unknown built-in)
   means the usual way, for every flow, as long as it is loaded.
 
-A flow sent early carries `sent_early(flow)`: the `request` hooks of the addons that did
-their work in `request_early` leave it alone. If the connection to OCA cannot be opened,
+A flow sent early carries `sent_early(flow)` until its `request` hooks have run: those of
+the addons that did their work in `request_early` leave it alone. If the connection to OCA cannot be opened,
 mitmproxy's error hook runs and, as for its streamed requests, no `request` hook.
 
 Patch (checked against mitmproxy 12.3.1): `HttpStream.state_consume_request_body`,
@@ -260,9 +260,12 @@ def _consume_request_body(self: Any, event: Any) -> Generator[Any, Any, None]:
     except StopIteration:
         pass
     flow = self.flow
-    if early and flow.live and flow.error is None:
-        # Sent: the `request` hook of the whole chain now, as after a streamed request.
-        yield HttpRequestHook(flow)
+    if early:
+        if flow.live and flow.error is None:
+            # Sent: the `request` hook of the whole chain now, as after a streamed request.
+            yield HttpRequestHook(flow)
+        # Only for those hooks: never kept in a saved flow, nor seen by a replay of this one.
+        flow.metadata.pop(SENT_KEY, None)
 
 
 def _register(self: Any, addon: Any) -> Any:
