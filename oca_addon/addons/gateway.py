@@ -29,7 +29,14 @@ from mitmproxy import ctx, http
 from oca_addon.core import jsonio, sse
 from oca_addon.core.apis import ClientApi, LocalRequest, api_for
 from oca_addon.core.errors import ApiError, upstream_error_message
-from oca_addon.core.exchange import Exchange, explain_upstream_error, parse_json_body, prepare
+from oca_addon.core.exchange import (
+    Exchange,
+    explain_upstream_error,
+    parse_json_body,
+    prepare_body,
+    read_body,
+    translated_to_chat,
+)
 from oca_addon.core.refusals import LearnedFacts, learned_facts_path
 from oca_addon.core.stats import RequestRecord
 from oca_addon.core.streams import (
@@ -194,17 +201,23 @@ class Gateway:
         req = flow.request
         if req.method != "POST":
             raise ApiError(405, f"{req.path.split('?')[0]} takes POST, not {req.method}")
-        body = parse_json_body(req.raw_content, headerfields.get(req.headers, b"content-type"))
+        settings = state.current_settings()
+        known = state.cached_catalog
+        body = read_body(
+            api,
+            req.raw_content,
+            headerfields.get(req.headers, b"content-type"),
+            lambda model: translated_to_chat(api.endpoint, model, settings, known),
+        )
         token = await self._access_token()
         catalog = await state.catalog(token)
-        ex = prepare(
+        ex = prepare_body(
             api.endpoint,
             body,
-            state.current_settings(),
+            settings,
             catalog,
             state.history,
             state.conversations,
-            raw=req.raw_content,
         )
         ex = self.retry.plan(ex)  # what OCA said of the model before, applied
         request_id = secrets.token_hex(16)

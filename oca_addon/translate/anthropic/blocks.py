@@ -217,14 +217,19 @@ class _RequestBuilder:
             raise RequestError(
                 "messages: nothing to send, every message is empty", param="messages"
             )
+        return self.with_system(chat, system_parts), done_turns
 
+    def with_system(
+        self, chat: list[dict[str, Any]], system_parts: list[str]
+    ) -> list[dict[str, Any]]:
+        """`chat` with the system message first, when there is a system prompt."""
         system = "\n\n".join(p for p in (_strip_billing(s) for s in system_parts) if p)
         if system:
             head: dict[str, Any] = {"role": "system", "content": system}
             if self.system_cache:
                 head[caching.MARK] = self.system_cache
             chat.insert(0, head)
-        return chat, done_turns
+        return chat
 
     def system_message(self, blocks: list[_Block]) -> list[str]:
         parts = []
