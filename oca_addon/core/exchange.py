@@ -1,8 +1,9 @@
 """From a client's request to OCA's, and from OCA's answer back to the client's API.
 
-Pure over dicts and bytes (no mitmproxy): the addon calls `prepare()` in its request hook,
-puts a `StreamDriver` on streamed answers, and calls `Exchange.client_body()` on buffered
-ones. What differs per client API is the API's own (core/apis: `ex.api`); translator
+Pure over dicts and bytes (no mitmproxy): the addon calls `read_body()` and
+`prepare_body()` in its request hook (an agent's conversation read the quick way where it
+can, translate/rawjson.py, then `prepare()`), puts a `StreamDriver` on streamed answers,
+and calls `Exchange.client_body()` on buffered ones. What differs per client API is the API's own (core/apis: `ex.api`); translator
 modules follow the contract in docs/ARCHITECTURE.md.
 """
 

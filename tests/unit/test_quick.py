@@ -305,7 +305,8 @@ def test_text_that_is_not_utf8_gets_the_full_translations_error(endpoint: Endpoi
 
 
 def test_bad_json_is_the_same_error_either_way() -> None:
-    for raw in (b'{"model": "m", "messages": [', b"[1]", b'{"model": "m", "messages": NaN}'):
+    deep = b'{"model": "m", "x": ' + b"[" * 5000 + b"]" * 5000 + b', "messages": []}'
+    for raw in (b'{"model": "m", "messages": [', b"[1]", b'{"model": "m", "messages": NaN}', deep):
         with pytest.raises(RequestError) as quick:
             prepare_body(
                 Endpoint.MESSAGES, read_body(API[Endpoint.MESSAGES], raw, None), Settings(), CATALOG

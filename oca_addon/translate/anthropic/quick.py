@@ -95,7 +95,7 @@ def decode(raw: bytes) -> tuple[dict[str, Any], list[Message]]:
     messages, their texts raw). NotQuick when the body is not of the shapes this takes."""
     try:
         head = _decode_head(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise NotQuick from None
     body: dict[str, Any] = {}
     for name in _HEAD_FIELDS:
@@ -275,7 +275,7 @@ def _result_text(content: bytes) -> bytes:
         raise NotQuick
     try:
         blocks = _decode_texts(content)  # only text blocks: images and the rest go in full
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise NotQuick from None
     texts = []
     for block in blocks:

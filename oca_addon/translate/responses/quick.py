@@ -113,7 +113,7 @@ def decode(raw: bytes) -> tuple[dict[str, Any], list[Any]]:
     items, their texts raw). NotQuick when the body is not of the shapes this takes."""
     try:
         head = _decode_head(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise NotQuick from None
     body: dict[str, Any] = {}
     for name in HEAD_FIELDS:
