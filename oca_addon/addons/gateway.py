@@ -16,6 +16,7 @@ error           -> what failed, for Traffic's record (the client's error body co
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import secrets
@@ -90,6 +91,18 @@ def after_send(callback: Callable[..., None], *args: Any) -> None:
     connection to OCA still opening, the work runs meanwhile."""
     loop = asyncio.get_running_loop()
     loop.call_soon(loop.call_soon, callback, *args)
+
+
+def pause_gc_until_sent() -> None:
+    """The cyclic garbage collector paused until mitmproxy has written the request this hook
+    makes. An agent's request makes tens of thousands of objects (its parse, its
+    translation, what the memo keeps), enough to set off collections of the older
+    generations: 1 to 10 ms with a few conversations remembered, before OCA sees the request.
+    They run right after it instead. (A hook that waits, on a login, resumes the collector
+    early: nothing is lost but the gain.)"""
+    if gc.isenabled():
+        gc.disable()
+        after_send(gc.enable)
 
 
 OPTION_RANGES = {
@@ -178,6 +191,7 @@ class Gateway:
             if api.local:
                 await self._answer_locally(flow, api)
             else:
+                pause_gc_until_sent()
                 await self._forward(flow, api)
         except ApiError as e:
             reply_error(flow, api.flavor, e)

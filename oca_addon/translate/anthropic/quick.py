@@ -30,7 +30,9 @@ from oca_addon.translate.rawjson import EMPTY, NULL, Fragment, NotQuick, literal
 _TWO_NEWLINES = b"\\n\\n"
 
 
-class _Block(Struct, tag_field="type", forbid_unknown_fields=True):
+# gc=False: what msgspec decodes from JSON holds no cycles, and thousands of them are made
+# per request (the collector need not track them).
+class _Block(Struct, tag_field="type", forbid_unknown_fields=True, gc=False):
     cache_control: Raw = NULL
 
 
@@ -61,7 +63,7 @@ class RedactedThinking(_Block, tag="redacted_thinking", forbid_unknown_fields=Fa
 Block = Text | ToolUse | ToolResult | Thinking | RedactedThinking
 
 
-class Message(Struct, forbid_unknown_fields=True):
+class Message(Struct, forbid_unknown_fields=True, gc=False):
     role: str
     content: str | list[Block]
 
@@ -138,16 +140,19 @@ def chat_messages(
             pending = dict.fromkeys(unanswered, False)
             builder.tool_names.update(done.tool_names)
     append = out.append
-    ids = builder._ids
-    call_id_for = builder.call_id
-    name_for = builder.name
+    ids, names = builder._ids, builder._upstream_names
+    call_id_for, name_for = builder.call_id, builder.name
     answer_missing = builder._answer_missing
+    by_raw = _BY_RAW
     n = len(messages)
     while i < n:
         starts.append(i)
         before.append((len(out), tuple(pending)))
-        role = messages[i].role
-        blocks = _blocks(messages[i].content)
+        message = messages[i]
+        role = message.role
+        blocks: Any = message.content
+        if type(blocks) is not list:
+            blocks = _blocks(blocks)
         i += 1
         while i < n and messages[i].role == role:  # one turn, as in Anthropic's API
             blocks = blocks + _blocks(messages[i].content)
@@ -173,16 +178,16 @@ def chat_messages(
                     if not raw_id or not name:
                         raise NotQuick
                     call_id = ids.get(raw_id) or call_id_for(raw_id)
-                    arguments = _arguments(raw_id, bytes(block.input))
-                    if any(c["id"] == call_id for c in calls):
+                    raw_input = bytes(block.input)
+                    known = by_raw.get(raw_id)
+                    if known is not None and known[0] == raw_input:
+                        arguments = known[1]
+                    else:
+                        arguments = _arguments(raw_id, raw_input)
+                    if calls and any(c["id"] == call_id for c in calls):
                         continue
-                    calls.append(
-                        {
-                            "id": call_id,
-                            "type": "function",
-                            "function": {"name": name_for(name), "arguments": arguments},
-                        }
-                    )
+                    function = {"name": names.get(name) or name_for(name), "arguments": arguments}
+                    calls.append({"id": call_id, "type": "function", "function": function})
                 # thinking, redacted_thinking: dropped
             if not texts and not calls:
                 pending = {}
@@ -211,8 +216,10 @@ def chat_messages(
                         raise NotQuick
                     call_id = ids.get(raw_id) or call_id_for(raw_id)
                     text = bytes(block.content)
-                    if text[0] != 34 or not text.isascii():
+                    if text[0] != 34:
                         text = _result_text(text)
+                    elif not text.isascii():
+                        rawjson.checked(text)
                     if block.is_error is not NULL and bytes(block.is_error) == b"true":
                         text = rawjson.prefixed("Error: ", text) if text != EMPTY else _FAILED
                     if pending.get(call_id) is False:
@@ -231,7 +238,8 @@ def chat_messages(
                 # thinking blocks in a user turn: dropped
             out += tools
             if pending:
-                answer_missing(out, pending)
+                if False in pending.values():
+                    answer_missing(out, pending)
                 pending = {}
             if parts:
                 if out and out[-1]["role"] == "user":
