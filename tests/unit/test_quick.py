@@ -98,13 +98,27 @@ def _quick_anthropic(
     system=st.sampled_from([None, "You are helpful.", [{"type": "text", "text": "S"}]]),
     info=st.sampled_from([None, CACHING, NO_VISION]),
     wire=st.sampled_from(sorted(WIRES)),
+    system_message_at=st.none() | st.integers(0, 20),
+    system_message=st.sampled_from(
+        ["be brief", [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]]
+    ),
 )
 def test_property_anthropic_quick_is_the_full_translation(
-    series: list[list[dict[str, Any]]], odd: list[str], system: Any, info: Any, wire: str
+    series: list[list[dict[str, Any]]],
+    odd: list[str],
+    system: Any,
+    info: Any,
+    wire: str,
+    system_message_at: int | None,
+    system_message: Any,
 ) -> None:
     memo = ConversationMemo(size=2)
     made: list[tuple[Any, bytes]] = []
     for messages in series:
+        if system_message_at is not None and system_message_at < len(messages):
+            # Claude Code sends system messages among the messages
+            messages = [*messages]
+            messages.insert(system_message_at, {"role": "system", "content": system_message})
         body: dict[str, Any] = {"model": "m", "max_tokens": 1000, "messages": _oddly(messages, odd)}
         if system is not None:
             body["system"] = system
@@ -211,6 +225,10 @@ _IMAGE = {"type": "image", "source": {"type": "url", "url": "https://example.inv
 
 QUICK = [
     (Endpoint.MESSAGES, {**_CLAUDE, "messages": [_user(_TEXT)]}),
+    (
+        Endpoint.MESSAGES,
+        {**_CLAUDE, "messages": [_user(_TEXT), {"role": "system", "content": "s"}]},
+    ),
     (Endpoint.MESSAGES, {**_CLAUDE, "messages": [{"role": "user", "content": "hi"}], "x": 1}),
     (
         Endpoint.RESPONSES,
@@ -222,7 +240,7 @@ FULL = [  # (endpoint, body): what the quick way leaves to the full translation
     (Endpoint.MESSAGES, {**_CLAUDE, "messages": [_user({**_TEXT, "citations": []})]}),
     (
         Endpoint.MESSAGES,
-        {**_CLAUDE, "messages": [{"role": "system", "content": "s"}, _user(_TEXT)]},
+        {**_CLAUDE, "messages": [{"role": "developer", "content": "s"}, _user(_TEXT)]},
     ),
     (Endpoint.MESSAGES, {**_CLAUDE, "messages": [_user({"type": "text", "text": 5})]}),
     (Endpoint.MESSAGES, {**_CLAUDE, "model": "oca/claude-sonnet-4", "messages": [_user(_TEXT)]}),

@@ -139,6 +139,9 @@ def chat_messages(
             out = done.out[:size]
             pending = dict.fromkeys(unanswered, False)
             builder.tool_names.update(done.tool_names)
+            for message in messages[:i]:  # the system messages among those: read again
+                if message.role == "system":
+                    _system_message(message.content, builder, system_parts)
     append = out.append
     ids, names = builder._ids, builder._upstream_names
     call_id_for, name_for = builder.call_id, builder.name
@@ -146,16 +149,25 @@ def chat_messages(
     by_raw = _BY_RAW
     n = len(messages)
     while i < n:
-        starts.append(i)
-        before.append((len(out), tuple(pending)))
         message = messages[i]
         role = message.role
+        i += 1
+        if role == "system":  # Claude Code sends some: they go to the system prompt
+            _system_message(message.content, builder, system_parts)
+            continue
+        starts.append(i - 1)
+        before.append((len(out), tuple(pending)))
         blocks: Any = message.content
         if type(blocks) is not list:
             blocks = _blocks(blocks)
-        i += 1
-        while i < n and messages[i].role == role:  # one turn, as in Anthropic's API
-            blocks = blocks + _blocks(messages[i].content)
+        while i < n:  # one turn, as in Anthropic's API (system messages aside)
+            other = messages[i]
+            if other.role == role:
+                blocks = blocks + _blocks(other.content)
+            elif other.role == "system":
+                _system_message(other.content, builder, system_parts)
+            else:
+                break
             i += 1
         cc: Any = None  # the turn's first cache breakpoint
         if role == "assistant":
@@ -248,7 +260,7 @@ def chat_messages(
             elif len(out) == size:
                 continue  # nothing written: the breakpoint has no message to go on
         else:
-            raise NotQuick  # a system message among the messages, or an invalid role
+            raise NotQuick  # an invalid role: the full translation says what is wrong
         if cc:
             out[-1][caching.MARK] = cc
     turns = Turns(starts, before, out, builder.tool_names)
@@ -257,6 +269,21 @@ def chat_messages(
     if not chat:
         raise NotQuick
     return builder.with_system(chat, system_parts), turns
+
+
+def _system_message(
+    content: str | list[Any], builder: _RequestBuilder, system_parts: list[str]
+) -> None:
+    """A system message among the messages, as `builder.system_message()` reads it: its
+    texts to the system prompt, its breakpoint to the system message's."""
+    if isinstance(content, str):
+        system_parts.append(content)
+        return
+    for block in content:
+        if type(block) is Text:
+            system_parts.append(orjson.loads(literal(block.text)))
+        if block.cache_control is not NULL:
+            builder.system_cache = _breakpoint(block.cache_control) or builder.system_cache
 
 
 def _blocks(content: str | list[Any]) -> list[Any]:
