@@ -469,7 +469,9 @@ def make_body(kind: str, size: int, text: str, model: str, more: int = 0) -> byt
         system, _ = _system_and_tools()
         history.append({"role": "system", "content": "\n\n".join(system)})
     history.append(_first_prompt(kind))
-    total = _size(body) + 20 + sum(_size(m) for m in history)
+    # Claude Code (2.1) ends its messages with a system message (the agent types it offers).
+    tail = [{"role": "system", "content": _agent_types()}] if kind == "anthropic" else []
+    total = _size(body) + 20 + sum(_size(m) for m in history + tail)
     i = 0
     while True:  # history, until the turn that, ending with `text`, reaches the size
         t = _turn_at(i)
@@ -484,8 +486,16 @@ def make_body(kind: str, size: int, text: str, model: str, more: int = 0) -> byt
     if kind == "anthropic":
         for m in history[-2:]:
             m["content"][-1] = {**m["content"][-1], "cache_control": EPHEMERAL}
-    body[field] = history
+    body[field] = history + tail
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@cache
+def _agent_types() -> str:
+    rng = random.Random(SEED + 2)
+    kinds = ["general-purpose", "Explore", "Plan", "statusline-setup", "output-style-setup"]
+    lines = [f"- {k}: {_sentence(rng, rng.randint(20, 40))} (Tools: *)" for k in kinds]
+    return "Available agent types for the Agent tool:\n" + "\n".join(lines)
 
 
 def new_conversation(raw: bytes, n: int) -> bytes:
