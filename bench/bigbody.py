@@ -7,6 +7,11 @@ The same conversation is written in each client API: Anthropic Messages (`tool_u
 `tool_result` blocks), Responses (`function_call` / `function_call_output` items, as Codex
 sends them) and chat (`tool_calls` / `tool` messages), each grown to the same size.
 
+`more=j` gives the same conversation j requests later: request j+1 is request j and one turn
+more (the assistant's text and tool call, the tool's result, the user's text), in every API.
+In Anthropic's, the cache breakpoints move along as Claude Code moves them: on the last block
+of the last two messages, gone from the ones before (and on the system prompt's last block).
+
 Deterministic: the same (kind, size, text) gives the same bytes, run after run.
 """
 
@@ -275,11 +280,21 @@ def _system_and_tools() -> tuple[list[str], list[dict[str, Any]]]:
 
 
 # -- the conversation in each API -----------------------------------------------------
+#
+# A turn of history is (now and then a user prompt,) the assistant's text and tool call, and
+# the tool's result. The turns at the end of the conversation, from the one a request first
+# ends with on, are the conversation going on: the assistant's text and call, the tool's
+# result, then the user's `text` (the simulator reads its SIM: directives from the last user
+# text). Claude Code sends that as one user message, the tool_result block and a text block
+# (as it sends a tool's result with a reminder); Codex and chat clients as a user message
+# after the tool's output. Each next request is the previous one and one such turn more.
+
+EPHEMERAL = {"type": "ephemeral"}
 
 
-def _anthropic_messages(t: Turn, i: int) -> list[dict[str, Any]]:
+def _anthropic_messages(t: Turn, i: int, text: str | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    if t.user is not None:
+    if t.user is not None and text is None:
         out.append({"role": "user", "content": [{"type": "text", "text": t.user}]})
     out.append(
         {
@@ -292,18 +307,18 @@ def _anthropic_messages(t: Turn, i: int) -> list[dict[str, Any]]:
     )
     # Claude Code sends a tool's output as a string or as text blocks.
     content: Any = t.result if i % 2 else [{"type": "text", "text": t.result}]
-    out.append(
-        {
-            "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": t.call_id, "content": content}],
-        }
-    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "tool_result", "tool_use_id": t.call_id, "content": content}
+    ]
+    if text is not None:
+        blocks.append({"type": "text", "text": text})
+    out.append({"role": "user", "content": blocks})
     return out
 
 
-def _responses_items(t: Turn, i: int) -> list[dict[str, Any]]:
+def _responses_items(t: Turn, i: int, text: str | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    if t.user is not None:
+    if t.user is not None and text is None:
         out.append(
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": t.user}]}
         )
@@ -321,12 +336,16 @@ def _responses_items(t: Turn, i: int) -> list[dict[str, Any]]:
         },
         {"type": "function_call_output", "call_id": t.call_id, "output": t.result},
     ]
+    if text is not None:
+        out.append(
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        )
     return out
 
 
-def _chat_messages(t: Turn, i: int) -> list[dict[str, Any]]:
+def _chat_messages(t: Turn, i: int, text: str | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    if t.user is not None:
+    if t.user is not None and text is None:
         out.append({"role": "user", "content": t.user})
     out += [
         {
@@ -345,6 +364,8 @@ def _chat_messages(t: Turn, i: int) -> list[dict[str, Any]]:
         },
         {"role": "tool", "tool_call_id": t.call_id, "content": t.result},
     ]
+    if text is not None:
+        out.append({"role": "user", "content": text})
     return out
 
 
@@ -355,8 +376,8 @@ _PER_TURN = {
 }
 
 
-def _head(kind: str, model: str, text: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    """(body without its history, the history's field, the last user message)."""
+def _head(kind: str, model: str) -> tuple[dict[str, Any], str]:
+    """(body without its history, the history's field)."""
     system, tools = _system_and_tools()
     if kind == "anthropic":
         body: dict[str, Any] = {
@@ -367,15 +388,11 @@ def _head(kind: str, model: str, text: str) -> tuple[dict[str, Any], str, dict[s
             "metadata": {"user_id": "user_" + "5f" * 32 + "_account__session_" + "ab12" * 9},
             "system": [
                 {"type": "text", "text": system[0]},
-                {"type": "text", "text": system[1], "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": system[1], "cache_control": EPHEMERAL},
             ],
             "tools": tools,
         }
-        last = {
-            "role": "user",
-            "content": [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}],
-        }
-        return body, "messages", last
+        return body, "messages"
     if kind == "responses":
         body = {
             "model": model,
@@ -395,12 +412,7 @@ def _head(kind: str, model: str, text: str) -> tuple[dict[str, Any], str, dict[s
                 for t in tools
             ],
         }
-        last = {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        }
-        return body, "input", last
+        return body, "input"
     if kind == "chat":
         body = {
             "model": model,
@@ -419,8 +431,7 @@ def _head(kind: str, model: str, text: str) -> tuple[dict[str, Any], str, dict[s
                 for t in tools
             ],
         }
-        last = {"role": "user", "content": text}
-        return body, "messages", last
+        return body, "messages"
     raise ValueError(kind)
 
 
@@ -440,31 +451,51 @@ def _first_prompt(kind: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
+def _turn_at(i: int) -> Turn:
+    return _turns(max(64, 1 << (i + 1).bit_length()))[i]
+
+
 def make_body(kind: str, size: int, text: str, model: str, more: int = 0) -> bytes:
     """A `kind` request body of about `size` bytes (at least; within one turn), as compact
     JSON: the system prompt, the tools, the first prompt and as many turns of history as fill
-    it, `more` turns beyond that (the same conversation later on), then the user's `text`."""
-    body, field, last = _head(kind, model, text)
+    it, the last of them ending with the user's `text`; `more` turns beyond that, each ending
+    with `text` too (the same conversation `more` requests later). Anthropic: Claude Code's
+    cache breakpoints, on the system prompt's last block and on the last block of the last
+    two messages (where the conversation ends now: no other message has one)."""
+    body, field = _head(kind, model)
     per_turn = _PER_TURN[kind]
-    head = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
-    used = head + len(json.dumps(last, ensure_ascii=False).encode()) + 20
     history: list[dict[str, Any]] = []
     if kind == "chat":
         system, _ = _system_and_tools()
         history.append({"role": "system", "content": "\n\n".join(system)})
     history.append(_first_prompt(kind))
-    total = used + sum(_size(m) for m in history)
+    # Claude Code (2.1) ends its messages with a system message (the agent types it offers).
+    tail = [{"role": "system", "content": _agent_types()}] if kind == "anthropic" else []
+    total = _size(body) + 20 + sum(_size(m) for m in history + tail)
     i = 0
-    while total < size or more > 0:
-        if total >= size:
-            more -= 1
-        turns = _turns(max(64, 1 << (i + 1).bit_length()))
-        msgs = per_turn(turns[i], i)
+    while True:  # history, until the turn that, ending with `text`, reaches the size
+        t = _turn_at(i)
+        if total + sum(_size(m) for m in per_turn(t, i, text)) >= size:
+            break
+        msgs = per_turn(t, i)
         history += msgs
         total += sum(_size(m) for m in msgs)
         i += 1
-    body[field] = [*history, last]
+    for j in range(i, i + more + 1):  # the conversation going on
+        history += per_turn(_turn_at(j), j, text)
+    if kind == "anthropic":
+        for m in history[-2:]:
+            m["content"][-1] = {**m["content"][-1], "cache_control": EPHEMERAL}
+    body[field] = history + tail
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@cache
+def _agent_types() -> str:
+    rng = random.Random(SEED + 2)
+    kinds = ["general-purpose", "Explore", "Plan", "statusline-setup", "output-style-setup"]
+    lines = [f"- {k}: {_sentence(rng, rng.randint(20, 40))} (Tools: *)" for k in kinds]
+    return "Available agent types for the Agent tool:\n" + "\n".join(lines)
 
 
 def new_conversation(raw: bytes, n: int) -> bytes:

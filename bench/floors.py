@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .client import Conn, Target, upstream_target
 from .phases import addon_target
-from .procs import _start_mitmdump, start_addon, start_bare, start_floor, start_sim
+from .procs import Proc, _start_mitmdump, start_addon, start_bare, start_floor, start_sim
 
 FLOOR = Path(__file__).resolve().parent / "floor_addon.py"
 LABELS = {
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("--requests", type=int, default=600)
     args = p.parse_args(argv)
     sim = start_sim()
-    procs = [sim]
+    procs: list[Proc] = [sim]
     try:
         token = sim.mint()["access_token"]
         bare = start_bare(sim)

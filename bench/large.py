@@ -5,10 +5,14 @@ What a user notices with a big conversation is the proxy's work on the request b
 OCA sees it: parsing, translation, estimates, the copy kept for mitmweb, writing the
 upstream body. So: the time to the first token and the proxy's CPU time per request.
 
-Each column's requests are one conversation going on, a turn (a tool call and its result)
-longer each time, as an agent sends them; the proxy remembers a conversation's last
-translated request (translate/memo.py). The "new" columns send the same size as the first
-request of a new conversation every time: nothing remembered, all of it translated.
+Each column's requests are one conversation going on, a turn (a tool call, its result and
+the user's text) longer each time, as an agent sends them, Anthropic's cache breakpoints
+moving along as Claude Code moves them (bench/bigbody.py); the proxy remembers a
+conversation's last translated request (translate/memo.py). The "new" columns send the same
+size as the first request of a new conversation every time: nothing remembered, all of it
+translated. The original TypeScript tool (bench/ts_tool.py), when it is built, passes the
+same chat bodies through ("ts"); it keeps nothing from one request to the next, so its one
+column stands for a conversation going on and a new one alike.
 """
 
 from __future__ import annotations
@@ -20,10 +24,19 @@ from typing import Any
 from . import bigbody
 from .client import MODEL, Conn, Result, Target, upstream_target
 from .load import median, percentile
-from .phases import Setup, addon_target
+from .phases import Setup, addon_target, ts_target
 from .procs import Proc, rss_kib
 
-COLUMNS = ("sim", "bare", "chat", "anthropic", "responses", "anthropic_new", "responses_new")
+COLUMNS = (
+    "sim",
+    "bare",
+    "ts",
+    "chat",
+    "anthropic",
+    "responses",
+    "anthropic_new",
+    "responses_new",
+)
 TRANSLATED = ("anthropic", "responses")
 NEW = {"anthropic_new": "anthropic", "responses_new": "responses"}  # column -> client API
 IDLE_S = 1.5  # the addon collects (and hands memory back) once idle for 1 s
@@ -46,6 +59,7 @@ def _targets(setup: Setup) -> list[tuple[Target, Proc | None]]:
     return [
         (upstream_target("sim", setup.sim.port, setup.token), None),
         (upstream_target("bare", setup.bare.port, setup.token), setup.bare),
+        *([(ts_target(setup.ts), setup.ts)] if setup.ts else []),
         *((addon_target(k, setup.addon), setup.addon) for k in ("chat", *TRANSLATED)),
         *((addon_target(k, setup.addon, name), setup.addon) for name, k in NEW.items()),
     ]
@@ -120,9 +134,10 @@ async def _round(
             "proxy_cpu_ms_per_request": median(cpu[name]) if cpu[name] else None,
             "proxy_cpu_ms_mean": sum(cpu[name]) / len(cpu[name]) if cpu[name] else None,
         }
-        # Paired: each request against the same turn's bare mitmproxy and addon chat.
-        for base in ("bare", "chat"):
-            if name not in ("sim", base):
+        # Paired: each request against the same turn's bare mitmproxy, addon chat and the
+        # TS tool's chat.
+        for base in ("bare", "chat", "ts"):
+            if name not in ("sim", base) and base in ttft:
                 row[f"ttft_over_{base}_paired_ms"] = 1000 * median(
                     [a - b for a, b in zip(ttft[name], ttft[base], strict=True)]
                 )
@@ -142,7 +157,8 @@ async def large_requests(
 ) -> dict[str, Any]:
     """For each size: `rounds` interleaved rounds of `requests` requests per column."""
     targets = _targets(setup)
-    rss_start = {p.name: rss_kib(p.pid) for p in (setup.bare, setup.addon)}
+    proxies = [p for p in (setup.bare, setup.ts, setup.addon) if p is not None]
+    rss_start = {p.name: rss_kib(p.pid) for p in proxies}
     result: dict[str, Any] = {"sizes": sizes, "rounds": rounds, "requests": requests}
     by_size: dict[str, Any] = {}
     for size in sizes:
@@ -172,7 +188,7 @@ async def large_requests(
                 elif key == "first_error":
                     med[key] = next((v for v in vals if v), "")
             medians[name] = med
-        addon_requests = requests * (len(targets) - 2) * (rounds - 1)
+        addon_requests = requests * sum(p is setup.addon for _, p in targets) * (rounds - 1)
         by_size[str(size)] = {
             "median": medians,
             "per_round": per_round,
@@ -185,7 +201,6 @@ async def large_requests(
         }
     result["by_size"] = by_size
     result["rss_kib"] = {
-        p.name: {"start": rss_start[p.name], "end": rss_kib(p.pid)}
-        for p in (setup.bare, setup.addon)
+        p.name: {"start": rss_start[p.name], "end": rss_kib(p.pid)} for p in proxies
     }
     return result

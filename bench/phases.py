@@ -24,7 +24,7 @@ perf = time.perf_counter
 
 # -- targets -------------------------------------------------------------------------
 
-TARGET_NAMES = ("sim", "bare", "floor", "chat", "anthropic", "responses")
+TARGET_NAMES = ("sim", "bare", "floor", "ts", "chat", "anthropic", "responses")
 ADDON_KINDS = ("chat", "anthropic", "responses")
 ADDON_PATHS = {
     "chat": "/v1/chat/completions",
@@ -37,35 +37,46 @@ def addon_target(kind: str, proxy: Proc, name: str | None = None) -> Target:
     return Target(name or kind, proxy.port, ADDON_PATHS[kind], kind)
 
 
+def ts_target(proxy: Proc) -> Target:
+    """The TypeScript tool's chat pass-through (bench/ts_tool.py): OCA's chat body as is."""
+    return Target("ts", proxy.port, ADDON_PATHS["chat"], "chat")
+
+
 @dataclass
 class Setup:
     """The columns: simulator direct, bare mitmproxy, the least addon of this design
-    (latency only), and the addon's three APIs."""
+    (latency only), the original TypeScript tool's chat pass-through (when it is built) and
+    the addon's three APIs."""
 
     sim: Sim
     bare: Proc
     addon: Proc
     token: str
     floor: Proc | None = None
+    ts: Proc | None = None
 
-    def targets(self, with_floor: bool = False) -> list[tuple[Target, Proc | None]]:
+    def targets(
+        self, with_floor: bool = False, with_ts: bool = False
+    ) -> list[tuple[Target, Proc | None]]:
         """(target, proxy process whose CPU it costs) for every column."""
         floor = (
             [(addon_target("chat", self.floor, "floor"), self.floor)]
             if with_floor and self.floor
             else []
         )
+        ts = [(ts_target(self.ts), self.ts)] if with_ts and self.ts else []
         return [
             (upstream_target("sim", self.sim.port, self.token), None),
             (upstream_target("bare", self.bare.port, self.token), self.bare),
             *floor,
+            *ts,
             *((addon_target(k, self.addon), self.addon) for k in ADDON_KINDS),
         ]
 
 
 async def warm_up(setup: Setup, text: str, n: int = 20) -> None:
     """Token refresh, model catalogue, code paths and connections warmed on every column."""
-    for target, _ in setup.targets(with_floor=True):
+    for target, _ in setup.targets(with_floor=True, with_ts=True):
         conn = Conn(target)
         try:
             for _ in range(n):
@@ -94,20 +105,20 @@ async def latency(
     """Interleaved rounds: in each round every column runs at each concurrency level
     (`levels`: concurrency -> requests). At 1 client the columns take turns request by
     request; at more, each column runs its block of requests, the order of the blocks
-    rotating from round to round."""
+    rotating from round to round. The TS tool (when it runs) at 1 client only."""
     per_round: list[dict[str, dict[str, Any]]] = []
     for rnd in range(rounds):
         this: dict[str, dict[str, Any]] = {}
         for conc, n in levels.items():
             if conc == 1:
                 # One client: the columns take turns request by request.
-                targets = [t for t, _ in setup.targets(with_floor=True)]
+                targets = [t for t, _ in setup.targets(with_floor=True, with_ts=True)]
                 results = {r.target: r for r in await run_interleaved(targets, text, requests=n)}
                 for name, res in results.items():
                     this[f"{name}@1"] = res.summary()
-                    # Paired: each request against bare mitmproxy's (and the least addon's)
-                    # of the same turn.
-                    for base in ("bare", "floor"):
+                    # Paired: each request against bare mitmproxy's (and the least addon's,
+                    # and the TS tool's) of the same turn.
+                    for base in ("bare", "floor", "ts"):
                         if name not in ("bare", base) and base in results:
                             this[f"{name}@1"][f"ttft_over_{base}_paired_ms"] = 1000 * median(
                                 [
@@ -173,6 +184,16 @@ async def latency(
             ]
             comparisons[kind][f"ttft_p50_over_floor_ms@{c_low}"] = median(over_floor)
             comparisons[kind][f"rps_ratio_to_floor@{c_high}"] = median(floor_ratio)
+        if setup.ts and c_low == 1:
+            # Over the TypeScript tool's chat pass-through, paired (information).
+            over_ts = [r[f"{kind}@1"]["ttft_over_ts_paired_ms"] for r in per_round]
+            comparisons[kind]["ttft_p50_over_ts_ms@1"] = median(over_ts)
+    if setup.ts and c_low == 1:
+        over_bare = [r["ts@1"]["ttft_over_bare_paired_ms"] for r in per_round]
+        comparisons["ts"] = {
+            "ttft_p50_over_bare_ms@1": median(over_bare),
+            "ttft_p50_over_bare_ms@1_per_round": over_bare,
+        }
     bare_added = [
         r[f"bare@{c_low}"]["ttft_p50_ms"] - r[f"sim@{c_low}"]["ttft_p50_ms"] for r in per_round
     ]
@@ -556,5 +577,6 @@ __all__ = [
     "percentile",
     "refresh_stall",
     "translation_micro",
+    "ts_target",
     "warm_up",
 ]

@@ -1,6 +1,7 @@
 """The processes a benchmark run needs: the OCA simulator, bare mitmdump, mitmdump with
-the addon. All listen on free 127.0.0.1 ports; HOME of the addon proxy is a temp folder
-with a minted refresh token (as in tests/conftest.py)."""
+the addon, and the original TypeScript tool (bench/ts_tool.py) when it is built. All listen
+on free 127.0.0.1 ports; HOME of each logged-in proxy is a temp folder with a refresh token
+minted from the simulator (as in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -186,9 +187,10 @@ def start_floor(sim: Sim, token: str) -> Proc:
     return _start_mitmdump("floor", sim, ["-s", str(script)], env={"BENCH_TOKEN": token})
 
 
-def start_addon(sim: Sim, options: dict[str, str] | None = None) -> Proc:
-    """mitmdump with the addon, logged in to the simulator (HOME in a temp folder)."""
-    home = Path(tempfile.mkdtemp(prefix="oca-bench-addon-"))
+def _logged_in_home(sim: Sim, name: str) -> Path:
+    """A temp HOME holding ~/.oca/refresh_token.json, a refresh token minted from the
+    simulator (the file both the addon and the TS tool read)."""
+    home = Path(tempfile.mkdtemp(prefix=f"oca-bench-{name}-"))
     token_file = home / ".oca" / "refresh_token.json"
     token_file.parent.mkdir(parents=True)
     token_file.write_text(
@@ -197,8 +199,53 @@ def start_addon(sim: Sim, options: dict[str, str] | None = None) -> Proc:
         )
     )
     token_file.chmod(0o600)
+    return home
+
+
+def start_addon(sim: Sim, options: dict[str, str] | None = None) -> Proc:
+    """mitmdump with the addon, logged in to the simulator (HOME in a temp folder)."""
+    home = _logged_in_home(sim, "addon")
     opts = {"oca_idcs_url": sim.url, "oca_open_browser": "false", **(options or {})}
     args = ["-s", str(SCRIPT)]
     for k, v in opts.items():
         args += ["--set", f"{k}={v}"]
     return _start_mitmdump("addon", sim, args, ready_path="/health", home=home)
+
+
+def start_ts_tool(sim: Sim, entry: Path) -> Proc:
+    """The original TypeScript tool (bench/ts_tool.py: `entry` its built bin/oca-proxy.js)
+    on a free 127.0.0.1 port, logged in to the simulator: HOME in a temp folder with its
+    config file (OCA's base URL and the identity server: the simulator) and a refresh token,
+    which it refreshes at the simulator's token endpoint on its first call."""
+    home = _logged_in_home(sim, "ts")
+    port = free_port()
+    config = home / ".config" / "oca" / "oca-proxy.config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        json.dumps({"base_url": sim.url + PREFIX, "idcs_url": sim.url, "port": port}, indent=2)
+    )
+    env = {**os.environ, "HOME": str(home), "PORT": str(port), "BROWSER": "true"}
+    env.pop("DISPLAY", None)  # never a browser (it opens one when it has no token)
+    env.pop("WAYLAND_DISPLAY", None)
+    log_path = home / "proxy.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            ["node", str(entry)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home
+        )
+    p = Proc("ts", port, proc, home, log_path)
+    try:
+        wait_for(f"{p.url}/health", proc)
+        health = http_json(f"{p.url}/health")
+        # Its banner names where it sends requests: the simulator, never its defaults.
+        banner = p.log()
+        if (
+            not health.get("authenticated")
+            or f"{HOST}:{sim.port}" not in banner
+            or "oraclecloud" in banner
+        ):
+            raise RuntimeError(f"not set up as asked: {health}")
+    except Exception as e:
+        msg = p.log()
+        p.stop()
+        raise RuntimeError(f"did not start ({e}):\n" + msg[-2000:]) from None
+    return p

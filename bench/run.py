@@ -4,6 +4,10 @@ addon on 127.0.0.1, measure, print a table and write bench/results/latest.json.
     uv run python -m bench             # the full run (about 5 minutes on 2 cores)
     uv run python -m bench --quick     # a small run (about 50 seconds)
     uv run python -m bench --only latency,micro --rounds 3 --out /tmp/b.json
+    uv run python -m bench --ts-tool none   # without the original TypeScript tool
+
+The TypeScript tool's column needs it built first (bench/ts_tool.py):
+    uv run python -m bench.ts_tool build --source /path/to/oca-proxy
 """
 
 from __future__ import annotations
@@ -22,9 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import large, phases, report
+from . import large, phases, report, ts_tool
 from .client import upstream_target
-from .procs import ROOT, Proc, start_addon, start_bare, start_floor, start_sim
+from .procs import (
+    ROOT,
+    Proc,
+    Sim,
+    start_addon,
+    start_bare,
+    start_floor,
+    start_sim,
+    start_ts_tool,
+)
 
 SECTIONS = ("micro", "latency", "large", "long_stream", "memory", "refresh_stall")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -53,6 +66,9 @@ class Config:
     stall_slow_ms: int = 10
     refresh_delay_s: float = 2.0
     margin_wait_s: int = 6  # proxy's oca_refresh_margin; tokens then live twice that
+    # The built TypeScript tool (bench/ts_tool.py); None: OCA_BENCH_TS_TOOL or the default
+    # .tools/ts-oca-proxy; "none": leave it out.
+    ts_tool: str | None = None
     only: list[str] = field(default_factory=lambda: list(SECTIONS))
 
 
@@ -151,6 +167,10 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
         if "latency" in only:
             setup.floor = start_floor(sim, token)
             started.append(setup.floor)
+        if {"latency", "large"} & only:
+            setup.ts, results["ts_tool"] = _start_ts_tool(cfg, sim)
+            if setup.ts:
+                started.append(setup.ts)
         _log("warm-up")
         await phases.warm_up(setup, answer)
         if "latency" in only:
@@ -197,9 +217,10 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
             results["long_stream"] = await phases.long_stream(
                 setup, rounds=cfg.long_rounds, chunks=cfg.long_chunks
             )
-        for p in (addon, bare):
-            p.stop()
-            started.remove(p)
+        for p in (addon, bare, setup.floor, setup.ts):
+            if p is not None:
+                p.stop()
+                started.remove(p)
 
     if "refresh_stall" in only:
         # A simulator of its own: this revokes its access tokens and shortens their life, and
@@ -221,6 +242,28 @@ async def _main_phases(cfg: Config, started: list[Proc]) -> dict[str, Any]:
             window_wait=cfg.margin_wait_s,
         )
     return results
+
+
+def _start_ts_tool(cfg: Config, sim: Sim) -> tuple[Proc | None, dict[str, Any]]:
+    """The original TypeScript tool, if it is built and starts; else one line saying why."""
+    if cfg.ts_tool == "none":
+        _log("TS tool: left out (--ts-tool none)")
+        return None, {"ran": False, "why": "--ts-tool none"}
+    directory = Path(cfg.ts_tool) if cfg.ts_tool else None
+    entry, why = ts_tool.find(directory)
+    info: dict[str, Any] = {"dir": str(directory or ts_tool.default_dir())}
+    proc = None
+    if entry is not None:
+        info.update(ts_tool.describe(directory))
+        try:
+            proc = start_ts_tool(sim, entry)
+        except (OSError, RuntimeError) as e:
+            why = str(e).splitlines()[0].rstrip(":")
+    if proc is None:
+        _log(f"TS tool: {why}; its columns are left out")
+        return None, {**info, "ran": False, "why": why}
+    _log(f"TS tool: {info.get('version', entry)} on port {proc.port}")
+    return proc, {**info, "ran": True}
 
 
 def run(cfg: Config, quick: bool = False) -> dict[str, Any]:
@@ -277,6 +320,13 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     )
     p.add_argument("--mem-streams", type=int, dest="mem_streams")
     p.add_argument("--micro-chunks", type=int, dest="micro_chunks")
+    p.add_argument(
+        "--ts-tool",
+        dest="ts_tool",
+        metavar="DIR",
+        help="the built TypeScript tool (bench/ts_tool.py; default $OCA_BENCH_TS_TOOL or "
+        ".tools/ts-oca-proxy); 'none' leaves it out",
+    )
     args = p.parse_args(argv)
     cfg = Config(**(QUICK if args.quick else {}))
     for name in (
@@ -290,6 +340,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         "large_sizes",
         "mem_streams",
         "micro_chunks",
+        "ts_tool",
     ):
         value = getattr(args, name)
         if value is not None:

@@ -1,8 +1,9 @@
 """From a client's request to OCA's, and from OCA's answer back to the client's API.
 
-Pure over dicts and bytes (no mitmproxy): the addon calls `prepare()` in its request hook,
-puts a `StreamDriver` on streamed answers, and calls `Exchange.client_body()` on buffered
-ones. What differs per client API is the API's own (core/apis: `ex.api`); translator
+Pure over dicts and bytes (no mitmproxy): the addon calls `read_body()` and
+`prepare_body()` in its request hook (an agent's conversation read the quick way where it
+can, translate/rawjson.py, then `prepare()`), puts a `StreamDriver` on streamed answers,
+and calls `Exchange.client_body()` on buffered ones. What differs per client API is the API's own (core/apis: `ex.api`); translator
 modules follow the contract in docs/ARCHITECTURE.md.
 """
 
@@ -26,6 +27,7 @@ from oca_addon.core.settings import ModelChoice, Settings, resolve_model
 from oca_addon.core.streams import StreamTranslator, error_status, json_or_none
 from oca_addon.translate import anthropic, responses
 from oca_addon.translate.memo import ConversationMemo
+from oca_addon.translate.rawjson import NotQuick
 from oca_addon.translate.shapes import ChatChunk, ChatRequest
 from oca_addon.translate.upstream import ADAPTERS, AdaptedStream, answer_chunks
 
@@ -141,8 +143,76 @@ def _raise_stream_error(events: list[sse.SSEEvent]) -> None:
 # -- preparing the upstream request ------------------------------------------------
 
 
-def parse_json_body(content: bytes | None, content_type: str | None) -> dict[str, Any]:
-    """The client's JSON object, or a RequestError that says what is wrong with it."""
+@dataclass
+class ClientBody:
+    """A client's request body, read the quick way where its API has one (`quick`: the body
+    without its conversation, and the conversation; translate/rawjson.py), else parsed whole.
+    `whole()` parses it whole when the quick way turns out not to apply."""
+
+    raw: bytes
+    content_type: str | None
+    quick: tuple[dict[str, Any], Any] | None = None
+    parsed: dict[str, Any] | None = None
+
+    def whole(self) -> dict[str, Any]:
+        if self.parsed is None:
+            self.parsed = parse_json_body(self.raw, self.content_type)
+        return self.parsed
+
+
+def read_body(
+    api: ClientApi,
+    content: bytes | None,
+    content_type: str | None,
+    quick_for: Callable[[str], bool] | None = None,
+) -> ClientBody:
+    """The client's body, or a RequestError that says what is wrong with it.
+
+    `quick_for(model)`: whether a request for that model would be translated to chat, the
+    only route the quick way serves; asked when the body names its model first (Claude
+    Code's and Codex's do), so that a native call's body is not decoded twice."""
+    _check_body(content, content_type)
+    assert content is not None
+    model = first_model(content) if quick_for is not None else None
+    if model is None or quick_for is None or quick_for(model):
+        try:
+            quick = api.decode_quick(content)
+        except NotQuick:
+            quick = None
+        if quick is not None:
+            return ClientBody(content, content_type, quick=quick)
+    return ClientBody(content, content_type, parsed=parse_json_body(content, content_type))
+
+
+_FIRST_MODEL = re.compile(rb'\s*\{\s*"model"\s*:\s*("(?:[^"\\]|\\.){0,200}")')
+
+
+def first_model(content: bytes) -> str | None:
+    """The model a JSON body names, when `model` is its first key (None otherwise)."""
+    found = _FIRST_MODEL.match(content)
+    if found is None:
+        return None
+    try:
+        model = orjson.loads(found.group(1))
+    except orjson.JSONDecodeError:
+        return None
+    return model if isinstance(model, str) else None
+
+
+def translated_to_chat(
+    endpoint: Endpoint, requested: str, settings: Settings, catalog: Catalog | None
+) -> bool:
+    """Whether prepare() would send a request for `requested` to /chat/completions as is
+    (translated there, with no adapter after it)."""
+    choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
+    target = choice.target
+    if catalog is not None and choice.via in ("default", "oca"):
+        target = catalog.id_for(requested) or target
+    route = plan_route(endpoint, target, catalog)
+    return not route.native and route.adapter is None
+
+
+def _check_body(content: bytes | None, content_type: str | None) -> None:
     if not content:
         raise RequestError("the request has no body; send a JSON object")
     if content_type and "json" not in content_type.lower() and "text/plain" not in content_type:
@@ -150,6 +220,12 @@ def parse_json_body(content: bytes | None, content_type: str | None) -> dict[str
             f"Content-Type must be application/json, not {content_type.split(';')[0]!r}",
             status=415,
         )
+
+
+def parse_json_body(content: bytes | None, content_type: str | None) -> dict[str, Any]:
+    """The client's JSON object, or a RequestError that says what is wrong with it."""
+    _check_body(content, content_type)
+    assert content is not None
     try:
         # The usual body straight from its bytes: orjson checks the UTF-8 as it goes, and a
         # Claude Code body is hundreds of KB (decoding it first costs a copy and a pass).
@@ -203,10 +279,12 @@ def prepare(
     history: responses.ResponseHistory | None = None,
     memo: ConversationMemo | None = None,
     raw: bytes | None = None,
+    quick: Any = None,
 ) -> Exchange:
     """Map the model, pick native or translated, and build OCA's request body (`memo`:
     conversations translated lately, translate/memo.py; `raw`: the bytes `body` was parsed
-    from, which it compares when it can)."""
+    from, which it compares when it can; `quick`: the conversation as the API's quick
+    decoding read it, `body` holding the rest; NotQuick when it does not apply)."""
     api = API[endpoint]
     requested = _model_field(body, endpoint)
     client_stream = api.client_stream(body)
@@ -222,9 +300,30 @@ def prepare(
     info = catalog.info(target) if catalog else None
     ex = Exchange(api, plan_route(endpoint, target, catalog), choice, client_stream, {})
     ex.model_info = info
-    given = Inputs(target, info, choice.reasoning_effort, catalog, history, memo, raw)
+    given = Inputs(target, info, choice.reasoning_effort, catalog, history, memo, raw, quick)
     api.prepare(ex, body, given)
     return ex
+
+
+def prepare_body(
+    endpoint: Endpoint,
+    client: ClientBody,
+    settings: Settings,
+    catalog: Catalog | None,
+    history: responses.ResponseHistory | None = None,
+    memo: ConversationMemo | None = None,
+) -> Exchange:
+    """prepare() from a ClientBody: the quick way where it applies, else from the body
+    parsed whole (the same result, in more time)."""
+    if client.quick is not None:
+        rest, conversation = client.quick
+        try:
+            return prepare(
+                endpoint, rest, settings, catalog, history, memo, client.raw, conversation
+            )
+        except NotQuick:
+            pass
+    return prepare(endpoint, client.whole(), settings, catalog, history, memo, client.raw)
 
 
 def completions_via_chat(ex: Exchange) -> Exchange:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orjson import Fragment
+
 EPHEMERAL = {"type": "ephemeral"}
 MAX_BREAKPOINTS = 4  # Anthropic's limit per request
 MARK = "_cache_control"  # set on a chat message while it is being built; removed here
@@ -56,6 +58,8 @@ def apply(messages: list[dict[str, Any]], *, enabled: bool) -> None:
 def _put(message: dict[str, Any], cc: dict[str, Any]) -> dict[str, Any]:
     """`message` with `cc` on its last text part (or its last part): a copy."""
     content = message.get("content")
+    if isinstance(content, Fragment):  # a text kept as the client wrote it (never empty)
+        return {**message, "content": [{"type": "text", "text": content, "cache_control": cc}]}
     if isinstance(content, str):
         if content:
             return {**message, "content": [{"type": "text", "text": content, "cache_control": cc}]}

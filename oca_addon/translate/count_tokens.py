@@ -50,14 +50,14 @@ def estimate(
     request's estimate left, whose first `same` messages are equal to these (they are not
     counted again, nor its system prompt and tools if they are equal too)."""
     if not isinstance(body, dict):
-        return max(1, _Counter().total()), None
-    counter = _Counter()
+        return max(1, Counter().total()), None
+    counter = Counter()
     head = (body.get("system"), body.get("tools"), body.get("tool_choice"))
     if known is not None and known.head == head:
         head = known.head  # the equal one kept before: this request's copy can go
         head_chars, head_fixed = known.head_chars, known.head_fixed
     else:
-        head_chars, head_fixed = _count_head(*head)
+        head_chars, head_fixed = count_head(*head)
     messages = body.get("messages")
     sums = _message_sums(messages, known, same) if isinstance(messages, list) else Sums([0], [0])
     sums.head, sums.head_chars, sums.head_fixed = head, head_chars, head_fixed
@@ -66,8 +66,8 @@ def estimate(
     return max(1, counter.total()), sums
 
 
-def _count_head(system: Any, tools: Any, tool_choice: Any) -> tuple[int, int]:
-    counter = _Counter()
+def count_head(system: Any, tools: Any, tool_choice: Any) -> tuple[int, int]:
+    counter = Counter()
     counter.fixed = 0
     counter.system(system)
     if isinstance(tools, list):
@@ -82,7 +82,7 @@ def _count_head(system: Any, tools: Any, tool_choice: Any) -> tuple[int, int]:
 def _message_sums(messages: list[Any], known: Sums | None, same: int) -> Sums:
     n = min(same, len(known.chars) - 1) if known is not None else 0
     sums = Sums(known.chars[: n + 1], known.fixed[: n + 1]) if known else Sums([0], [0])
-    counter = _Counter()
+    counter = Counter()
     counter.chars, counter.fixed = sums.chars[-1], sums.fixed[-1]
     for i in range(n, len(messages)):
         message = messages[i]
@@ -96,7 +96,7 @@ def _message_sums(messages: list[Any], known: Sums | None, same: int) -> Sums:
     return sums
 
 
-class _Counter:
+class Counter:
     __slots__ = ("chars", "fixed")
 
     def __init__(self) -> None:

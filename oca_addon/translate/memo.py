@@ -123,12 +123,19 @@ class ConversationMemo:
         previous: Remembered | None = None,
         same: int = 0,
         raw: RawBody | None = None,
+        *,
+        share: bool = True,
     ) -> Remembered:
         """Keep a translated request (`state`) in place of the `previous` one it continued
         (its first `same` messages equal to these): those as they were parsed before, as the
         kept translation holds their text already, so this request's copy of it can go.
-        `raw`: the request's bytes (as given to match()), for the next turn's comparison."""
-        kept = previous.messages[:same] + messages[same:] if previous is not None else messages
+        `raw`: the request's bytes (as given to match()), for the next turn's comparison.
+        `share=False`: keep these messages whole (views of this request's bytes: taking
+        the earlier ones would keep the earlier request's bytes too)."""
+        if previous is not None and share:
+            kept = previous.messages[:same] + messages[same:]
+        else:
+            kept = messages
         entry = Remembered(kept, key, state)
         if raw is not None:
             if raw.layout is not None:

@@ -5,6 +5,8 @@ login and the simulator's model list (tests/addons/fakes.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -333,3 +335,41 @@ async def test_a_failed_model_list_read_is_not_repeated_on_every_call(
         real.forget_catalog()  # a new login, or OCA moved
         assert await real.catalog("token") is None
         assert len(asked) == 3
+
+
+# -- the garbage collector, paused until the request is sent ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/v1/messages", json.dumps(MESSAGES).encode()), ("/v1/chat/completions", b"{nope")],
+)
+async def test_the_collector_waits_until_the_request_is_sent(
+    tmp_path: Path, path: str, body: bytes
+) -> None:
+    """An agent's request makes tens of thousands of objects: a collection they set off runs
+    once mitmproxy has written the request (after_send), not before; also when the hook
+    answers the call itself (a bad body)."""
+    gw = gateway(tmp_path)
+    assert gc.isenabled()
+    with taddons.context(gw):
+        f = api_flow(path)
+        f.request.raw_content = body
+        await gw.request(f)
+        assert not gc.isenabled()  # the hook is done; mitmproxy has not written yet
+        for _ in range(2):  # the rounds of the loop in which mitmproxy writes the request
+            await asyncio.sleep(0)
+        assert gc.isenabled()
+
+
+async def test_a_collector_paused_by_someone_else_stays_paused(tmp_path: Path) -> None:
+    gw = gateway(tmp_path)
+    gc.disable()
+    try:
+        with taddons.context(gw):
+            await forwarded(gw, "/v1/messages", MESSAGES)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert not gc.isenabled()
+    finally:
+        gc.enable()

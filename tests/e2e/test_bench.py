@@ -73,6 +73,29 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         assert math.isfinite(block["addon_rss_growth_kib_per_request"])
     assert "Large requests" in run.stdout and "anthr. new" in run.stdout
 
+    # The original TypeScript tool (bench/ts_tool.py): its columns when it is built, else
+    # one line saying why not.
+    ts = data["ts_tool"]
+    if ts["ran"]:
+        assert "TS tool: the original TypeScript" in run.stdout
+        row = lat["ts@1"]
+        assert row["errors"] == 0 and 0 < row["ttft_p50_ms"] <= row["total_p50_ms"], row
+        assert math.isfinite(comps["ts"]["ttft_p50_over_bare_ms@1"])
+        for kind in ("chat", "anthropic", "responses"):
+            assert math.isfinite(comps[kind]["ttft_p50_over_ts_ms@1"]), kind
+        for size, block in large["by_size"].items():
+            med = block["median"]
+            assert med["ts"]["errors"] == 0, (size, med["ts"])
+            # the chat body (what differs: the request heads, bare's has a token)
+            assert abs(med["ts"]["body_bytes"] - med["chat"]["body_bytes"]) < 100, size
+            assert positive(med["ts"]["proxy_cpu_ms_per_request"]), (size, med["ts"])
+            for kind in ("anthropic", "responses", "anthropic_new", "responses_new"):
+                assert math.isfinite(med[kind]["ttft_over_ts_paired_ms"]), (size, kind)
+        assert sum("TS tool's chat pass-through" in t["target"] for t in data["targets"]) == 8
+    else:
+        assert f"TS tool: left out, {ts['why']}" in run.stdout
+        assert all("ts" not in block["median"] for block in large["by_size"].values())
+
     long = data["long_stream"]
     assert all(positive(long["total_ms"][c]) for c in COLUMNS)
     assert all(positive(long["proxy_cpu_us_per_chunk"][c]) for c in COLUMNS if c != "sim")

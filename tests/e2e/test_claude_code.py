@@ -25,8 +25,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import pytest
 from isolated import run_isolated, tool
+
+from oca_addon.translate import anthropic
+from oca_addon.translate.anthropic import anthropic_to_chat
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SETTINGS = ROOT / "examples" / "claude-code-settings.json"
@@ -202,6 +206,15 @@ def test_translated_model_runs_a_tool(tmp_path: Path) -> None:
     assert json.loads(call["function"]["arguments"])["command"] == "echo cc-sim-ok-7"
     assert messages[-1]["role"] == "tool" and messages[-1]["tool_call_id"] == call["id"]
     assert "cc-sim-ok-7" in messages[-1]["content"]
+    # Claude Code's own requests, as it wrote them, are read the quick way (nothing in them
+    # is left to the full translation: translate/anthropic/quick.py) and give what the full
+    # translation gives.
+    for c in calls:
+        raw = c["request_raw"].encode("utf-8", "surrogateescape")
+        rest, blocks = anthropic.quick.decode(raw)
+        quick, _ = anthropic_to_chat(rest, target_model="oca/gpt-4.1", quick_messages=blocks)
+        full, _ = anthropic_to_chat(json.loads(raw), target_model="oca/gpt-4.1")
+        assert orjson.loads(orjson.dumps(quick)) == orjson.loads(orjson.dumps(full))
 
 
 def test_native_messages_model_runs_a_tool(tmp_path: Path) -> None:
@@ -389,6 +402,7 @@ def _relay_main(argv: list[str]) -> int:
                         "path": self.path,
                         "status": resp.status,
                         "request": request,
+                        "request_raw": body.decode("utf-8", "surrogateescape"),
                         "response_type": resp.getheader("content-type") or "",
                         "response_body": seen.decode("utf-8", "replace")[:200_000],
                     }

@@ -16,8 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from isolated import run_isolated, tool
+
+from oca_addon.translate import responses
+from oca_addon.translate.responses import responses_to_chat
 
 CODEX = tool("codex")
 pytestmark = pytest.mark.skipif(
@@ -146,6 +150,15 @@ def test_codex_exec_native_model(tmp_path: Path) -> None:
     assert MARKER in json.dumps(output["output"])
     # Nothing went the translated way.
     assert not api_requests(result, "/chat/completions")
+    # Codex's requests (as OCA got them natively: Codex's items, written again) are of the
+    # shapes the quick way reads (translate/responses/quick.py), and give what the full
+    # translation gives.
+    for c in calls:
+        raw = json.dumps(c["body"], separators=(",", ":")).encode()
+        rest, items = responses.quick.decode(raw)
+        quick, _ = responses_to_chat(rest, target_model="oca/grok3", quick_items=items)
+        full, _ = responses_to_chat(json.loads(raw), target_model="oca/grok3")
+        assert orjson.loads(orjson.dumps(quick)) == orjson.loads(orjson.dumps(full))
 
 
 def test_codex_exec_translated_model(tmp_path: Path) -> None:

@@ -205,18 +205,21 @@ def test_a_large_request_keeps_at_most_one_extra_copy(kind: str) -> None:
 
     async def hook() -> tuple[http.HTTPFlow, int, int]:
         # The conversation's previous turn first: what is remembered from turn to turn (the
-        # tool-call arguments) is not this request's.
+        # tool-call arguments) is not this request's. Traced from here, so that what the
+        # memo lets go of the previous turn counts as well as what it keeps of this one.
+        tracemalloc.start()
         await gw._forward(_flow(kind, raw), api_for(PATHS[kind]))  # type: ignore[arg-type]
         await asyncio.sleep(0)  # its work left for after sending
         await asyncio.sleep(0)
         gw.state.inflight.clear()
         f = _flow(kind, raw)
         gc.collect()
-        tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         await gw._forward(f, api_for(PATHS[kind]))  # type: ignore[arg-type]
         await asyncio.sleep(0)  # the work left for after sending
         await asyncio.sleep(0)
+        # What the memo pushed out (the previous turn's) is freed as a call ends (Keepalive).
+        gw.state.conversations.release()
         gc.collect()
         kept = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
@@ -229,9 +232,10 @@ def test_a_large_request_keeps_at_most_one_extra_copy(kind: str) -> None:
     assert inflight.exchange.upstream_body == {}  # the bytes on the flow are the request
     # The upstream body (the request itself) and one copy of the client's (as text: 2 bytes a
     # character here, for the CJK in it): the parsed body would be several times its size.
-    # The conversation memo keeps one parse per conversation, not per request: this turn's
-    # took the place of the previous one's; what is new is its bookkeeping (a pointer and
-    # a running token count per message: tens of KB here).
+    # The conversation memo keeps one conversation, not one per request: this turn's took
+    # the place of the previous one's (read the quick way: its structs, which hold views of
+    # this request's bytes, and the chat messages' texts), tests/unit/test_quick.py
+    # compares what it keeps with a parsed conversation's.
     text = sys.getsizeof(client["body"])
     assert kept < sent + text + 250_000, (kept, sent, text)
     assert len(gw.state.conversations) == (0 if kind == "chat" else 1)

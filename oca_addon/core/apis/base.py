@@ -45,6 +45,9 @@ class Inputs:
     history: ResponseHistory | None = None  # for previous_response_id
     memo: ConversationMemo | None = None  # conversations translated lately
     raw: bytes | None = None  # the bytes the body was parsed from
+    # The conversation as the API's quick decoding read it (the body then holds the other
+    # fields): a Claude Code or Codex turn, translated without parsing its texts.
+    quick: Any = None
 
 
 def chat_chunks(events: list[sse.SSEEvent]) -> Iterator[ChatChunk]:
@@ -73,6 +76,12 @@ class ClientApi:
     def prepare(self, ex: Exchange, body: dict[str, Any], given: Inputs) -> None:
         """Fill `ex` with OCA's request body (and the stream translator) for this call."""
         raise RequestError(f"{self.endpoint.value} is not a model call")
+
+    def decode_quick(self, raw: bytes) -> tuple[dict[str, Any], Any] | None:
+        """(the body without its conversation, the conversation) read the quick way, for an
+        API that has one (translate/rawjson.py); None: parse the body whole. NotQuick, from
+        here or from `prepare`, says the same."""
+        return None
 
     def client_stream(self, body: dict[str, Any]) -> bool:
         """Whether the client asked for a stream."""

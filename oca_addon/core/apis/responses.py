@@ -9,6 +9,7 @@ from oca_addon.core import sse
 from oca_addon.core.apis.base import ClientApi, Inputs
 from oca_addon.core.routing import Endpoint
 from oca_addon.translate import responses
+from oca_addon.translate.rawjson import NotQuick
 from oca_addon.translate.shapes import ChatCompletion
 
 if TYPE_CHECKING:
@@ -18,7 +19,12 @@ if TYPE_CHECKING:
 class ResponsesApi(ClientApi):
     endpoint = Endpoint.RESPONSES
 
+    def decode_quick(self, raw: bytes) -> tuple[dict[str, Any], Any]:
+        return responses.quick.decode(raw)
+
     def prepare(self, ex: Exchange, body: dict[str, Any], given: Inputs) -> None:
+        if given.quick is not None and (ex.route.native or ex.route.adapter):
+            raise NotQuick  # the quick way translates to chat only
         if ex.route.native:
             ex.upstream_body, ctx = responses.prepare_native_responses(
                 body,
@@ -38,6 +44,7 @@ class ResponsesApi(ClientApi):
             history=given.history,
             memo=given.memo,
             raw=given.raw,
+            quick_items=given.quick,
         )
         ex.memo = given.memo
         ex.ctx = rctx

@@ -8,11 +8,14 @@
   error messages in Claude Code's words (`client_error_message`).
 - `native`: models that speak Messages themselves (`prepare_native_messages`,
   `NativeMessagesStream`, `NativeMessagesAssembler`).
+- `quick`: the same translation of a Claude Code turn's conversation, its texts copied
+  as written (translate/rawjson.py).
 - `common`: the context and helpers the others share.
 
 Pure Python over dicts and bytes: no mitmproxy here.
 """
 
+from oca_addon.translate.anthropic import quick
 from oca_addon.translate.anthropic.answer import chat_to_anthropic, client_error_message
 from oca_addon.translate.anthropic.common import (
     BILLING_PREFIX,
@@ -45,5 +48,6 @@ __all__ = [
     "client_error_message",
     "merge_usage",
     "prepare_native_messages",
+    "quick",
     "upstream_tool_name",
 ]

@@ -126,10 +126,10 @@ class _RequestBuilder:
         system_parts: list[str],
         resume: tuple[Turns, int] | None = None,
     ) -> tuple[list[dict[str, Any]], Turns | None]:
-        """The chat messages, and what is kept for the conversation's next turn (None when it
-        cannot be: a system message among the messages). `resume`: the previous turn's
-        Turns and how many leading messages are equal to its; the turns they hold are
-        taken from it, not translated again."""
+        """The chat messages, and what is kept for the conversation's next turn. `resume`:
+        the previous turn's Turns and how many leading messages are equal to its; the turns
+        they hold are taken from it, not translated again (the system messages among them,
+        which go to the system prompt, are read again)."""
         out: list[dict[str, Any]] = []
         pending: dict[str, bool] = {}  # tool_call ids of the last assistant message -> answered
         starts: list[int] = []
@@ -145,10 +145,13 @@ class _RequestBuilder:
                 out = done.out[:size]
                 pending = dict.fromkeys(unanswered, False)
                 self.tool_names.update(done.tool_names)
+                for i in range(begin):
+                    message = messages[i]
+                    if type(message) is dict and message.get("role") == "system":
+                        system_parts.extend(self.system_message(_content_blocks(message, i)))
 
         # Anthropic merges consecutive same-role messages; so do we, before converting.
         turns: list[tuple[str, list[_Block], int]] = []
-        has_system = False
         for i in range(begin, len(messages)):
             message = messages[i]
             if not isinstance(message, dict):
@@ -162,21 +165,9 @@ class _RequestBuilder:
                     f"messages[{i}].role: expected 'user' or 'assistant', got {json.dumps(role)}",
                     param=f"messages[{i}].role",
                 )
-            content = message.get("content")
-            if isinstance(content, str):
-                blocks: list[_Block] = [({"type": "text", "text": content}, i, None)]
-            elif isinstance(content, list):
-                blocks = list(zip(content, repeat(i), range(len(content))))  # (b, i, j)
-            else:
-                cpath = f"messages[{i}].content"
-                raise RequestError(
-                    f"{cpath}: expected a string or an array of content blocks, "
-                    f"got {_type_name(content)}",
-                    param=cpath,
-                )
+            blocks = _content_blocks(message, i)
             if role == "system":
                 system_parts.extend(self.system_message(blocks))
-                has_system = True
                 continue
             if turns and turns[-1][0] == role:
                 turns[-1][1].extend(blocks)
@@ -210,21 +201,26 @@ class _RequestBuilder:
             cc = _first_breakpoint(blocks) if wrote else None
             if cc:
                 out[-1][caching.MARK] = cc  # a message this turn made (never a kept one)
-        done_turns = None if has_system else Turns(starts, before, out, self.tool_names)
+        done_turns = Turns(starts, before, out, self.tool_names)
         chat = list(out)
         self._answer_missing(chat, pending)
         if not chat:
             raise RequestError(
                 "messages: nothing to send, every message is empty", param="messages"
             )
+        return self.with_system(chat, system_parts), done_turns
 
+    def with_system(
+        self, chat: list[dict[str, Any]], system_parts: list[str]
+    ) -> list[dict[str, Any]]:
+        """`chat` with the system message first, when there is a system prompt."""
         system = "\n\n".join(p for p in (_strip_billing(s) for s in system_parts) if p)
         if system:
             head: dict[str, Any] = {"role": "system", "content": system}
             if self.system_cache:
                 head[caching.MARK] = self.system_cache
             chat.insert(0, head)
-        return chat, done_turns
+        return chat
 
     def system_message(self, blocks: list[_Block]) -> list[str]:
         parts = []
@@ -577,6 +573,20 @@ class _ArgumentsMemo:
 _ARGUMENTS = _ArgumentsMemo()
 _Block = tuple[Any, int, int | None]  # (block, message index, block index or None)
 _NO_PARTS: list[dict[str, Any]] = []  # shared, never changed: read-only "no extra parts"
+
+
+def _content_blocks(message: dict[str, Any], i: int) -> list[_Block]:
+    """Message i's content as blocks (string content: one text block)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return [({"type": "text", "text": content}, i, None)]
+    if isinstance(content, list):
+        return list(zip(content, repeat(i), range(len(content))))  # (b, i, j)
+    cpath = f"messages[{i}].content"
+    raise RequestError(
+        f"{cpath}: expected a string or an array of content blocks, got {_type_name(content)}",
+        param=cpath,
+    )
 
 
 def _where(i: int, j: int | None) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 from oca_addon.core.errors import RequestError
 from oca_addon.core.modelinfo import caches_prompts, fit_effort, takes_thinking
 from oca_addon.translate import caching
-from oca_addon.translate.anthropic.blocks import _RequestBuilder
+from oca_addon.translate.anthropic import quick
+from oca_addon.translate.anthropic.blocks import Turns, _RequestBuilder
 from oca_addon.translate.anthropic.common import (
     _CLIENT_EFFORT,
     MAX_STOP_SEQUENCES,
@@ -25,7 +26,7 @@ from oca_addon.translate.anthropic.common import (
     opaque_id,
     upstream_tool_name,
 )
-from oca_addon.translate.count_tokens import estimate
+from oca_addon.translate.count_tokens import Sums, estimate
 from oca_addon.translate.memo import ConversationMemo, RawBody
 from oca_addon.translate.shapes import ChatRequest
 
@@ -39,6 +40,7 @@ def anthropic_to_chat(
     estimate_later: bool = False,
     memo: ConversationMemo | None = None,
     raw: bytes | None = None,
+    quick_messages: list[quick.Message] | None = None,
 ) -> tuple[ChatRequest, AnthropicContext]:
     """A Messages request body -> (OCA chat/completions body, context for the answer).
 
@@ -48,7 +50,11 @@ def anthropic_to_chat(
 
     `memo`: the conversations translated lately; the turns this request shares with one
     are taken from it, and this request's are kept for the next turn. `raw`: the bytes
-    `body` was parsed from, which the memo compares when it can (translate/layout.py)."""
+    `body` was parsed from, which the memo compares when it can (translate/layout.py).
+
+    `quick_messages`: the messages as quick.decode() read them (`body` then holds the other
+    fields): translated by quick.chat_messages(), which raises NotQuick for what it leaves
+    to the full translation; no memo is needed then."""
     if not isinstance(body, dict):
         raise RequestError(f"request body must be a JSON object, got {_type_name(body)}")
     model = body.get("model")
@@ -56,7 +62,7 @@ def anthropic_to_chat(
         raise RequestError("model: field required", param="model")
     if not isinstance(model, str) or not model.strip():
         raise RequestError("model: must be a non-empty string", param="model")
-    messages = body.get("messages")
+    messages = body.get("messages") if quick_messages is None else quick_messages
     if messages is None:
         raise RequestError("messages: field required", param="messages")
     if not isinstance(messages, list):
@@ -70,12 +76,26 @@ def anthropic_to_chat(
     builder = _RequestBuilder(info)
     system_parts = builder.system(body.get("system"))
     tools = builder.tools(body.get("tools"))
-    key = (builder.vision, builder.pdf)  # what else shapes a turn's chat messages
-    source = RawBody(raw, body, "messages") if memo is not None and raw is not None else None
-    previous, same = memo.match(messages, key, source) if memo is not None else (None, 0)
-    chat_messages, turns = builder.messages(
-        messages, system_parts, (previous.state, same) if previous is not None else None
-    )
+    key: tuple[Any, ...] = (builder.vision, builder.pdf)  # what else shapes a turn's messages
+    turns: Turns | None
+    if quick_messages is not None:
+        # Compared by value (msgspec structs, their texts as bytes: in C), kept whole (the
+        # structs hold views of this request's bytes, never of an older one's).
+        key = ("quick", *key)
+        source = None
+        previous, same = memo.match(quick_messages, key) if memo is not None else (None, 0)
+        chat_messages, turns = quick.chat_messages(
+            quick_messages,
+            builder,
+            system_parts,
+            (previous.state, same) if previous is not None else None,
+        )
+    else:
+        source = RawBody(raw, body, "messages") if memo is not None and raw is not None else None
+        previous, same = memo.match(messages, key, source) if memo is not None else (None, 0)
+        chat_messages, turns = builder.messages(
+            messages, system_parts, (previous.state, same) if previous is not None else None
+        )
     caching.apply(chat_messages, enabled=caches_prompts(info))
 
     out: ChatRequest = {"model": target_model, "messages": chat_messages}
@@ -163,11 +183,16 @@ def anthropic_to_chat(
     )
     remembered = None
     if memo is not None and turns is not None:
-        remembered = memo.remember(messages, key, turns, previous, same, source)
+        share = quick_messages is None  # parsed dicts: the earlier turn's, equal, are kept
+        remembered = memo.remember(messages, key, turns, previous, same, source, share=share)
     known = previous.extra.get("sums") if previous is not None else None
 
     def input_tokens() -> int:
-        total, sums = estimate(body, known, same)
+        sums: Sums | None
+        if quick_messages is not None:
+            total, sums = quick.estimate(body, quick_messages, known, same)
+        else:
+            total, sums = estimate(body, known, same)
         if remembered is not None:
             remembered.extra["sums"] = sums
         return total

@@ -8,12 +8,15 @@
 - `answer`: an assembled chat completion -> one `response` object (`chat_to_response`).
 - `native`: models that serve `/responses` themselves (`prepare_native_responses`,
   `NativeResponsesStream`, `NativeResponsesAssembler`).
+- `quick`: the same conversion of a Codex turn's items, its texts copied as written
+  (translate/rawjson.py).
 - `history`: the in-memory store behind `previous_response_id` (`ResponseHistory`).
 - `context`, `common`: the per-request context, the `response` object, shared helpers.
 
 Pure Python over dicts and bytes: no mitmproxy here.
 """
 
+from oca_addon.translate.responses import quick
 from oca_addon.translate.responses.answer import chat_to_response
 from oca_addon.translate.responses.common import MINTED_REASONING_PREFIX, flat_tool_name
 from oca_addon.translate.responses.context import ResponsesContext, response_object
@@ -36,6 +39,7 @@ __all__ = [
     "chat_to_response",
     "flat_tool_name",
     "prepare_native_responses",
+    "quick",
     "response_object",
     "responses_to_chat",
 ]

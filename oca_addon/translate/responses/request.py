@@ -9,6 +9,7 @@ from typing import Any
 from oca_addon.core.errors import RequestError
 from oca_addon.core.modelinfo import fit_effort
 from oca_addon.translate.memo import ConversationMemo, RawBody
+from oca_addon.translate.responses import quick
 from oca_addon.translate.responses.common import as_int, as_object, flat_tool_name, is_number
 from oca_addon.translate.responses.context import (
     ResponsesContext,
@@ -215,14 +216,19 @@ def responses_to_chat(
     history: ResponseHistory | None = None,
     memo: ConversationMemo | None = None,
     raw: bytes | None = None,
+    quick_items: list[Any] | None = None,
 ) -> tuple[ChatRequest, ResponsesContext]:
     """A Responses request -> (OCA /chat/completions request, context for the answer).
 
     `memo`: the conversations translated lately; the items this request shares with one are
     taken from it, and this request's are kept for the next turn. `raw`: the bytes `body`
-    was parsed from, which the memo compares when it can (translate/layout.py)."""
+    was parsed from, which the memo compares when it can (translate/layout.py).
+
+    `quick_items`: the input items as quick.decode() read them (`body` then holds the other
+    fields): converted by quick.items_to_messages(), which raises NotQuick for what it leaves
+    to the full translation."""
     _check_body(body)
-    items = _input_items(body, history)
+    items = _input_items(body, history) if quick_items is None else quick_items
     is_reasoning = isinstance(model_info, dict) and model_info.get("is_reasoning_model") is True
 
     client_effort = body.get("reasoning", {}).get("effort") if isinstance(body.get("reasoning"), dict) else None  # fmt: skip
@@ -234,13 +240,25 @@ def responses_to_chat(
     instructions = _instructions_text(body.get("instructions"))
     # The bytes tell only about the client's own list (not one a previous_response_id extends).
     own_list = isinstance(body.get("input"), list) and not body.get("previous_response_id")
-    source = (
-        RawBody(raw, body, "input") if memo is not None and raw is not None and own_list else None
-    )
-    previous, same = memo.match(items, _MEMO_KEY, source) if memo is not None else (None, 0)
-    messages, item_system, converted = items_to_messages(
-        items, (previous.state, same) if previous is not None else None
-    )
+    if quick_items is not None:
+        # Compared by value (msgspec structs, their texts as bytes: in C), kept whole (the
+        # structs hold views of this request's bytes, never of an older one's).
+        memo_key, source = _QUICK_MEMO_KEY, None
+        previous, same = memo.match(items, memo_key) if memo is not None else (None, 0)
+        messages, item_system, converted = quick.items_to_messages(
+            items, (previous.state, same) if previous is not None else None
+        )
+    else:
+        memo_key = _MEMO_KEY
+        source = (
+            RawBody(raw, body, "input")
+            if memo is not None and raw is not None and own_list
+            else None
+        )
+        previous, same = memo.match(items, memo_key, source) if memo is not None else (None, 0)
+        messages, item_system, converted = items_to_messages(
+            items, (previous.state, same) if previous is not None else None
+        )
     system = [instructions, *item_system] if instructions else item_system
     if not messages:
         raise RequestError(
@@ -294,8 +312,10 @@ def responses_to_chat(
     chat["stream"] = True
     chat["stream_options"] = {"include_usage": True}
     if memo is not None:
-        memo.remember(items, _MEMO_KEY, converted, previous, same, source)
+        share = quick_items is None  # parsed dicts: the earlier turn's, equal, are kept
+        memo.remember(items, memo_key, converted, previous, same, source, share=share)
     return chat, ctx
 
 
 _MEMO_KEY = "responses"  # nothing about the model shapes the items' chat messages
+_QUICK_MEMO_KEY = "responses, quick"  # the same, from quick.decode()'s items

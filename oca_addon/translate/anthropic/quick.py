@@ -1,0 +1,391 @@
+"""The quick translation of a Messages request's conversation, for the turns Claude Code sends.
+
+A Claude Code turn is the whole conversation again: hundreds of messages of text, tool_use
+and tool_result blocks, megabytes of file contents and command output. `decode()` reads the
+body with msgspec into the few block types such a turn holds, every text left as its JSON
+literal (translate/rawjson.py); `chat_messages()` then writes the same chat messages
+`blocks._RequestBuilder.messages()` writes, with the texts copied in as they are. So the
+cost is per block, not per byte, on every turn and on a conversation's first.
+
+The full translation stays the reference: anything else a request may hold (images,
+documents, a system message among the messages, an unknown field, text that is not valid
+UTF-8...) raises NotQuick and the body is parsed and translated in full, so nothing a client
+sends is treated differently (tests/unit/test_quick.py compares the two on the shapes this
+one takes).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
+
+import msgspec
+import orjson
+from msgspec import Raw, Struct
+
+from oca_addon.translate import caching, count_tokens, rawjson
+from oca_addon.translate.anthropic.blocks import _ARGUMENTS, Turns, _RequestBuilder
+from oca_addon.translate.rawjson import EMPTY, NULL, Fragment, NotQuick, literal
+
+_TWO_NEWLINES = b"\\n\\n"
+
+
+# gc=False: what msgspec decodes from JSON holds no cycles, and thousands of them are made
+# per request (the collector need not track them).
+class _Block(Struct, tag_field="type", forbid_unknown_fields=True, gc=False):
+    cache_control: Raw = NULL
+
+
+class Text(_Block, tag="text"):
+    text: Raw = NULL
+
+
+class ToolUse(_Block, tag="tool_use"):
+    id: str = ""  # msgspec checks the type; empty (or missing) is NotQuick
+    name: str = ""
+    input: Raw = NULL
+
+
+class ToolResult(_Block, tag="tool_result"):
+    tool_use_id: str = ""
+    content: Raw = NULL
+    is_error: Raw = NULL
+
+
+class Thinking(_Block, tag="thinking", forbid_unknown_fields=False):
+    """Dropped on the way to chat, as by the full translation (its fields are not read)."""
+
+
+class RedactedThinking(_Block, tag="redacted_thinking", forbid_unknown_fields=False):
+    pass
+
+
+Block = Text | ToolUse | ToolResult | Thinking | RedactedThinking
+
+
+class Message(Struct, forbid_unknown_fields=True, gc=False):
+    role: str
+    content: str | list[Block]
+
+
+class Head(Struct):
+    """The fields anthropic_to_chat reads; others are skipped, as it ignores them."""
+
+    messages: list[Message]
+    model: Raw = NULL
+    max_tokens: Raw = NULL
+    system: Raw = NULL
+    tools: Raw = NULL
+    tool_choice: Raw = NULL
+    temperature: Raw = NULL
+    top_p: Raw = NULL
+    stop_sequences: Raw = NULL
+    stream: Raw = NULL
+    metadata: Raw = NULL
+    thinking: Raw = NULL
+    output_config: Raw = NULL
+    output_format: Raw = NULL
+
+
+_HEAD_FIELDS = tuple(f for f in Head.__struct_fields__ if f != "messages")
+_decode_head = msgspec.json.Decoder(Head).decode
+_decode_texts = msgspec.json.Decoder(list[Text]).decode
+
+
+def decode(raw: bytes) -> tuple[dict[str, Any], list[Message]]:
+    """(the body without its messages, parsed as the full translation parses it; the
+    messages, their texts raw). NotQuick when the body is not of the shapes this takes."""
+    try:
+        head = _decode_head(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        raise NotQuick from None
+    body: dict[str, Any] = {}
+    for name in _HEAD_FIELDS:
+        value = getattr(head, name)
+        if value is not NULL:
+            try:
+                # orjson, as the full parse (the same numbers, the same refusals)
+                body[name] = orjson.loads(memoryview(value))
+            except orjson.JSONDecodeError:
+                raise NotQuick from None
+    if not head.messages:
+        raise NotQuick  # the full translation says what is wrong
+    return body, head.messages
+
+
+def chat_messages(
+    messages: list[Message],
+    builder: _RequestBuilder,
+    system_parts: list[str],
+    resume: tuple[Turns, int] | None = None,
+) -> tuple[list[dict[str, Any]], Turns]:
+    """What `builder.messages(messages, system_parts, resume)` gives for these messages:
+    the chat messages, and what the conversation's next turn can resume from.
+
+    One pass, its steps inline: it runs once per message of a conversation of thousands
+    (blocks.py says what each step does and why)."""
+    out: list[dict[str, Any]] = []
+    pending: dict[str, bool] = {}  # the last assistant turn's call ids -> answered
+    starts: list[int] = []  # per turn: its first message
+    before: list[tuple[int, tuple[str, ...]]] = []  # per turn: len(out), unanswered ids
+    i = 0
+    if resume is not None:
+        done, same = resume
+        t = bisect_left(done.starts, same) - 1  # the last turn that starts in the prefix
+        if t > 0:  # turns 0..t-1 end before it: theirs are the same chat messages
+            i = done.starts[t]
+            starts, before = done.starts[:t], done.before[:t]
+            size, unanswered = done.before[t]
+            out = done.out[:size]
+            pending = dict.fromkeys(unanswered, False)
+            builder.tool_names.update(done.tool_names)
+            for message in messages[:i]:  # the system messages among those: read again
+                if message.role == "system":
+                    _system_message(message.content, builder, system_parts)
+    append = out.append
+    ids, names = builder._ids, builder._upstream_names
+    call_id_for, name_for = builder.call_id, builder.name
+    answer_missing = builder._answer_missing
+    by_raw = _BY_RAW
+    n = len(messages)
+    while i < n:
+        message = messages[i]
+        role = message.role
+        i += 1
+        if role == "system":  # Claude Code sends some: they go to the system prompt
+            _system_message(message.content, builder, system_parts)
+            continue
+        starts.append(i - 1)
+        before.append((len(out), tuple(pending)))
+        blocks: Any = message.content
+        if type(blocks) is not list:
+            blocks = _blocks(blocks)
+        while i < n:  # one turn, as in Anthropic's API (system messages aside)
+            other = messages[i]
+            if other.role == role:
+                blocks = blocks + _blocks(other.content)
+            elif other.role == "system":
+                _system_message(other.content, builder, system_parts)
+            else:
+                break
+            i += 1
+        cc: Any = None  # the turn's first cache breakpoint
+        if role == "assistant":
+            if pending:
+                answer_missing(out, pending)
+            texts: list[bytes] = []
+            calls: list[dict[str, Any]] = []
+            for block in blocks:
+                if cc is None and block.cache_control is not NULL:
+                    cc = _breakpoint(block.cache_control)
+                kind = type(block)
+                if kind is Text:
+                    text = bytes(block.text)
+                    if text != EMPTY:
+                        if text[0] != 34 or not text.isascii():  # 34: '"'
+                            literal(block.text)
+                        texts.append(text)
+                elif kind is ToolUse:
+                    raw_id, name = block.id, block.name
+                    if not raw_id or not name:
+                        raise NotQuick
+                    call_id = ids.get(raw_id) or call_id_for(raw_id)
+                    raw_input = bytes(block.input)
+                    known = by_raw.get(raw_id)
+                    if known is not None and known[0] == raw_input:
+                        arguments = known[1]
+                    else:
+                        arguments = _arguments(raw_id, raw_input)
+                    if calls and any(c["id"] == call_id for c in calls):
+                        continue
+                    function = {"name": names.get(name) or name_for(name), "arguments": arguments}
+                    calls.append({"id": call_id, "type": "function", "function": function})
+                # thinking, redacted_thinking: dropped
+            if not texts and not calls:
+                pending = {}
+                continue
+            said: dict[str, Any] = {
+                "role": "assistant",
+                "content": Fragment(rawjson.join(texts, _TWO_NEWLINES)) if texts else None,
+            }
+            if calls:
+                said["tool_calls"] = calls
+                pending = {c["id"]: False for c in calls}
+            else:
+                pending = {}
+            append(said)
+        elif role == "user":
+            size = len(out)
+            parts: list[dict[str, Any]] = []
+            tools: list[dict[str, Any]] = []
+            for block in blocks:
+                if cc is None and block.cache_control is not NULL:
+                    cc = _breakpoint(block.cache_control)
+                kind = type(block)
+                if kind is ToolResult:
+                    raw_id = block.tool_use_id
+                    if not raw_id:
+                        raise NotQuick
+                    call_id = ids.get(raw_id) or call_id_for(raw_id)
+                    text = bytes(block.content)
+                    if text[0] != 34:
+                        text = _result_text(text)
+                    elif not text.isascii():
+                        rawjson.checked(text)
+                    if block.is_error is not NULL and bytes(block.is_error) == b"true":
+                        text = rawjson.prefixed("Error: ", text) if text != EMPTY else _FAILED
+                    if pending.get(call_id) is False:
+                        pending[call_id] = True
+                        content: Any = Fragment(text) if text != EMPTY else "(no output)"
+                        tools.append({"role": "tool", "tool_call_id": call_id, "content": content})
+                    else:  # no matching call right before: kept visible as text
+                        shown = rawjson.prefixed(f"[Result of tool call {call_id}]\n", text)
+                        parts.append({"type": "text", "text": Fragment(shown)})
+                elif kind is Text:
+                    text = bytes(block.text)
+                    if text != EMPTY:
+                        if text[0] != 34 or not text.isascii():
+                            literal(block.text)
+                        parts.append({"type": "text", "text": Fragment(text)})
+                # thinking blocks in a user turn: dropped
+            out += tools
+            if pending:
+                if False in pending.values():
+                    answer_missing(out, pending)
+                pending = {}
+            if parts:
+                if out and out[-1]["role"] == "user":
+                    raise NotQuick  # two user turns in a row (an assistant turn said nothing)
+                append({"role": "user", "content": parts[0]["text"] if len(parts) == 1 else parts})
+            elif len(out) == size:
+                continue  # nothing written: the breakpoint has no message to go on
+        else:
+            raise NotQuick  # an invalid role: the full translation says what is wrong
+        if cc:
+            out[-1][caching.MARK] = cc
+    turns = Turns(starts, before, out, builder.tool_names)
+    chat = list(out)  # `out` stays as it is: the next turn takes its prefix
+    answer_missing(chat, pending)
+    if not chat:
+        raise NotQuick
+    return builder.with_system(chat, system_parts), turns
+
+
+def _system_message(
+    content: str | list[Any], builder: _RequestBuilder, system_parts: list[str]
+) -> None:
+    """A system message among the messages, as `builder.system_message()` reads it: its
+    texts to the system prompt, its breakpoint to the system message's."""
+    if isinstance(content, str):
+        system_parts.append(content)
+        return
+    for block in content:
+        if type(block) is Text:
+            system_parts.append(orjson.loads(literal(block.text)))
+        if block.cache_control is not NULL:
+            builder.system_cache = _breakpoint(block.cache_control) or builder.system_cache
+
+
+def _blocks(content: str | list[Any]) -> list[Any]:
+    if isinstance(content, str):
+        return [Text(text=Raw(orjson.dumps(content)))]
+    return content
+
+
+def _breakpoint(raw: Raw) -> dict[str, Any] | None:
+    return caching.client_breakpoint({"cache_control": orjson.loads(memoryview(raw))})
+
+
+_FAILED = orjson.dumps("Error: the tool call failed.")
+
+
+def _result_text(content: bytes) -> bytes:
+    """A tool_result's content as one literal: a string, or its text blocks joined."""
+    first = content[:1]
+    if first == b'"':
+        return rawjson.checked(content)
+    if content == b"null":
+        return EMPTY
+    if first != b"[":
+        raise NotQuick
+    try:
+        blocks = _decode_texts(content)  # only text blocks: images and the rest go in full
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        raise NotQuick from None
+    texts = []
+    for block in blocks:
+        text = literal(block.text)
+        if text != EMPTY:
+            texts.append(text)
+    return rawjson.join(texts, _TWO_NEWLINES) if texts else EMPTY
+
+
+def _arguments(tool_id: str, raw_input: bytes) -> str:
+    """The chat arguments text of a tool_use input, as the full translation writes it."""
+    if raw_input == b"null":
+        raw_input = b"{}"
+    elif raw_input[:1] != b"{":
+        raise NotQuick
+    known = _BY_RAW.get(tool_id)
+    if known is not None and known[0] == raw_input:
+        return known[1]
+    try:
+        args = orjson.loads(raw_input)
+    except orjson.JSONDecodeError:
+        raise NotQuick from None
+    text = _ARGUMENTS.get(tool_id, args)
+    if len(raw_input) <= _ARGUMENTS.MAX_BYTES:
+        if len(_BY_RAW) >= _ARGUMENTS.MAX_ENTRIES:
+            del _BY_RAW[next(iter(_BY_RAW))]
+        _BY_RAW[tool_id] = (raw_input, text)
+    return text
+
+
+# tool_use id -> (its input as the client wrote it, its arguments text): equal bytes are the
+# same input, so a turn's earlier calls cost a comparison, not a parse.
+_BY_RAW: dict[str, tuple[bytes, str]] = {}
+
+
+def estimate(
+    body: dict[str, Any],
+    messages: list[Message],
+    known: count_tokens.Sums | None = None,
+    same: int = 0,
+) -> tuple[int, count_tokens.Sums]:
+    """count_tokens.estimate() of the request from the raw texts (escapes counted as
+    written: a little high, as the estimate errs), and what a later turn can take from it
+    (`known`: an earlier turn's, whose first `same` messages are these)."""
+    head = (body.get("system"), body.get("tools"), body.get("tool_choice"))
+    if known is not None and known.head == head:
+        head, head_chars, head_fixed = known.head, known.head_chars, known.head_fixed
+    else:
+        head_chars, head_fixed = count_tokens.count_head(*head)
+    n = min(same, len(known.chars) - 1) if known is not None else 0
+    sums = count_tokens.Sums(known.chars[: n + 1], known.fixed[: n + 1]) if known else None
+    sums = sums or count_tokens.Sums([0], [0])
+    chars, fixed = sums.chars[-1], sums.fixed[-1]
+    for i in range(n, len(messages)):
+        fixed += count_tokens.MESSAGE_OVERHEAD
+        content: Any = messages[i].content
+        if type(content) is str:
+            chars += len(content)
+        else:
+            for block in content:
+                kind = type(block)
+                if kind is Text:
+                    chars += len(block.text) - 2
+                elif kind is ToolResult:
+                    fixed += count_tokens.BLOCK_OVERHEAD
+                    chars += len(block.tool_use_id) + len(block.content) - 2
+                elif kind is ToolUse:
+                    fixed += count_tokens.BLOCK_OVERHEAD
+                    raw = bytes(block.input)  # as written, plus the spaces of the full count's
+                    chars += len(block.id) + len(block.name) + len(raw)
+                    chars += raw.count(b",") + raw.count(b":")
+        sums.chars.append(chars)
+        sums.fixed.append(fixed)
+    sums.head, sums.head_chars, sums.head_fixed = head, head_chars, head_fixed
+    counter = count_tokens.Counter()
+    counter.chars += chars + head_chars
+    counter.fixed += fixed + head_fixed
+    return max(1, counter.total()), sums

@@ -1,0 +1,75 @@
+"""JSON strings kept as the client wrote them, for the quick translations (anthropic/quick.py,
+responses/quick.py).
+
+A Claude Code or Codex turn is megabytes of text (file contents, command output) inside a
+few thousand small objects. The quick translations decode the objects (msgspec) and leave
+every text a `msgspec.Raw`: its JSON literal, quotes and escapes included, never turned into
+a Python string. The chat body is then written with the literals copied in as they are
+(`orjson.Fragment`): a JSON string is escaped the same way in every API, so the work is per
+object, not per byte.
+
+A literal here is `bytes` holding one JSON string, `"..."`. Joining and prefixing work on
+the escaped text: escapes never span two strings, so `"a" + "b"` is `"ab"` escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+import orjson
+
+EMPTY = b'""'
+NULL = msgspec.Raw(b"null")  # a Raw field's default: the field was not sent (or was null)
+Fragment = orjson.Fragment  # JSON written into orjson's output as it is
+
+
+class NotQuick(Exception):
+    """The request holds something the quick translation leaves to the full one (a block type
+    it does not know, an unusual shape, bytes it cannot vouch for): translate it in full."""
+
+
+def literal(raw: msgspec.Raw) -> bytes:
+    """A Raw that must be a JSON string, as bytes; NotQuick when it is another JSON value
+    or not UTF-8."""
+    b = bytes(raw)
+    if b[:1] != b'"':
+        raise NotQuick
+    if not b.isascii():
+        checked(b)
+    return b
+
+
+def checked(lit: bytes) -> bytes:
+    """`lit`, once it is known to be UTF-8 (NotQuick otherwise): msgspec does not check the
+    strings it leaves raw. Only what is sent on is checked, each literal as it is copied
+    (a pass over the whole body would cost more than the rest of the translation): a field
+    no translation reads is skipped unchecked, as it is not sent."""
+    if not lit.isascii():
+        try:
+            lit.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NotQuick from None
+    return lit
+
+
+def join(literals: list[bytes], sep: bytes) -> bytes:
+    """The literals' texts joined by `sep` (escaped: b"\\\\n\\\\n" for two newlines)."""
+    if len(literals) == 1:
+        return literals[0]
+    return b'"' + sep.join([s[1:-1] for s in literals]) + b'"'
+
+
+def prefixed(prefix: str, lit: bytes) -> bytes:
+    """`prefix` + the literal's text, as one literal."""
+    return orjson.dumps(prefix)[:-1] + lit[1:]
+
+
+def text_length(lit: bytes) -> int:
+    """About the characters of the literal's text (its escaped form: never fewer), for
+    token estimates."""
+    return len(lit) - 2
+
+
+def fragments(literals: Iterable[bytes]) -> list[Fragment]:
+    return [Fragment(s) for s in literals]
