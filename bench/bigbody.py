@@ -500,8 +500,12 @@ def _agent_types() -> str:
 
 def new_conversation(raw: bytes, n: int) -> bytes:
     """The same body as the first request of another conversation (its first prompt names
-    session `n`): nothing of it is remembered from earlier requests."""
-    return raw.replace(SESSION, b"Session %06d" % n, 1)
+    session `n`, its tool calls have ids of their own): nothing of it is remembered from
+    earlier requests, not even by a call's id."""
+    return raw.replace(SESSION, b"Session %06d" % n, 1).replace(_ID_TAIL, b"%08d\"" % n)
+
+
+_ID_TAIL = b'%d"' % SEED  # how every tool call id ends (toolu_00012 + SEED)
 
 
 def _size(obj: Any) -> int:

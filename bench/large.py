@@ -23,7 +23,7 @@ from typing import Any
 
 from . import bigbody
 from .client import MODEL, Conn, Result, Target, upstream_target
-from .load import median, percentile
+from .load import median, percentile, turn_orders
 from .phases import Setup, addon_target, ts_target
 from .procs import Proc, rss_kib
 
@@ -99,16 +99,18 @@ async def _round(
     payloads: dict[str, list[bytes]],
     requests: int,
     settle: float,
+    seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """One client per column, taking turns request by request (who goes first rotating)."""
+    """One client per column, taking turns request by request (in an order shuffled turn by
+    turn: load.turn_orders)."""
     conns = [Conn(t) for t, _ in targets]
+    orders = turn_orders(len(targets), requests, seed=20261207 + seed)
     ttft: dict[str, list[float]] = {t.name: [] for t, _ in targets}
     cpu: dict[str, list[float]] = {t.name: [] for t, _ in targets}
     errors: dict[str, list[str]] = {t.name: [] for t, _ in targets}
     try:
         for i in range(requests):
-            k = i % len(targets)
-            for j in [*range(k, len(targets)), *range(k)]:
+            for j in orders[i]:
                 target, proxy = targets[j]
                 payload = _payload(target.name, payloads, i)
                 r, ms = await _one(conns[j], payload, proxy, settle)
@@ -173,8 +175,8 @@ async def large_requests(
             conn.close()
         per_round = []
         rss: list[int] = []  # the addon's, after each round (once it has collected)
-        for _ in range(rounds):
-            per_round.append(await _round(targets, payloads, requests, settle))
+        for rnd in range(rounds):
+            per_round.append(await _round(targets, payloads, requests, settle, seed=rnd))
             await asyncio.sleep(IDLE_S)
             rss.append(rss_kib(setup.addon.pid))
         medians: dict[str, dict[str, Any]] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -121,11 +122,26 @@ async def run_load(
     return res
 
 
+def turn_orders(columns: int, turns: int, seed: int = 20261207) -> list[list[int]]:
+    """The order the columns take in each turn: shuffled turn by turn (the same shuffles
+    every run). A column that follows one served by the same process finds that process
+    warm (its code and data in the CPU's caches), one that follows another process's finds
+    it cold: with the order only rotated, the first addon column was always the cold one
+    (chat pass-through: ~0.4 ms at 1 client here), the others always warm."""
+    rng = random.Random(seed)
+    orders = []
+    for _ in range(turns):
+        order = list(range(columns))
+        rng.shuffle(order)
+        orders.append(order)
+    return orders
+
+
 async def run_interleaved(
-    targets: list[Target], text: str, *, requests: int, timeout: float = 120.0
+    targets: list[Target], text: str, *, requests: int, timeout: float = 120.0, seed: int = 0
 ) -> list[LoadResult]:
-    """One client per target, taking turns request by request (target 1, 2, ..., 1, 2, ...):
-    whatever the machine does meanwhile hits every target alike, so their latencies compare
+    """One client per target, taking turns request by request (in an order shuffled turn by
+    turn: turn_orders): whatever the machine does meanwhile hits every target alike, so their latencies compare
     even when other programs load the machine. Requests per second here is 1 / mean total."""
     conns = [Conn(t) for t in targets]
     payloads = [t.request_bytes(text) for t in targets]
@@ -133,9 +149,8 @@ async def run_interleaved(
         await c.connect()
     results: list[list[Result]] = [[] for _ in targets]
     try:
-        for i in range(requests):
-            k = i % len(targets)  # who goes first rotates too
-            for j in [*range(k, len(targets)), *range(k)]:
+        for order in turn_orders(len(targets), requests, seed=20261207 + seed):
+            for j in order:
                 results[j].append(
                     await conns[j].request(text, timeout=timeout, payload=payloads[j])
                 )

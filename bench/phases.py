@@ -113,7 +113,9 @@ async def latency(
             if conc == 1:
                 # One client: the columns take turns request by request.
                 targets = [t for t, _ in setup.targets(with_floor=True, with_ts=True)]
-                results = {r.target: r for r in await run_interleaved(targets, text, requests=n)}
+                results = {
+                    r.target: r for r in await run_interleaved(targets, text, requests=n, seed=rnd)
+                }
                 for name, res in results.items():
                     this[f"{name}@1"] = res.summary()
                     # Paired: each request against bare mitmproxy's (and the least addon's,

@@ -30,7 +30,7 @@ from oca_addon.mitm import annotate
 from oca_addon.mitm.state import ProxyState, Upstream
 from oca_addon.sim.models import model_info_payload
 from oca_addon.translate.anthropic import anthropic_to_chat
-from oca_addon.translate.anthropic.blocks import _ArgumentsMemo
+from oca_addon.translate.anthropic.blocks import tool_arguments
 from oca_addon.translate.count_tokens import count_tokens
 from oca_addon.translate.responses import ResponseHistory, responses_to_chat
 
@@ -114,33 +114,29 @@ def test_prepare_leaves_the_estimate_to_settle() -> None:
     assert ex.ctx.input_tokens_estimate == count_tokens(body)
 
 
-def test_tool_arguments_memo_tells_equal_but_different_json_apart() -> None:
-    memo = _ArgumentsMemo()
-    # 1 == 1.0 == True in Python, not in JSON: each gets its own text.
-    assert memo.get("t1", {"a": 1}) == '{"a": 1}'
-    assert memo.get("t1", {"a": 1.0}) == '{"a": 1.0}'
-    assert memo.get("t1", {"a": True}) == '{"a": true}'
-    assert memo.get("t1", {"a": 1}) == '{"a": 1}'
-    assert memo.get("t2", {"a": float("nan")}) == '{"a": NaN}'  # orjson writes null for NaN
-    assert memo.get("t2", {"a": None}) == '{"a": null}'
-    assert memo.get("t3", {"n": 2**70}) == '{"n": 1180591620717411303424}'
-    memo.MAX_ENTRIES = 2
-    for i in range(5):
-        memo.get(f"id{i}", {"i": i})
-    assert len(memo._entries) == 2
+def test_tool_arguments_are_compact_json_of_the_input() -> None:
+    """What a tool_use input becomes as chat arguments: its compact JSON (as the Responses
+    translation writes it), each JSON value as it was (1, 1.0 and true apart), non-ASCII as
+    is; what orjson cannot write goes the standard library's way."""
+    assert tool_arguments({"a": 1, "b": [1.0, True, None]}) == '{"a":1,"b":[1.0,true,null]}'
+    assert tool_arguments({"path": "é/日本.py", "s": 'say "hi"\n'}) == (
+        '{"path":"é/日本.py","s":"say \\"hi\\"\\n"}'
+    )
+    assert tool_arguments({"n": 2**70}) == '{"n":1180591620717411303424}'
+    assert tool_arguments({}) == "{}"
 
 
 def test_long_conversations_translate_the_same_twice() -> None:
-    """The second request of a conversation (arguments remembered) gives the same body."""
+    """The second request of a conversation gives the same body."""
     body = json.loads(big("anthropic"))
     first, _ = anthropic_to_chat(body, target_model=MODEL)
     second, _ = anthropic_to_chat(json.loads(big("anthropic")), target_model=MODEL)
     assert jsonio.dumps(first) == jsonio.dumps(second)
     calls = [c for m in first["messages"] for c in m.get("tool_calls", ())]
     assert len(calls) > 100
-    for call in calls:  # the standard library's look, as the model has always seen it
+    for call in calls:  # compact JSON, as the Responses translation writes it
         args = call["function"]["arguments"]
-        assert args == json.dumps(json.loads(args), ensure_ascii=False)
+        assert args == json.dumps(json.loads(args), ensure_ascii=False, separators=(",", ":"))
 
 
 def test_responses_history_items_translate_in_order() -> None:

@@ -554,7 +554,7 @@ def test_tool_use_and_results_placement_and_order() -> None:
         "role": "assistant",
         "content": "sure",
         "tool_calls": [
-            {"id": "t1", "type": "function", "function": {"name": "Read", "arguments": '{"p": 1}'}},
+            {"id": "t1", "type": "function", "function": {"name": "Read", "arguments": '{"p":1}'}},
             {"id": "t2", "type": "function", "function": {"name": "Grep", "arguments": "{}"}},
         ],
     }

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-import orjson
-
+from oca_addon.core import jsonio
 from oca_addon.core.errors import RequestError
-from oca_addon.core.jsonio import dumps_spaced
 from oca_addon.translate import caching
 from oca_addon.translate.anthropic.common import (
     _require_str,
@@ -288,7 +286,7 @@ class _RequestBuilder:
                         "type": "function",
                         "function": {
                             "name": self.name(name),
-                            "arguments": _ARGUMENTS.get(raw_id, args),
+                            "arguments": tool_arguments(args),
                         },
                     }
                 )
@@ -539,38 +537,13 @@ class Turns:
     tool_names: dict[str, str]
 
 
-class _ArgumentsMemo:
-    """A tool_use's input as chat arguments text, remembered by tool_use id: a long
-    conversation sends every earlier call again on each turn (a Claude Code request: hundreds
-    of them), and writing them is the builder's largest cost. An entry is used only when the
-    input's compact JSON (orjson: ten times faster, and it tells 1, 1.0 and true apart) is the
-    one remembered; small inputs only, a bounded number of them."""
-
-    MAX_ENTRIES = 1024
-    MAX_BYTES = 2048
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[bytes, str]] = {}
-
-    def get(self, tool_id: str, args: dict[str, Any]) -> str:
-        try:
-            key = orjson.dumps(args)
-        except TypeError:  # what orjson refuses (integers beyond 64 bits, lone surrogates)
-            return dumps_spaced(args)
-        entry = self._entries.get(tool_id)
-        if entry is not None and entry[0] == key:
-            return entry[1]
-        text = dumps_spaced(args)
-        # orjson writes NaN and Infinity as null: such inputs are not remembered.
-        if len(key) <= self.MAX_BYTES and b"null" not in key:
-            if len(self._entries) >= self.MAX_ENTRIES:
-                del self._entries[next(iter(self._entries))]  # the oldest
-            # A copy of its exact size (orjson's buffer is larger).
-            self._entries[tool_id] = (bytes(memoryview(key)), text)
-        return text
+def tool_arguments(args: dict[str, Any]) -> str:
+    """A tool_use input as chat `arguments` text: compact JSON, as the Responses translation
+    and the models themselves write it (fewer tokens on every turn than `json.dumps`'s
+    spaced form, for hundreds of calls in a long conversation)."""
+    return jsonio.dumps(args).decode()
 
 
-_ARGUMENTS = _ArgumentsMemo()
 _Block = tuple[Any, int, int | None]  # (block, message index, block index or None)
 _NO_PARTS: list[dict[str, Any]] = []  # shared, never changed: read-only "no extra parts"
 

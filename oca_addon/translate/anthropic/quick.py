@@ -24,7 +24,7 @@ import orjson
 from msgspec import Raw, Struct
 
 from oca_addon.translate import caching, count_tokens, rawjson
-from oca_addon.translate.anthropic.blocks import _ARGUMENTS, Turns, _RequestBuilder
+from oca_addon.translate.anthropic.blocks import Turns, _RequestBuilder
 from oca_addon.translate.rawjson import EMPTY, NULL, Fragment, NotQuick, literal
 
 _TWO_NEWLINES = b"\\n\\n"
@@ -146,7 +146,6 @@ def chat_messages(
     ids, names = builder._ids, builder._upstream_names
     call_id_for, name_for = builder.call_id, builder.name
     answer_missing = builder._answer_missing
-    by_raw = _BY_RAW
     n = len(messages)
     while i < n:
         message = messages[i]
@@ -190,12 +189,7 @@ def chat_messages(
                     if not raw_id or not name:
                         raise NotQuick
                     call_id = ids.get(raw_id) or call_id_for(raw_id)
-                    raw_input = bytes(block.input)
-                    known = by_raw.get(raw_id)
-                    if known is not None and known[0] == raw_input:
-                        arguments = known[1]
-                    else:
-                        arguments = _arguments(raw_id, raw_input)
+                    arguments = _arguments(bytes(block.input))
                     if calls and any(c["id"] == call_id for c in calls):
                         continue
                     function = {"name": names.get(name) or name_for(name), "arguments": arguments}
@@ -320,30 +314,17 @@ def _result_text(content: bytes) -> bytes:
     return rawjson.join(texts, _TWO_NEWLINES) if texts else EMPTY
 
 
-def _arguments(tool_id: str, raw_input: bytes) -> str:
-    """The chat arguments text of a tool_use input, as the full translation writes it."""
+def _arguments(raw_input: bytes) -> str:
+    """The chat arguments text of a tool_use input, as the full translation writes it
+    (blocks.tool_arguments: orjson's compact JSON of the parsed input)."""
     if raw_input == b"null":
-        raw_input = b"{}"
-    elif raw_input[:1] != b"{":
+        return "{}"
+    if raw_input[:1] != b"{":
         raise NotQuick
-    known = _BY_RAW.get(tool_id)
-    if known is not None and known[0] == raw_input:
-        return known[1]
     try:
-        args = orjson.loads(raw_input)
-    except orjson.JSONDecodeError:
+        return orjson.dumps(orjson.loads(raw_input)).decode()
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # nested beyond orjson's depth
         raise NotQuick from None
-    text = _ARGUMENTS.get(tool_id, args)
-    if len(raw_input) <= _ARGUMENTS.MAX_BYTES:
-        if len(_BY_RAW) >= _ARGUMENTS.MAX_ENTRIES:
-            del _BY_RAW[next(iter(_BY_RAW))]
-        _BY_RAW[tool_id] = (raw_input, text)
-    return text
-
-
-# tool_use id -> (its input as the client wrote it, its arguments text): equal bytes are the
-# same input, so a turn's earlier calls cost a comparison, not a parse.
-_BY_RAW: dict[str, tuple[bytes, str]] = {}
 
 
 def estimate(
