@@ -502,7 +502,7 @@ def new_conversation(raw: bytes, n: int) -> bytes:
     """The same body as the first request of another conversation (its first prompt names
     session `n`, its tool calls have ids of their own): nothing of it is remembered from
     earlier requests, not even by a call's id."""
-    return raw.replace(SESSION, b"Session %06d" % n, 1).replace(_ID_TAIL, b"%08d\"" % n)
+    return raw.replace(SESSION, b"Session %06d" % n, 1).replace(_ID_TAIL, b'%08d"' % n)
 
 
 _ID_TAIL = b'%d"' % SEED  # how every tool call id ends (toolu_00012 + SEED)
