@@ -67,6 +67,24 @@ def estimate(
 
 
 def count_head(system: Any, tools: Any, tool_choice: Any) -> tuple[int, int]:
+    """(characters, fixed tokens) of the system prompt, tools and tool choice; the last few
+    counted are remembered, as a client's new conversations share them (Claude Code's are
+    ~70 KB: counting them is most of a new conversation's estimate)."""
+    head = (system, tools, tool_choice)
+    for seen, chars, fixed in _RECENT_HEADS:
+        if seen == head:
+            return chars, fixed
+    chars, fixed = _count_head(system, tools, tool_choice)
+    _RECENT_HEADS.insert(0, (head, chars, fixed))
+    del _RECENT_HEADS[_RECENT_HEADS_KEPT:]
+    return chars, fixed
+
+
+_RECENT_HEADS: list[tuple[tuple[Any, Any, Any], int, int]] = []
+_RECENT_HEADS_KEPT = 4
+
+
+def _count_head(system: Any, tools: Any, tool_choice: Any) -> tuple[int, int]:
     counter = Counter()
     counter.fixed = 0
     counter.system(system)
