@@ -427,7 +427,7 @@ class Gateway:
         drop = _STREAM_DROP if make_translator is None else _TRANSLATED_STREAM_DROP
         fields = [(k, v) for k, v in resp.headers.fields if k.lower() not in drop]
         if make_translator is not None:
-            st.driver = StreamDriver(make_translator(), limit)
+            st.driver = StreamDriver(ex.take_translator(), limit)
             if flow.request.http_version == "HTTP/1.1":
                 fields.append((b"transfer-encoding", b"chunked"))
         else:

@@ -54,6 +54,7 @@ class Exchange:
     upstream_headers: dict[str, str] = field(default_factory=dict)
     memo: ConversationMemo | None = None  # what the translation left there, for settle()
     learned_changes: list[str] = field(default_factory=list)  # as OCA said of the model before
+    primed: StreamTranslator[Any] | None = None  # settle()'s, for take_translator()
 
     @property
     def endpoint(self) -> Endpoint:
@@ -98,6 +99,20 @@ class Exchange:
             self.ctx.settle()
         if self.memo is not None:
             self.memo.settle()
+        if self.client_stream and self.make_translator is not None:
+            # Its opening events written now, not when OCA's first chunk arrives.
+            self.primed = self.make_translator()
+            prime = getattr(self.primed, "prime", None)
+            if prime is not None:
+                prime()
+
+    def take_translator(self) -> StreamTranslator[Any]:
+        """The stream translator for OCA's answer (the one settle() primed, once)."""
+        primed, self.primed = self.primed, None
+        if primed is not None:
+            return primed
+        assert self.make_translator is not None
+        return self.make_translator()
 
     def client_body(self, upstream: bytes) -> Mapping[str, Any]:
         """A buffered (non-streamed) answer for the client, from OCA's streamed body."""

@@ -60,14 +60,29 @@ class AnthropicStream:
         self._chars = 0
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
+        self._opening: list[bytes] | None = None  # prime()'s frames, until the first chunk
 
     # ---- frames
 
     def _frame(self, out: list[bytes], kind: str, payload: dict[str, Any]) -> None:
         out.append(sse.encode({"type": kind, **payload}, event=kind))
 
+    def prime(self) -> None:
+        """Write the opening frames ahead (message_start, ping), while OCA has yet to answer:
+        its first chunk then costs only its own frames. The output is the same."""
+        if not self._started and self._opening is None:
+            self._opening = []
+            self._render_start(self._opening)
+
     def _start(self, out: list[bytes]) -> None:
         self._started = True
+        if self._opening is not None:
+            out += self._opening
+            self._opening = None
+        else:
+            self._render_start(out)
+
+    def _render_start(self, out: list[bytes]) -> None:
         self._frame(
             out,
             "message_start",

@@ -96,6 +96,7 @@ class ResponsesStream:
         self._late: list[tuple[str, list[str]]] = []
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
+        self._opening: list[bytes] | None = None  # prime()'s events, until the first chunk
 
     # -- framing ------------------------------------------------------------------------
 
@@ -105,8 +106,26 @@ class ResponsesStream:
         self._seq += 1
         out.append(sse.encode(obj, event=etype))
 
+    def prime(self) -> None:
+        """Write the opening events ahead (response.created, response.in_progress), while
+        OCA has yet to answer: its first chunk then costs only its own. The output is the
+        same (their sequence numbers are the first two either way)."""
+        if not self._started and self._opening is None:
+            seq = self._seq
+            self._opening = []
+            self._render_start(self._opening)
+            self._seq = seq
+
     def _start(self, out: list[bytes]) -> None:
         self._started = True
+        if self._opening is not None:
+            out += self._opening
+            self._seq += len(self._opening)
+            self._opening = None
+        else:
+            self._render_start(out)
+
+    def _render_start(self, out: list[bytes]) -> None:
         snapshot = response_object(self.ctx, status="in_progress", output=[])
         self._emit(out, "response.created", {"response": snapshot})
         self._emit(out, "response.in_progress", {"response": snapshot})
