@@ -146,6 +146,7 @@ def chat_messages(
     ids, names = builder._ids, builder._upstream_names
     call_id_for, name_for = builder.call_id, builder.name
     answer_missing = builder._answer_missing
+    loads, dumps = orjson.loads, orjson.dumps
     n = len(messages)
     while i < n:
         message = messages[i]
@@ -155,15 +156,16 @@ def chat_messages(
             _system_message(message.content, builder, system_parts)
             continue
         starts.append(i - 1)
-        before.append((len(out), tuple(pending)))
+        before.append((len(out), tuple(pending) if pending else ()))
         blocks: Any = message.content
         if type(blocks) is not list:
             blocks = _blocks(blocks)
         while i < n:  # one turn, as in Anthropic's API (system messages aside)
             other = messages[i]
-            if other.role == role:
+            other_role = other.role
+            if other_role == role:
                 blocks = blocks + _blocks(other.content)
-            elif other.role == "system":
+            elif other_role == "system":
                 _system_message(other.content, builder, system_parts)
             else:
                 break
@@ -175,7 +177,7 @@ def chat_messages(
             texts: list[bytes] = []
             calls: list[dict[str, Any]] = []
             for block in blocks:
-                if cc is None and block.cache_control is not NULL:
+                if block.cache_control is not NULL and cc is None:
                     cc = _breakpoint(block.cache_control)
                 kind = type(block)
                 if kind is Text:
@@ -189,7 +191,14 @@ def chat_messages(
                     if not raw_id or not name:
                         raise NotQuick
                     call_id = ids.get(raw_id) or call_id_for(raw_id)
-                    arguments = _arguments(bytes(block.input))
+                    raw_input = bytes(block.input)
+                    if raw_input[0] == 123:  # '{': the usual input, as _arguments() writes it
+                        try:
+                            arguments = dumps(loads(raw_input)).decode()
+                        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+                            raise NotQuick from None
+                    else:
+                        arguments = _arguments(raw_input)
                     if calls and any(c["id"] == call_id for c in calls):
                         continue
                     function = {"name": names.get(name) or name_for(name), "arguments": arguments}
@@ -198,10 +207,15 @@ def chat_messages(
             if not texts and not calls:
                 pending = {}
                 continue
-            said: dict[str, Any] = {
-                "role": "assistant",
-                "content": Fragment(rawjson.join(texts, _TWO_NEWLINES)) if texts else None,
-            }
+            if not texts:
+                said: dict[str, Any] = {"role": "assistant", "content": None}
+            elif len(texts) == 1:
+                said = {"role": "assistant", "content": Fragment(texts[0])}
+            else:
+                said = {
+                    "role": "assistant",
+                    "content": Fragment(rawjson.join(texts, _TWO_NEWLINES)),
+                }
             if calls:
                 said["tool_calls"] = calls
                 pending = {c["id"]: False for c in calls}
@@ -211,9 +225,8 @@ def chat_messages(
         elif role == "user":
             size = len(out)
             parts: list[dict[str, Any]] = []
-            tools: list[dict[str, Any]] = []
             for block in blocks:
-                if cc is None and block.cache_control is not NULL:
+                if block.cache_control is not NULL and cc is None:
                     cc = _breakpoint(block.cache_control)
                 kind = type(block)
                 if kind is ToolResult:
@@ -231,7 +244,7 @@ def chat_messages(
                     if pending.get(call_id) is False:
                         pending[call_id] = True
                         content: Any = Fragment(text) if text != EMPTY else "(no output)"
-                        tools.append({"role": "tool", "tool_call_id": call_id, "content": content})
+                        append({"role": "tool", "tool_call_id": call_id, "content": content})
                     else:  # no matching call right before: kept visible as text
                         shown = rawjson.prefixed(f"[Result of tool call {call_id}]\n", text)
                         parts.append({"type": "text", "text": Fragment(shown)})
@@ -242,7 +255,6 @@ def chat_messages(
                             literal(block.text)
                         parts.append({"type": "text", "text": Fragment(text)})
                 # thinking blocks in a user turn: dropped
-            out += tools
             if pending:
                 if False in pending.values():
                     answer_missing(out, pending)
