@@ -214,16 +214,23 @@ def first_model(content: bytes) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def choose_model(requested: str, settings: Settings, catalog: Catalog | None) -> ModelChoice:
+    """The OCA model a request for `requested` goes to: the settings' mapping, else OCA's
+    list (where a display name, "OpenAI GPT 4.1", names a model too)."""
+    choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
+    if catalog is not None and choice.via in ("default", "oca"):
+        by_name = catalog.id_for(requested)
+        if by_name and by_name != requested:
+            choice = replace(choice, target=by_name, via="display name")
+    return choice
+
+
 def translated_to_chat(
     endpoint: Endpoint, requested: str, settings: Settings, catalog: Catalog | None
 ) -> bool:
     """Whether prepare() would send a request for `requested` to /chat/completions as is
     (translated there, with no adapter after it)."""
-    choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
-    target = choice.target
-    if catalog is not None and choice.via in ("default", "oca"):
-        target = catalog.id_for(requested) or target
-    route = plan_route(endpoint, target, catalog)
+    route = plan_route(endpoint, choose_model(requested, settings, catalog).target, catalog)
     return not route.native and route.adapter is None
 
 
@@ -303,17 +310,15 @@ def prepare(
     api = API[endpoint]
     requested = _model_field(body, endpoint)
     client_stream = api.client_stream(body)
-    choice = resolve_model(requested, settings, catalog.names if catalog else frozenset())
-    if catalog is not None and choice.via in ("default", "oca"):
-        # A display name ("OpenAI GPT 4.1") names a model too.
-        by_name = catalog.id_for(requested)
-        if by_name and by_name != requested:
-            choice = replace(choice, target=by_name, via="display name")
+    choice = choose_model(requested, settings, catalog)
     # The model list chooses the route and limits only: a model it lacks goes to OCA as
     # asked, and OCA's own answer (quoted) tells the client what is wrong.
     target = choice.target
     info = catalog.info(target) if catalog else None
-    ex = Exchange(api, plan_route(endpoint, target, catalog), choice, client_stream, {})
+    route = plan_route(endpoint, target, catalog)
+    if quick is not None and (route.native or route.adapter):
+        raise NotQuick  # the quick way translates to chat only: the body is wanted whole
+    ex = Exchange(api, route, choice, client_stream, {})
     ex.model_info = info
     given = Inputs(target, info, choice.reasoning_effort, catalog, history, memo, raw, quick)
     api.prepare(ex, body, given)

@@ -14,7 +14,8 @@ the escaped text: escapes never span two strings, so `"a" + "b"` is `"ab"` escap
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgspec
 import orjson
@@ -65,11 +66,22 @@ def prefixed(prefix: str, lit: bytes) -> bytes:
     return orjson.dumps(prefix)[:-1] + lit[1:]
 
 
-def text_length(lit: bytes) -> int:
-    """About the characters of the literal's text (its escaped form: never fewer), for
-    token estimates."""
-    return len(lit) - 2
-
-
-def fragments(literals: Iterable[bytes]) -> list[Fragment]:
-    return [Fragment(s) for s in literals]
+def decode_head[Head](
+    decode: Callable[[bytes], Head], raw: bytes, fields: Iterable[str]
+) -> tuple[Head, dict[str, Any]]:
+    """(the body as `decode` reads it, its `fields` parsed as the full translation parses
+    them: with orjson, the same numbers and the same refusals). The fields the decoder
+    leaves `Raw` are those; NotQuick when either cannot read the body."""
+    try:
+        head = decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        raise NotQuick from None  # RecursionError: msgspec's answer to deep nesting
+    body: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(head, name)
+        if value is not NULL:
+            try:
+                body[name] = orjson.loads(memoryview(value))
+            except orjson.JSONDecodeError:
+                raise NotQuick from None
+    return head, body

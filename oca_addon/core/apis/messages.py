@@ -10,7 +10,6 @@ from oca_addon.core.apis.base import KEPT_HEADERS, ClientApi, Inputs
 from oca_addon.core.errors import anthropic_error
 from oca_addon.core.routing import Endpoint
 from oca_addon.translate import anthropic
-from oca_addon.translate.rawjson import NotQuick
 from oca_addon.translate.shapes import ChatCompletion
 
 if TYPE_CHECKING:
@@ -32,8 +31,6 @@ class MessagesApi(ClientApi):
         return anthropic.quick.decode(raw)
 
     def prepare(self, ex: Exchange, body: dict[str, Any], given: Inputs) -> None:
-        if given.quick is not None and (ex.route.native or ex.route.adapter):
-            raise NotQuick  # the quick way translates to chat only
         if ex.route.native:
             ex.upstream_body = anthropic.prepare_native_messages(
                 body, target_model=given.target, model_info=given.info

@@ -9,7 +9,6 @@ from oca_addon.core import sse
 from oca_addon.core.apis.base import ClientApi, Inputs
 from oca_addon.core.routing import Endpoint
 from oca_addon.translate import responses
-from oca_addon.translate.rawjson import NotQuick
 from oca_addon.translate.shapes import ChatCompletion
 
 if TYPE_CHECKING:
@@ -23,8 +22,6 @@ class ResponsesApi(ClientApi):
         return responses.quick.decode(raw)
 
     def prepare(self, ex: Exchange, body: dict[str, Any], given: Inputs) -> None:
-        if given.quick is not None and (ex.route.native or ex.route.adapter):
-            raise NotQuick  # the quick way translates to chat only
         if ex.route.native:
             ex.upstream_body, ctx = responses.prepare_native_responses(
                 body,

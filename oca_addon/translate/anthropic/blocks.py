@@ -133,20 +133,14 @@ class _RequestBuilder:
         starts: list[int] = []
         before: list[tuple[int, tuple[str, ...]]] = []
         begin = 0
-        if resume is not None:
-            done, same = resume
-            t = bisect_left(done.starts, same) - 1  # the last turn that starts in the prefix
-            if t > 0:  # turns 0..t-1 end before it: theirs are the same chat messages
-                begin = done.starts[t]
-                starts, before = done.starts[:t], done.before[:t]
-                size, unanswered = done.before[t]
-                out = done.out[:size]
-                pending = dict.fromkeys(unanswered, False)
-                self.tool_names.update(done.tool_names)
-                for i in range(begin):
-                    message = messages[i]
-                    if type(message) is dict and message.get("role") == "system":
-                        system_parts.extend(self.system_message(_content_blocks(message, i)))
+        kept = resume[0].resume(resume[1]) if resume is not None else None
+        if resume is not None and kept is not None:
+            begin, starts, before, out, pending = kept
+            self.tool_names.update(resume[0].tool_names)
+            for i in range(begin):  # the system messages among those: read again
+                message = messages[i]
+                if type(message) is dict and message.get("role") == "system":
+                    system_parts.extend(self.system_message(_content_blocks(message, i)))
 
         # Anthropic merges consecutive same-role messages; so do we, before converting.
         turns: list[tuple[str, list[_Block], int]] = []
@@ -535,6 +529,24 @@ class Turns:
     before: list[tuple[int, tuple[str, ...]]]  # per turn: len(out), unanswered call ids
     out: list[dict[str, Any]]
     tool_names: dict[str, str]
+
+    def resume(self, same: int) -> Resumed | None:
+        """Where a request whose first `same` messages equal this one's starts translating
+        (the first message of the last turn that starts inside them) and what it takes from
+        here: the turns before that one (their starts, what was written before each), their
+        chat messages, and the calls left unanswered. None when no whole turn is shared."""
+        t = bisect_left(self.starts, same) - 1  # the last turn that starts in the prefix
+        if t <= 0:  # turns 0..t-1 end before it: theirs are the same chat messages
+            return None
+        size, unanswered = self.before[t]
+        pending = dict.fromkeys(unanswered, False)
+        return self.starts[t], self.starts[:t], self.before[:t], self.out[:size], pending
+
+
+# Turns.resume(): (begin, starts, before, out, pending)
+Resumed = tuple[
+    int, list[int], list[tuple[int, tuple[str, ...]]], list[dict[str, Any]], dict[str, bool]
+]
 
 
 def tool_arguments(args: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ one takes).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Any
 
 import msgspec
@@ -95,19 +94,7 @@ _decode_texts = msgspec.json.Decoder(list[Text]).decode
 def decode(raw: bytes) -> tuple[dict[str, Any], list[Message]]:
     """(the body without its messages, parsed as the full translation parses it; the
     messages, their texts raw). NotQuick when the body is not of the shapes this takes."""
-    try:
-        head = _decode_head(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        raise NotQuick from None
-    body: dict[str, Any] = {}
-    for name in _HEAD_FIELDS:
-        value = getattr(head, name)
-        if value is not NULL:
-            try:
-                # orjson, as the full parse (the same numbers, the same refusals)
-                body[name] = orjson.loads(memoryview(value))
-            except orjson.JSONDecodeError:
-                raise NotQuick from None
+    head, body = rawjson.decode_head(_decode_head, raw, _HEAD_FIELDS)
     if not head.messages:
         raise NotQuick  # the full translation says what is wrong
     return body, head.messages
@@ -129,19 +116,13 @@ def chat_messages(
     starts: list[int] = []  # per turn: its first message
     before: list[tuple[int, tuple[str, ...]]] = []  # per turn: len(out), unanswered ids
     i = 0
-    if resume is not None:
-        done, same = resume
-        t = bisect_left(done.starts, same) - 1  # the last turn that starts in the prefix
-        if t > 0:  # turns 0..t-1 end before it: theirs are the same chat messages
-            i = done.starts[t]
-            starts, before = done.starts[:t], done.before[:t]
-            size, unanswered = done.before[t]
-            out = done.out[:size]
-            pending = dict.fromkeys(unanswered, False)
-            builder.tool_names.update(done.tool_names)
-            for message in messages[:i]:  # the system messages among those: read again
-                if message.role == "system":
-                    _system_message(message.content, builder, system_parts)
+    kept = resume[0].resume(resume[1]) if resume is not None else None
+    if resume is not None and kept is not None:
+        i, starts, before, out, pending = kept
+        builder.tool_names.update(resume[0].tool_names)
+        for message in messages[:i]:  # the system messages among those: read again
+            if message.role == "system":
+                _system_message(message.content, builder, system_parts)
     append = out.append
     ids, names = builder._ids, builder._upstream_names
     call_id_for, name_for = builder.call_id, builder.name

@@ -7,6 +7,7 @@ from __future__ import annotations
 import mimetypes
 from bisect import bisect_left, bisect_right
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +217,31 @@ class Converted:
     used_at: list[int]  # the item index where each was taken
     unanswered: list[tuple[int, str]]  # (item index, call id): calls that found no output
 
+    def resume(self, same: int, later_outputs: Callable[[int], Iterable[Any]]) -> Converted | None:
+        """What a request whose first `same` items equal this one's takes from it: the
+        conversion up to the last point within them (`marks[-1]` of the result: where it
+        starts converting again). None when there is none, or when a call that found no
+        output before that point would take one of the request's later items
+        (`later_outputs(begin)`: the call ids of its outputs from item `begin` on)."""
+        m = bisect_right(self.marks, same) - 1  # the last point within the equal items
+        if m <= 0:
+            return None
+        begin = self.marks[m]
+        open_calls = {cid for at, cid in self.unanswered if at < begin}
+        if any(cid in open_calls for cid in later_outputs(begin)):
+            return None  # that call would take its output now: start again
+        n_messages, n_system = self.sizes[m]
+        cut = bisect_left(self.used_at, begin)
+        return Converted(
+            self.marks[: m + 1],
+            self.sizes[: m + 1],
+            self.messages[:n_messages],
+            self.system[:n_system],
+            self.used[:cut],
+            self.used_at[:cut],
+            [u for u in self.unanswered if u[0] < begin],
+        )
+
 
 def items_to_messages(
     items: list[Any], resume: tuple[Converted, int] | None = None
@@ -230,22 +256,12 @@ def items_to_messages(
     marks: list[int] = []
     sizes: list[tuple[int, int]] = []
     begin = 0
-    if resume is not None:
-        done, same = resume
-        m = bisect_right(done.marks, same) - 1  # the last point within the equal items
-        if m > 0:
-            begin = done.marks[m]
-            open_calls = {cid for at, cid in done.unanswered if at < begin}
-            # A call that found no output would take one that comes later: start again.
-            if not any(_call_id_of(items[i]) in open_calls for i in range(begin, len(items))):
-                n_messages, n_system = done.sizes[m]
-                messages, system = done.messages[:n_messages], done.system[:n_system]
-                cut = bisect_left(done.used_at, begin)
-                used, used_at = done.used[:cut], done.used_at[:cut]
-                unanswered = [u for u in done.unanswered if u[0] < begin]
-                marks, sizes = done.marks[:m], done.sizes[:m]
-            else:
-                begin = 0
+    kept = resume[0].resume(resume[1], lambda b: map(_call_id_of, items[b:])) if resume else None
+    if kept is not None:
+        begin = kept.marks.pop()
+        del kept.sizes[-1]
+        marks, sizes, messages, system = kept.marks, kept.sizes, kept.messages, kept.system
+        used, used_at, unanswered = kept.used, kept.used_at, kept.unanswered
 
     # Where is each call's output? (call_id -> positions in `items`, in order)
     outputs: dict[str, deque[int]] = {}

@@ -14,7 +14,6 @@ and the body is parsed and translated in full (tests/unit/test_quick.py compares
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections import deque
 from typing import Any
 
@@ -111,18 +110,7 @@ _decode_head = msgspec.json.Decoder(Head).decode
 def decode(raw: bytes) -> tuple[dict[str, Any], list[Any]]:
     """(the body without its input, parsed as the full translation parses it; the input
     items, their texts raw). NotQuick when the body is not of the shapes this takes."""
-    try:
-        head = _decode_head(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        raise NotQuick from None
-    body: dict[str, Any] = {}
-    for name in HEAD_FIELDS:
-        value = getattr(head, name)
-        if value is not NULL:
-            try:
-                body[name] = orjson.loads(memoryview(value))  # as the full parse reads it
-            except orjson.JSONDecodeError:
-                raise NotQuick from None
+    head, body = rawjson.decode_head(_decode_head, raw, HEAD_FIELDS)
     if body.get("store") is not False or body.get("previous_response_id") is not None:
         raise NotQuick  # a stored conversation: its items are kept as parsed (history.py)
     return body, head.input
@@ -149,24 +137,12 @@ def items_to_messages(
     marks: list[int] = []
     sizes: list[tuple[int, int]] = []
     begin = 0
-    if resume is not None:
-        done, same = resume
-        m = bisect_right(done.marks, same) - 1
-        if m > 0:
-            begin = done.marks[m]
-            open_calls = {cid for at, cid in done.unanswered if at < begin}
-            if not any(
-                type(items[i]) is FunctionCallOutput and items[i].call_id in open_calls
-                for i in range(begin, len(items))
-            ):
-                n_messages, n_system = done.sizes[m]
-                messages, system = done.messages[:n_messages], done.system[:n_system]
-                cut = bisect_left(done.used_at, begin)
-                used, used_at = done.used[:cut], done.used_at[:cut]
-                unanswered = [u for u in done.unanswered if u[0] < begin]
-                marks, sizes = done.marks[:m], done.sizes[:m]
-            else:
-                begin = 0
+    kept = resume[0].resume(resume[1], lambda b: map(_output_id, items[b:])) if resume else None
+    if kept is not None:
+        begin = kept.marks.pop()
+        del kept.sizes[-1]
+        marks, sizes, messages, system = kept.marks, kept.sizes, kept.messages, kept.system
+        used, used_at, unanswered = kept.used, kept.used_at, kept.unanswered
 
     outputs: dict[str, deque[int]] = {}
     for i in range(begin, len(items)):
@@ -287,6 +263,10 @@ def items_to_messages(
     append = messages.append
     flush(end)
     return messages, system, converted
+
+
+def _output_id(item: Any) -> str | None:
+    return item.call_id if type(item) is FunctionCallOutput else None
 
 
 def _texts(content: str | list[Any] | None) -> list[bytes]:
