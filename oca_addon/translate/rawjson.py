@@ -30,28 +30,40 @@ class NotQuick(Exception):
     it does not know, an unusual shape, bytes it cannot vouch for): translate it in full."""
 
 
-def literal(raw: msgspec.Raw) -> bytes:
-    """A Raw that must be a JSON string, as bytes; NotQuick when it is another JSON value
-    or not UTF-8."""
+def literal(raw: msgspec.Raw, unchecked: list[bytes]) -> bytes:
+    """A Raw that must be a JSON string, as bytes (NotQuick when it is another JSON value);
+    set aside in `unchecked` when it is not ASCII (see check_utf8)."""
     b = bytes(raw)
     if b[:1] != b'"':
         raise NotQuick
     if not b.isascii():
-        checked(b)
+        unchecked.append(b)
     return b
 
 
-def checked(lit: bytes) -> bytes:
-    """`lit`, once it is known to be UTF-8 (NotQuick otherwise): msgspec does not check the
-    strings it leaves raw. Only what is sent on is checked, each literal as it is copied
-    (a pass over the whole body would cost more than the rest of the translation): a field
-    no translation reads is skipped unchecked, as it is not sent."""
-    if not lit.isascii():
+def check_utf8(unchecked: list[bytes]) -> None:
+    """NotQuick unless the literals set aside are UTF-8: msgspec does not check the strings
+    it leaves raw. Only what is sent on is checked (a field no translation reads is skipped
+    unchecked, as it is not sent), and only what is not ASCII; all at once, in one decode
+    of them joined (each is a whole JSON string, its quotes included, so no character can
+    span two): far less than one each, or than a pass over the whole body."""
+    if unchecked:
         try:
-            lit.decode("utf-8")
+            b"".join(unchecked).decode("utf-8")
         except UnicodeDecodeError:
             raise NotQuick from None
-    return lit
+
+
+def string(raw: msgspec.Raw) -> str:
+    """A Raw that must be a JSON string, parsed (orjson checks its UTF-8)."""
+    b = bytes(raw)
+    if b[:1] != b'"':
+        raise NotQuick
+    try:
+        value: str = orjson.loads(b)
+    except orjson.JSONDecodeError:
+        raise NotQuick from None
+    return value
 
 
 def join(literals: list[bytes], sep: bytes) -> bytes:
@@ -66,6 +78,37 @@ def prefixed(prefix: str, lit: bytes) -> bytes:
     return orjson.dumps(prefix)[:-1] + lit[1:]
 
 
+class _Parsed:
+    """The big fields a client sends again on every request (system prompt, tools: tens of
+    KB each, the same for all of a client's conversations) as parsed before, by their
+    bytes: comparing bytes costs a fraction of parsing them. Shared by the requests, so
+    never changed: the translations read them (and edits of an upstream body copy what they
+    change, core/refusals.py)."""
+
+    SMALLEST = 2048  # smaller fields are parsed each time
+    KEPT = 8
+
+    def __init__(self) -> None:
+        self._by_bytes: dict[bytes, Any] = {}
+
+    def loads(self, value: msgspec.Raw) -> Any:
+        if len(value) < self.SMALLEST:
+            return orjson.loads(memoryview(value))
+        key = bytes(value)
+        cache = self._by_bytes
+        parsed = cache.pop(key, _MISSING)
+        if parsed is _MISSING:
+            parsed = orjson.loads(key)
+            if len(cache) >= self.KEPT:
+                del cache[next(iter(cache))]  # the least lately used
+        cache[key] = parsed
+        return parsed
+
+
+_MISSING = object()
+_parsed = _Parsed()
+
+
 def decode_head[Head](
     decode: Callable[[bytes], Head], raw: bytes, fields: Iterable[str]
 ) -> tuple[Head, dict[str, Any]]:
@@ -77,11 +120,12 @@ def decode_head[Head](
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise NotQuick from None  # RecursionError: msgspec's answer to deep nesting
     body: dict[str, Any] = {}
+    loads = _parsed.loads
     for name in fields:
         value = getattr(head, name)
         if value is not NULL:
             try:
-                body[name] = orjson.loads(memoryview(value))
+                body[name] = loads(value)
             except orjson.JSONDecodeError:
                 raise NotQuick from None
     return head, body

@@ -322,6 +322,132 @@ def test_text_that_is_not_utf8_gets_the_full_translations_error(endpoint: Endpoi
         prepare_body(endpoint, read_body(API[endpoint], raw, None), Settings(), CATALOG)
 
 
+# Every place a text is copied from: each body holds the marker once per place.
+_EVERY_TEXT = [
+    (
+        Endpoint.MESSAGES,
+        {
+            **_CLAUDE,
+            "messages": [
+                _user({"type": "text", "text": "user MARK"}),
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "assistant MARK"},
+                        {"type": "tool_use", "id": "t1", "name": "Read", "input": {"p": "in MARK"}},
+                        {"type": "tool_use", "id": "t2", "name": "Read", "input": {"p": "x"}},
+                    ],
+                },
+                _user(
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "result MARK"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t2",
+                        "content": [{"type": "text", "text": "listed MARK"}],
+                        "is_error": True,
+                    },
+                ),
+                {"role": "system", "content": [{"type": "text", "text": "system MARK"}]},
+            ],
+        },
+    ),
+    (
+        Endpoint.RESPONSES,
+        {
+            **_CODEX,
+            "input": [
+                {"type": "message", "role": "developer", "content": "dev"},
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "user MARK"}],
+                },
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "assistant MARK"}],
+                },
+                {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": "MARK"},
+                {"type": "function_call_output", "call_id": "c1", "output": "output MARK"},
+            ],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "body"), _EVERY_TEXT)
+def test_every_text_copied_is_checked_as_utf8(endpoint: Endpoint, body: dict[str, Any]) -> None:
+    """The quick way takes the body as it is (and equal to the full translation); with bytes
+    that are not UTF-8 in any one of the texts it copies, the full translation's error."""
+    raw = json.dumps(body).encode()
+    quick, full, was_quick = _both(endpoint, raw)
+    assert was_quick and quick == full
+    places = raw.count(b"MARK")
+    assert places >= 4
+    for n in range(places):
+        at = -1
+        for _ in range(n + 1):
+            at = raw.index(b"MARK", at + 1)
+        bad = raw[:at] + b"M\xff" + raw[at + 2 :]  # M?RK
+        with pytest.raises(RequestError, match="not valid UTF-8"):
+            prepare_body(endpoint, read_body(API[endpoint], bad, None), Settings(), CATALOG)
+
+
+# Tool inputs as clients spell them: JSON.stringify's compact form (sent as it came) and
+# others, which are written out again as the full translation writes them.
+_INPUTS = [
+    b'{"path":"a.py","limit":20,"all":true,"x":null}',
+    b'{"path": "a.py", "limit": 20}',
+    b'{"s":"caf\\u00e9 \\/ \\u001b \\"q\\" \\\\"}',
+    b'{"f":1.50,"g":1e2,"h":-0.0,"i":[1,{"j":{}}]}',
+    b'{"a":1,"a":2}',
+    b"{}",
+]
+
+
+@pytest.mark.parametrize("spelling", range(len(_INPUTS)))
+def test_tool_inputs_are_written_as_the_full_translation_writes_them(spelling: int) -> None:
+    """All the inputs of a turn are checked at once (a second call's input spelled another
+    way than the first's too), and each is the same as in the full translation."""
+    calls = b",".join(
+        b'{"type":"tool_use","id":"t%d","name":"Read","input":%s}' % (i, raw)
+        for i, raw in enumerate([_INPUTS[0], _INPUTS[spelling]])
+    )
+    results = b",".join(
+        b'{"type":"tool_result","tool_use_id":"t%d","content":"ok"}' % i for i in range(2)
+    )
+    body = (
+        b'{"model":"oca/grok3","max_tokens":100,"messages":[{"role":"user","content":"hi"},'
+        b'{"role":"assistant","content":[' + calls + b"]},"
+        b'{"role":"user","content":[' + results + b"]}]}"
+    )
+    quick, full, was_quick = _both(Endpoint.MESSAGES, body)
+    assert was_quick and quick == full
+    arguments = [c["function"]["arguments"] for c in quick["messages"][1]["tool_calls"]]
+    assert arguments[1] == orjson.dumps(orjson.loads(_INPUTS[spelling])).decode()
+
+
+def test_a_system_prompt_and_tools_sent_again_are_parsed_once() -> None:
+    """The big fields every request carries again are kept as parsed, by their bytes, and
+    shared by the requests: what the translations do with them leaves them as they were."""
+    tools = [
+        {"name": f"t{i}", "description": "d" * 300, "input_schema": {"type": "object"}}
+        for i in range(8)
+    ]
+    body = {**_CLAUDE, "system": "s" * 3000, "tools": tools, "messages": [_user(_TEXT)]}
+    raw = json.dumps(body).encode()
+    first = anthropic.quick.decode(raw)[0]
+    again = anthropic.quick.decode(bytes(bytearray(raw)))[0]
+    assert first["tools"] is again["tools"] and first["system"] is again["system"]
+    for _ in range(2):
+        client = read_body(API[Endpoint.MESSAGES], raw, None)
+        prepare_body(Endpoint.MESSAGES, client, Settings(), CATALOG).settle()
+    assert first["tools"] == tools and first["system"] == "s" * 3000
+    small = {**body, "system": "s", "tools": tools[:1]}
+    raw = json.dumps(small).encode()
+    assert anthropic.quick.decode(raw)[0]["tools"] is not anthropic.quick.decode(raw)[0]["tools"]
+
+
 def test_bad_json_is_the_same_error_either_way() -> None:
     deep = b'{"model": "m", "x": ' + b"[" * 5000 + b"]" * 5000 + b', "messages": []}'
     for raw in (b'{"model": "m", "messages": [', b"[1]", b'{"model": "m", "messages": NaN}', deep):

@@ -24,7 +24,8 @@ from msgspec import Raw, Struct
 
 from oca_addon.translate import caching, count_tokens, rawjson
 from oca_addon.translate.anthropic.blocks import Turns, _RequestBuilder
-from oca_addon.translate.rawjson import EMPTY, NULL, Fragment, NotQuick, literal
+from oca_addon.translate.anthropic.common import _TOOL_ID_OK, _upstream_tool_id
+from oca_addon.translate.rawjson import EMPTY, NULL, Fragment, NotQuick
 
 _TWO_NEWLINES = b"\\n\\n"
 
@@ -124,10 +125,13 @@ def chat_messages(
             if message.role == "system":
                 _system_message(message.content, builder, system_parts)
     append = out.append
+    unchecked: list[bytes] = []  # the literals copied that are not ASCII (rawjson.check_utf8)
+    later = unchecked.append
+    inputs: list[bytes] = []  # the tool_use inputs written as the client wrote them
+    written: list[dict[str, Any] | None] = []  # the function each went to (None: a repeat)
     ids, names = builder._ids, builder._upstream_names
-    call_id_for, name_for = builder.call_id, builder.name
+    id_ok, name_for = _TOOL_ID_OK.fullmatch, builder.name
     answer_missing = builder._answer_missing
-    loads, dumps = orjson.loads, orjson.dumps
     n = len(messages)
     while i < n:
         message = messages[i]
@@ -164,25 +168,35 @@ def chat_messages(
                 if kind is Text:
                     text = bytes(block.text)
                     if text != EMPTY:
-                        if text[0] != 34 or not text.isascii():  # 34: '"'
-                            literal(block.text)
+                        if text[0] != 34:  # '"': not a string
+                            raise NotQuick
+                        if not text.isascii():
+                            later(text)
                         texts.append(text)
                 elif kind is ToolUse:
                     raw_id, name = block.id, block.name
                     if not raw_id or not name:
                         raise NotQuick
-                    call_id = ids.get(raw_id) or call_id_for(raw_id)
+                    call_id = ids.get(raw_id)
+                    if call_id is None:  # builder.call_id(), inline
+                        call_id = raw_id if id_ok(raw_id) else _upstream_tool_id(raw_id)
+                        ids[raw_id] = call_id
                     raw_input = bytes(block.input)
-                    if raw_input[0] == 123:  # '{': the usual input, as _arguments() writes it
+                    if raw_input[0] == 123:  # '{': the usual input, as the client wrote it
                         try:
-                            arguments = dumps(loads(raw_input)).decode()
-                        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+                            arguments = raw_input.decode()
+                        except UnicodeDecodeError:
                             raise NotQuick from None
+                        inputs.append(raw_input)  # if not as _arguments() writes it: below
                     else:
                         arguments = _arguments(raw_input)
                     if calls and any(c["id"] == call_id for c in calls):
+                        if raw_input[0] == 123:
+                            written.append(None)
                         continue
                     function = {"name": names.get(name) or name_for(name), "arguments": arguments}
+                    if raw_input[0] == 123:
+                        written.append(function)
                     calls.append({"id": call_id, "type": "function", "function": function})
                 # thinking, redacted_thinking: dropped
             if not texts and not calls:
@@ -214,12 +228,15 @@ def chat_messages(
                     raw_id = block.tool_use_id
                     if not raw_id:
                         raise NotQuick
-                    call_id = ids.get(raw_id) or call_id_for(raw_id)
+                    call_id = ids.get(raw_id)
+                    if call_id is None:  # builder.call_id(), inline
+                        call_id = raw_id if id_ok(raw_id) else _upstream_tool_id(raw_id)
+                        ids[raw_id] = call_id
                     text = bytes(block.content)
                     if text[0] != 34:
-                        text = _result_text(text)
+                        text = _result_text(text, unchecked)
                     elif not text.isascii():
-                        rawjson.checked(text)
+                        later(text)
                     if block.is_error is not NULL and bytes(block.is_error) == b"true":
                         text = rawjson.prefixed("Error: ", text) if text != EMPTY else _FAILED
                     if pending.get(call_id) is False:
@@ -232,8 +249,10 @@ def chat_messages(
                 elif kind is Text:
                     text = bytes(block.text)
                     if text != EMPTY:
-                        if text[0] != 34 or not text.isascii():
-                            literal(block.text)
+                        if text[0] != 34:
+                            raise NotQuick
+                        if not text.isascii():
+                            later(text)
                         parts.append({"type": "text", "text": Fragment(text)})
                 # thinking blocks in a user turn: dropped
             if pending:
@@ -250,6 +269,9 @@ def chat_messages(
             raise NotQuick  # an invalid role: the full translation says what is wrong
         if cc:
             out[-1][caching.MARK] = cc
+    rawjson.check_utf8(unchecked)
+    if inputs:
+        _compact_arguments(inputs, written)
     turns = Turns(starts, before, out, builder.tool_names)
     chat = list(out)  # `out` stays as it is: the next turn takes its prefix
     answer_missing(chat, pending)
@@ -268,7 +290,7 @@ def _system_message(
         return
     for block in content:
         if type(block) is Text:
-            system_parts.append(orjson.loads(literal(block.text)))
+            system_parts.append(rawjson.string(block.text))
         if block.cache_control is not NULL:
             builder.system_cache = _breakpoint(block.cache_control) or builder.system_cache
 
@@ -286,25 +308,42 @@ def _breakpoint(raw: Raw) -> dict[str, Any] | None:
 _FAILED = orjson.dumps("Error: the tool call failed.")
 
 
-def _result_text(content: bytes) -> bytes:
-    """A tool_result's content as one literal: a string, or its text blocks joined."""
-    first = content[:1]
-    if first == b'"':
-        return rawjson.checked(content)
+def _result_text(content: bytes, unchecked: list[bytes]) -> bytes:
+    """A tool_result's content, not a string, as one literal: its text blocks joined."""
     if content == b"null":
         return EMPTY
-    if first != b"[":
+    if content[0] != 91:  # '['
         raise NotQuick
     try:
         blocks = _decode_texts(content)  # only text blocks: images and the rest go in full
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise NotQuick from None
+    if len(blocks) == 1:  # the usual
+        return rawjson.literal(blocks[0].text, unchecked)
     texts = []
     for block in blocks:
-        text = literal(block.text)
+        text = rawjson.literal(block.text, unchecked)
         if text != EMPTY:
             texts.append(text)
     return rawjson.join(texts, _TWO_NEWLINES) if texts else EMPTY
+
+
+def _compact_arguments(inputs: list[bytes], functions: list[dict[str, Any] | None]) -> None:
+    """Tool inputs go as chat arguments in orjson's compact JSON, as the full translation
+    writes them (blocks.tool_arguments). A client's JSON.stringify writes the same bytes,
+    so they were copied as they came; checked here all at once (one parse and one write of
+    them all, not one of each: the cost is per byte, not per call), and any other written
+    out one by one."""
+    joined = b"[" + b",".join(inputs) + b"]"
+    try:
+        if orjson.dumps(orjson.loads(joined)) == joined:
+            return  # equal as a whole: equal one by one (each is one JSON value)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass  # which one, and whether it is beyond the quick way, is found below
+    for raw_input, function in zip(inputs, functions, strict=True):
+        arguments = _arguments(raw_input)
+        if function is not None:
+            function["arguments"] = arguments
 
 
 def _arguments(raw_input: bytes) -> str:

@@ -144,6 +144,8 @@ def items_to_messages(
         marks, sizes, messages, system = kept.marks, kept.sizes, kept.messages, kept.system
         used, used_at, unanswered = kept.used, kept.used_at, kept.unanswered
 
+    unchecked: list[bytes] = []  # the literals copied that are not ASCII (rawjson.check_utf8)
+    names: dict[bytes, str] = {}  # a function's name literal -> the name (each used often)
     outputs: dict[str, deque[int]] = {}
     for i in range(begin, len(items)):
         item = items[i]
@@ -186,7 +188,7 @@ def items_to_messages(
                 pos = queue.popleft()
                 consumed.add(pos)
                 horizon = max(horizon, pos)
-                content = _output(items[pos])
+                content = _output(items[pos], unchecked)
             else:
                 unanswered.append((at, cid))
                 content = _NO_OUTPUT_TEXT
@@ -201,18 +203,18 @@ def items_to_messages(
         if kind is Message:
             role = item.role
             if role == "assistant":
-                texts = _texts(item.content)
+                texts = _texts(item.content, unchecked)
                 if turn is not None and turn.calls:
                     flush(i)
                 if turn is None:
                     turn = _Turn()
                 turn.texts.append(rawjson.join(texts, b"") if texts else EMPTY)
             elif role == "user":
-                content = _user_content(item.content)
+                content = _user_content(item.content, unchecked)
                 flush(i)
                 append({"role": "user", "content": content})
             elif role == "system" or role == "developer":
-                texts = _texts(item.content)
+                texts = _texts(item.content, unchecked)
                 text = orjson.loads(rawjson.join(texts, b"")) if texts else ""
                 if text:
                     system.append(text)
@@ -222,7 +224,10 @@ def items_to_messages(
             cid = item.call_id
             if not cid:
                 continue
-            name = _string(item.name)
+            raw_name = bytes(item.name)
+            name = names.get(raw_name)
+            if name is None:
+                name = names[raw_name] = rawjson.string(item.name) if raw_name != b"null" else ""
             if not name:
                 raise NotQuick
             ns = item.namespace
@@ -231,7 +236,7 @@ def items_to_messages(
                 flat = flat_tool_name(namespace, name) if isinstance(namespace, str) else name
             else:
                 flat = name
-            args = _arguments(item.arguments)
+            args = _arguments(item.arguments, unchecked)
             if cid in used_ids:
                 continue
             use(cid, i)
@@ -262,6 +267,7 @@ def items_to_messages(
     messages = list(messages)
     append = messages.append
     flush(end)
+    rawjson.check_utf8(unchecked)
     return messages, system, converted
 
 
@@ -269,48 +275,47 @@ def _output_id(item: Any) -> str | None:
     return item.call_id if type(item) is FunctionCallOutput else None
 
 
-def _texts(content: str | list[Any] | None) -> list[bytes]:
+def _texts(content: str | list[Any] | None, unchecked: list[bytes]) -> list[bytes]:
     """The text literals of a message's content."""
     if content is None:
         return []
     if isinstance(content, str):
         return [orjson.dumps(content)]
-    return [rawjson.literal(part.text) for part in content]
+    return [rawjson.literal(part.text, unchecked) for part in content]
 
 
-def _user_content(content: str | list[Any] | None) -> Any:
+def _user_content(content: str | list[Any] | None, unchecked: list[bytes]) -> Any:
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    texts = [rawjson.literal(part.text) for part in content]
+    if len(content) == 1:
+        return Fragment(rawjson.literal(content[0].text, unchecked))
+    texts = [rawjson.literal(part.text, unchecked) for part in content]
     if not texts:
         return ""
-    if len(texts) == 1:
-        return Fragment(texts[0])
     return [{"type": "text", "text": Fragment(t)} for t in texts]
 
 
-def _output(item: FunctionCallOutput) -> Any:
+def _output(item: FunctionCallOutput, unchecked: list[bytes]) -> Any:
     """A function_call_output's text for its tool message."""
     output = bytes(item.output)
-    if output == b"null":
-        return ""
-    if output[:1] != b'"':
+    if output[0] != 34:  # '"'
+        if output == b"null":
+            return ""
         raise NotQuick  # parts (images, files) or another value: the full translation's
-    return Fragment(rawjson.checked(output))
+    if not output.isascii():
+        unchecked.append(output)
+    return Fragment(output)
 
 
-def _arguments(raw: Raw) -> Any:
+def _arguments(raw: Raw, unchecked: list[bytes]) -> Any:
     """A function_call's arguments text: the client's JSON text as it is."""
     args = bytes(raw)
     if args == b"null" or args == EMPTY:
         return "{}"
-    if args[:1] != b'"':
+    if args[0] != 34:
         raise NotQuick  # an object for arguments: the full translation writes it out
-    return Fragment(rawjson.checked(args))
-
-
-def _string(raw: Raw) -> str:
-    value = orjson.loads(rawjson.literal(raw)) if raw is not NULL else ""
-    return value if isinstance(value, str) else ""
+    if not args.isascii():
+        unchecked.append(args)
+    return Fragment(args)
