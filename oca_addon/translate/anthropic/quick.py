@@ -8,10 +8,9 @@ literal (translate/rawjson.py); `chat_messages()` then writes the same chat mess
 cost is per block, not per byte, on every turn and on a conversation's first.
 
 The full translation stays the reference: anything else a request may hold (images,
-documents, a system message among the messages, an unknown field, text that is not valid
-UTF-8...) raises NotQuick and the body is parsed and translated in full, so nothing a client
-sends is treated differently (tests/unit/test_quick.py compares the two on the shapes this
-one takes).
+documents, an unknown field, text that is not valid UTF-8...) raises NotQuick and the body
+is parsed and translated in full, so nothing a client sends is treated differently
+(tests/unit/test_quick.py compares the two on the shapes this one takes).
 """
 
 from __future__ import annotations
