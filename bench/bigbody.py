@@ -305,11 +305,14 @@ def _anthropic_messages(t: Turn, i: int, text: str | None = None) -> list[dict[s
             ],
         }
     )
-    # Claude Code sends a tool's output as a string or as text blocks.
-    content: Any = t.result if i % 2 else [{"type": "text", "text": t.result}]
-    blocks: list[dict[str, Any]] = [
-        {"type": "tool_result", "tool_use_id": t.call_id, "content": content}
-    ]
+    # As Claude Code 2.1 writes a result (tests/e2e/test_claude_code.py): its own tools'
+    # output a string, a Bash command's with is_error; one in eight as text blocks, as an
+    # MCP tool's or a subagent's comes.
+    content: Any = [{"type": "text", "text": t.result}] if i % 8 == 3 else t.result
+    result: dict[str, Any] = {"tool_use_id": t.call_id, "type": "tool_result", "content": content}
+    if t.tool == "Bash":
+        result["is_error"] = False
+    blocks: list[dict[str, Any]] = [result]
     if text is not None:
         blocks.append({"type": "text", "text": text})
     out.append({"role": "user", "content": blocks})
