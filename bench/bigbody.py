@@ -305,9 +305,10 @@ def _anthropic_messages(t: Turn, i: int, text: str | None = None) -> list[dict[s
             ],
         }
     )
-    # As Claude Code 2.1 writes a result (tests/e2e/test_claude_code.py): its own tools'
-    # output a string, a Bash command's with is_error; one in eight as text blocks, as an
-    # MCP tool's or a subagent's comes.
+    # As Claude Code 2.1 writes a result (its Bash and Read results seen on the CLI, and
+    # checked in tests/e2e/test_claude_code.py): its own tools' output a string, a Bash
+    # command's with is_error; one in eight as text blocks, as an MCP tool's or a
+    # subagent's comes.
     content: Any = [{"type": "text", "text": t.result}] if i % 8 == 3 else t.result
     result: dict[str, Any] = {"tool_use_id": t.call_id, "type": "tool_result", "content": content}
     if t.tool == "Bash":
