@@ -44,14 +44,26 @@ def literal(raw: msgspec.Raw, unchecked: list[bytes]) -> bytes:
 def check_utf8(unchecked: list[bytes]) -> None:
     """NotQuick unless the literals set aside are UTF-8: msgspec does not check the strings
     it leaves raw. Only what is sent on is checked (a field no translation reads is skipped
-    unchecked, as it is not sent), and only what is not ASCII; all at once, in one decode
-    of them joined (each is a whole JSON string, its quotes included, so no character can
-    span two): far less than one each, or than a pass over the whole body."""
-    if unchecked:
-        try:
-            b"".join(unchecked).decode("utf-8")
-        except UnicodeDecodeError:
-            raise NotQuick from None
+    unchecked, as it is not sent), and only what is not ASCII: a few at a time, each group
+    decoded joined (each literal is a whole JSON string, its quotes included, so no
+    character spans two). Less than one decode each; groups of up to _GROUP bytes, as one
+    decode of megabytes costs more again, in fresh memory for the text it makes."""
+    group: list[bytes] = []
+    size = 0
+    try:
+        for literal in unchecked:
+            group.append(literal)
+            size += len(literal)
+            if size >= _GROUP:
+                b"".join(group).decode("utf-8")
+                group, size = [], 0
+        if group:
+            b"".join(group).decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotQuick from None
+
+
+_GROUP = 32 * 1024
 
 
 def string(raw: msgspec.Raw) -> str:

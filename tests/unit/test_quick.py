@@ -32,7 +32,7 @@ from oca_addon.core.modelinfo import Catalog
 from oca_addon.core.routing import Endpoint
 from oca_addon.core.settings import Settings
 from oca_addon.sim.models import model_info_payload
-from oca_addon.translate import anthropic, responses
+from oca_addon.translate import anthropic, rawjson, responses
 from oca_addon.translate.anthropic import anthropic_to_chat
 from oca_addon.translate.memo import ConversationMemo
 from oca_addon.translate.rawjson import NotQuick
@@ -446,6 +446,21 @@ def test_a_system_prompt_and_tools_sent_again_are_parsed_once() -> None:
     small = {**body, "system": "s", "tools": tools[:1]}
     raw = json.dumps(small).encode()
     assert anthropic.quick.decode(raw)[0]["tools"] is not anthropic.quick.decode(raw)[0]["tools"]
+
+
+@pytest.mark.parametrize("bad_at", [None, 0, 7, 19])
+def test_the_utf8_check_finds_a_bad_literal_in_any_group(bad_at: int | None) -> None:
+    """rawjson.check_utf8 decodes the literals a few KB at a time: a bad one is found in
+    the first group, one in the middle or the last, and good ones pass."""
+    good = orjson.dumps("é" * 5000)  # ~10 KB: a group holds three or four
+    literals = [good] * 20
+    if bad_at is not None:
+        literals[bad_at] = good[:-1] + b'\xff"'
+    if bad_at is None:
+        rawjson.check_utf8(literals)
+    else:
+        with pytest.raises(NotQuick):
+            rawjson.check_utf8(literals)
 
 
 def test_bad_json_is_the_same_error_either_way() -> None:
