@@ -51,9 +51,9 @@ def check_utf8(unchecked: list[bytes]) -> None:
     group: list[bytes] = []
     size = 0
     try:
-        for literal in unchecked:
-            group.append(literal)
-            size += len(literal)
+        for lit in unchecked:
+            group.append(lit)
+            size += len(lit)
             if size >= _GROUP:
                 b"".join(group).decode("utf-8")
                 group, size = [], 0
