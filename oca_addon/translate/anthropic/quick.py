@@ -181,7 +181,8 @@ def chat_messages(
                         call_id = raw_id if id_ok(raw_id) else _upstream_tool_id(raw_id)
                         ids[raw_id] = call_id
                     raw_input = bytes(block.input)
-                    if raw_input[0] == 123:  # '{': the usual input, as the client wrote it
+                    as_sent = raw_input[0] == 123  # '{': the usual input, as the client wrote it
+                    if as_sent:
                         try:
                             arguments = raw_input.decode()
                         except UnicodeDecodeError:
@@ -189,14 +190,15 @@ def chat_messages(
                         inputs.append(raw_input)  # if not as _arguments() writes it: below
                     else:
                         arguments = _arguments(raw_input)
-                    if calls and any(c["id"] == call_id for c in calls):
-                        if raw_input[0] == 123:
-                            written.append(None)
-                        continue
-                    function = {"name": names.get(name) or name_for(name), "arguments": arguments}
-                    if raw_input[0] == 123:
+                    function: dict[str, Any] | None = None  # None: a repeated call, dropped
+                    if not (calls and any(c["id"] == call_id for c in calls)):
+                        function = {
+                            "name": names.get(name) or name_for(name),
+                            "arguments": arguments,
+                        }
+                        calls.append({"id": call_id, "type": "function", "function": function})
+                    if as_sent:
                         written.append(function)
-                    calls.append({"id": call_id, "type": "function", "function": function})
                 # thinking, redacted_thinking: dropped
             if not texts and not calls:
                 pending = {}

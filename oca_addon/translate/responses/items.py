@@ -217,12 +217,14 @@ class Converted:
     used_at: list[int]  # the item index where each was taken
     unanswered: list[tuple[int, str]]  # (item index, call id): calls that found no output
 
-    def resume(self, same: int, later_outputs: Callable[[int], Iterable[Any]]) -> Converted | None:
-        """What a request whose first `same` items equal this one's takes from it: the
-        conversion up to the last point within them (`marks[-1]` of the result: where it
-        starts converting again). None when there is none, or when a call that found no
-        output before that point would take one of the request's later items
-        (`later_outputs(begin)`: the call ids of its outputs from item `begin` on)."""
+    def resume(
+        self, same: int, later_outputs: Callable[[int], Iterable[Any]]
+    ) -> tuple[int, Converted] | None:
+        """What a request whose first `same` items equal this one's takes from it: (the item
+        it starts converting again at, the last point within them; the conversion before
+        it). None when there is none, or when a call that found no output before that
+        point would take one of the request's later items (`later_outputs(begin)`: the call
+        ids of its outputs from item `begin` on)."""
         m = bisect_right(self.marks, same) - 1  # the last point within the equal items
         if m <= 0:
             return None
@@ -232,9 +234,9 @@ class Converted:
             return None  # that call would take its output now: start again
         n_messages, n_system = self.sizes[m]
         cut = bisect_left(self.used_at, begin)
-        return Converted(
-            self.marks[: m + 1],
-            self.sizes[: m + 1],
+        return begin, Converted(
+            self.marks[:m],
+            self.sizes[:m],
             self.messages[:n_messages],
             self.system[:n_system],
             self.used[:cut],
@@ -243,25 +245,23 @@ class Converted:
         )
 
 
+def resumed(
+    resume: tuple[Converted, int] | None, later_outputs: Callable[[int], Iterable[Any]]
+) -> tuple[int, Converted]:
+    """Where items_to_messages() starts (in either translation) and the conversion it goes
+    on from: `resume`'s (Converted.resume), or item 0 and nothing."""
+    kept = resume[0].resume(resume[1], later_outputs) if resume is not None else None
+    return kept or (0, Converted([], [], [], [], [], [], []))
+
+
 def items_to_messages(
     items: list[Any], resume: tuple[Converted, int] | None = None
 ) -> tuple[list[dict[str, Any]], list[str], Converted]:
     """Input items -> (chat messages, the items' system texts, what the next turn can start
     from). `resume`: an earlier request's Converted and how many leading items are equal."""
-    messages: list[dict[str, Any]] = []
-    system: list[str] = []
-    used: list[str] = []
-    used_at: list[int] = []
-    unanswered: list[tuple[int, str]] = []
-    marks: list[int] = []
-    sizes: list[tuple[int, int]] = []
-    begin = 0
-    kept = resume[0].resume(resume[1], lambda b: map(_call_id_of, items[b:])) if resume else None
-    if kept is not None:
-        begin = kept.marks.pop()
-        del kept.sizes[-1]
-        marks, sizes, messages, system = kept.marks, kept.sizes, kept.messages, kept.system
-        used, used_at, unanswered = kept.used, kept.used_at, kept.unanswered
+    begin, kept = resumed(resume, lambda b: map(_call_id_of, items[b:]))
+    marks, sizes, messages, system = kept.marks, kept.sizes, kept.messages, kept.system
+    used, used_at, unanswered = kept.used, kept.used_at, kept.unanswered
 
     # Where is each call's output? (call_id -> positions in `items`, in order)
     outputs: dict[str, deque[int]] = {}

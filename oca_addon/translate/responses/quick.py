@@ -24,7 +24,7 @@ from msgspec import Raw, Struct
 from oca_addon.translate import rawjson
 from oca_addon.translate.rawjson import EMPTY, NULL, Fragment, NotQuick
 from oca_addon.translate.responses.common import _NO_OUTPUT_TEXT, flat_tool_name
-from oca_addon.translate.responses.items import _MARK_EVERY, Converted
+from oca_addon.translate.responses.items import _MARK_EVERY, Converted, resumed
 
 
 class _Part(Struct, tag_field="type"):
@@ -129,20 +129,9 @@ def items_to_messages(
 ) -> tuple[list[dict[str, Any]], list[str], Converted]:
     """What `items.items_to_messages(items, resume)` gives for these items (its comments say
     what each step does and why)."""
-    messages: list[dict[str, Any]] = []
-    system: list[str] = []
-    used: list[str] = []
-    used_at: list[int] = []
-    unanswered: list[tuple[int, str]] = []
-    marks: list[int] = []
-    sizes: list[tuple[int, int]] = []
-    begin = 0
-    kept = resume[0].resume(resume[1], lambda b: map(_output_id, items[b:])) if resume else None
-    if kept is not None:
-        begin = kept.marks.pop()
-        del kept.sizes[-1]
-        marks, sizes, messages, system = kept.marks, kept.sizes, kept.messages, kept.system
-        used, used_at, unanswered = kept.used, kept.used_at, kept.unanswered
+    begin, kept = resumed(resume, lambda b: map(_output_id, items[b:]))
+    marks, sizes, messages, system = kept.marks, kept.sizes, kept.messages, kept.system
+    used, used_at, unanswered = kept.used, kept.used_at, kept.unanswered
 
     unchecked: list[bytes] = []  # the literals copied that are not ASCII (rawjson.check_utf8)
     names: dict[bytes, str] = {}  # a function's name literal -> the name (each used often)
