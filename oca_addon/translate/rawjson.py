@@ -98,13 +98,14 @@ class _Parsed:
     change, core/refusals.py)."""
 
     SMALLEST = 2048  # smaller fields are parsed each time
+    LARGEST = 512 * 1024  # and larger ones: what is kept stays bounded (KEPT x LARGEST)
     KEPT = 8
 
     def __init__(self) -> None:
         self._by_bytes: dict[bytes, Any] = {}
 
     def loads(self, value: msgspec.Raw) -> Any:
-        if len(value) < self.SMALLEST:
+        if not self.SMALLEST <= len(value) <= self.LARGEST:
             return orjson.loads(memoryview(value))
         key = bytes(value)
         cache = self._by_bytes

@@ -443,9 +443,11 @@ def test_a_system_prompt_and_tools_sent_again_are_parsed_once() -> None:
         client = read_body(API[Endpoint.MESSAGES], raw, None)
         prepare_body(Endpoint.MESSAGES, client, Settings(), CATALOG).settle()
     assert first["tools"] == tools and first["system"] == "s" * 3000
-    small = {**body, "system": "s", "tools": tools[:1]}
-    raw = json.dumps(small).encode()
-    assert anthropic.quick.decode(raw)[0]["tools"] is not anthropic.quick.decode(raw)[0]["tools"]
+    for size in ("s" * 10, "s" * 600_000):  # too small to keep, or too large
+        raw = json.dumps({**body, "system": size}).encode()
+        assert (
+            anthropic.quick.decode(raw)[0]["system"] is not anthropic.quick.decode(raw)[0]["system"]
+        )
 
 
 @pytest.mark.parametrize("bad_at", [None, 0, 7, 19])
